@@ -1,0 +1,184 @@
+// The ComfyUI client: HTTP routes, the websocket session, readiness, and running one prompt to
+// its end. It knows nothing of jobs, doors or delivery.
+import { WorkerError } from '../errors';
+import { sleep } from '../util/time';
+import type { Logger } from '../observability/logger';
+import { classifyOutcome } from './history';
+import { ComfyHttp, type SubmitResponse } from './http';
+import { ComfySession } from './session';
+import type { ComfyEvent, HistoryEntry, Workflow } from './types';
+import { PromptWatch, type WatchDeps } from './watch';
+
+/** After an interrupt, how long to wait for ComfyUI to let go of the prompt before moving on. */
+const RELEASE_GRACE_MS = 10_000;
+const PROBE_TIMEOUT_MS = 5_000;
+
+export interface ComfyClientOptions {
+  baseUrl: string;
+  clientId: string;
+  reconnectAttempts: number;
+  reconnectDelayMs: number;
+  websocketTrace: boolean;
+  historyPollMs: number;
+  logger: Logger;
+}
+
+export interface PromptRequest {
+  promptId: string;
+  workflow: Workflow;
+  extraData: Record<string, unknown>;
+  /** Aborted on deadline or cancel; its reason (a WorkerError) is what the run rejects with. */
+  signal: AbortSignal;
+  onEvent?: (event: ComfyEvent) => void;
+}
+
+export interface FinishedPrompt {
+  entry: HistoryEntry;
+  warnings: string[];
+}
+
+export class ComfyClient {
+  readonly http: ComfyHttp;
+  readonly session: ComfySession;
+  private readonly logger: Logger;
+  private readonly watchDeps: WatchDeps;
+  private systemStatsValue: Record<string, unknown> | undefined;
+
+  constructor(opts: ComfyClientOptions) {
+    this.logger = opts.logger;
+    this.http = new ComfyHttp(opts.baseUrl);
+    this.session = new ComfySession({
+      baseUrl: opts.baseUrl,
+      clientId: opts.clientId,
+      reconnectAttempts: opts.reconnectAttempts,
+      reconnectDelayMs: opts.reconnectDelayMs,
+      trace: opts.websocketTrace,
+      logger: opts.logger,
+    });
+    this.watchDeps = { http: this.http, session: this.session, historyPollMs: opts.historyPollMs, logger: opts.logger };
+  }
+
+  get baseUrl(): string {
+    return this.http.baseUrl;
+  }
+
+  /** Ready = /system_stats answers and the websocket is open (a job taken earlier could fail). */
+  get isReady(): boolean {
+    return this.session.isOpen;
+  }
+
+  /** The last /system_stats answer (GPU name, versions), if ComfyUI has been reached. */
+  get systemStats(): Record<string, unknown> | undefined {
+    return this.systemStatsValue;
+  }
+
+  /**
+   * Waits for ComfyUI with backoff (0.25 s doubling to 5 s) until /system_stats answers and the
+   * websocket opens, or the deadline passes. Logs what it is waiting for.
+   */
+  async waitUntilReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.isReady) return;
+    const started = Date.now();
+    let delay = 250;
+    let lastLog = 0;
+    for (;;) {
+      const reason = await this.probe();
+      if (reason === undefined) {
+        this.logger.info({ url: this.baseUrl, waitedMs: Date.now() - started }, 'ComfyUI is ready');
+        return;
+      }
+      const waited = Date.now() - started;
+      if (waited >= timeoutMs) {
+        throw new WorkerError(503, 'comfy_unavailable', `ComfyUI at ${this.baseUrl} was not ready after ${Math.round(waited / 1000)} s: ${reason}`);
+      }
+      if (lastLog === 0 || Date.now() - lastLog >= 10_000) {
+        lastLog = Date.now();
+        this.logger.info({ url: this.baseUrl, waitedS: Math.round(waited / 1000), reason }, 'waiting for ComfyUI');
+      }
+      await sleep(Math.min(delay, timeoutMs - waited), signal);
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+
+  /** One readiness probe; undefined when ready, else what is missing. */
+  private async probe(): Promise<string | undefined> {
+    try {
+      this.systemStatsValue = await this.http.systemStats(PROBE_TIMEOUT_MS);
+    } catch (err) {
+      return `/system_stats: ${(err as Error).message}`;
+    }
+    try {
+      await this.session.connect();
+      return undefined;
+    } catch (err) {
+      return `websocket /ws: ${(err as Error).message}`;
+    }
+  }
+
+  /**
+   * Submits a prompt and waits for its end. Resolves with the history entry of a successful run;
+   * rejects with a WorkerError for a rejected prompt, an execution error, an interrupt, a lost
+   * ComfyUI, or the signal's reason (deadline, cancel) after interrupting the prompt.
+   */
+  async runPrompt(req: PromptRequest): Promise<FinishedPrompt> {
+    const watch = new PromptWatch(this.watchDeps, req.promptId, req.onEvent);
+    let submitted: SubmitResponse;
+    try {
+      submitted = await this.http.submit(
+        { promptId: req.promptId, clientId: this.session.clientId, workflow: req.workflow, extraData: req.extraData },
+        req.signal,
+      );
+    } catch (err) {
+      watch.stop();
+      if (req.signal.aborted) await this.release(req.promptId);
+      throw err;
+    }
+    const warnings: string[] = [];
+    if (Object.keys(submitted.node_errors).length > 0) {
+      // A 200 with node_errors: ComfyUI silently dropped the outputs that failed validation.
+      warnings.push(`ComfyUI skipped outputs that failed validation: ${JSON.stringify(submitted.node_errors)}`);
+    }
+    return { entry: await this.finish(watch, req.promptId, req.signal, false), warnings };
+  }
+
+  /** Follows a prompt submitted earlier (by a previous worker process) to its end. */
+  async resumePrompt(promptId: string, signal: AbortSignal, onEvent?: (event: ComfyEvent) => void): Promise<HistoryEntry> {
+    return this.finish(new PromptWatch(this.watchDeps, promptId, onEvent), promptId, signal, true);
+  }
+
+  private async finish(watch: PromptWatch, promptId: string, signal: AbortSignal, checkNow: boolean): Promise<HistoryEntry> {
+    let entry: HistoryEntry;
+    try {
+      entry = await watch.done(signal, { checkNow });
+    } catch (err) {
+      if (signal.aborted) await this.release(promptId);
+      throw err;
+    }
+    const outcome = classifyOutcome(entry);
+    if (outcome.kind === 'success') return entry;
+    if (outcome.kind === 'error') throw outcome.error;
+    // Interrupted, but not by us (our own cancel would have aborted the signal first).
+    if (signal.aborted) throw signal.reason;
+    throw new WorkerError(500, 'execution_error', `ComfyUI interrupted the prompt at node ${outcome.nodeId ?? '?'} (not at this worker's request)`);
+  }
+
+  /**
+   * Takes our prompt out of ComfyUI: dequeue if pending, interrupt if running (by prompt_id only,
+   * never a bare /interrupt), then wait briefly until ComfyUI lets go of it, so the next prompt
+   * does not queue behind it.
+   */
+  async release(promptId: string): Promise<void> {
+    try {
+      await this.http.deleteFromQueue(promptId);
+      await this.http.interrupt(promptId);
+      const grace = AbortSignal.timeout(RELEASE_GRACE_MS);
+      await new PromptWatch(this.watchDeps, promptId).done(grace, { checkNow: true });
+    } catch (err) {
+      this.logger.debug({ promptId, err: (err as Error).message }, 'release of prompt ended');
+    }
+  }
+
+  close(): void {
+    this.session.close();
+  }
+}

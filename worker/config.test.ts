@@ -1,0 +1,43 @@
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  test('defaults', () => {
+    const config = loadConfig({}, '/srv');
+    expect(config.mode).toBe('http');
+    expect(config.comfy.baseUrl).toBe('http://127.0.0.1:8188');
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 8000, maxBodyBytes: 50 * 1024 * 1024 });
+    expect(config.comfy.reconnectAttempts).toBe(5);
+    expect(config.comfy.reconnectDelayS).toBe(3);
+    expect(config.jobs.timeoutS).toBe(3600);
+    expect(config.jobs.dbPath).toBe('/srv/data/comfyui_jobs.db');
+    expect(config.outputs.base64MaxBytes).toBe(10485760);
+  });
+
+  test('mode: explicit, HTTP_API_MODE, Vast and RunPod detection', () => {
+    expect(loadConfig({ WORKER_MODE: 'runpod' }).mode).toBe('runpod');
+    expect(loadConfig({ HTTP_API_MODE: 'true', REPORT_ADDR: 'https://run.vast.ai', CONTAINER_ID: '1' }).mode).toBe('http');
+    expect(loadConfig({ REPORT_ADDR: 'https://run.vast.ai', CONTAINER_ID: '1' }).mode).toBe('vast');
+    expect(loadConfig({ REPORT_ADDR: 'https://run.vast.ai' }).mode).toBe('http');
+    expect(loadConfig({ RUNPOD_WEBHOOK_GET_JOB: 'https://api.runpod.ai/v2/x/job-take/$ID' }).mode).toBe('runpod');
+  });
+
+  test('COMFY_HOST=host:port is accepted; COMFYUI_API_BASE wins', () => {
+    expect(loadConfig({ COMFY_HOST: '127.0.0.1:18188' }).comfy.baseUrl).toBe('http://127.0.0.1:18188');
+    expect(loadConfig({ COMFY_HOST: 'a:1', COMFYUI_API_BASE: 'http://b:2/' }).comfy.baseUrl).toBe('http://b:2');
+  });
+
+  test.each([
+    [{ API_PORT: 'eighty' }, 'API_PORT: expected an integer'],
+    [{ WEBSOCKET_TRACE: 'maybe' }, 'WEBSOCKET_TRACE: expected true or false'],
+    [{ WORKER_MODE: 'lambda' }, 'WORKER_MODE: expected one of http, vast, runpod'],
+    [{ COMFYUI_API_BASE: 'ftp://x' }, 'COMFYUI_API_BASE: expected an http(s) URL'],
+    [{ JOB_TIMEOUT_S: '-1' }, 'JOB_TIMEOUT_S: expected a number >= 0.1'],
+  ])('a bad value names the variable: %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  test('every bad variable is reported at once', () => {
+    expect(() => loadConfig({ API_PORT: 'x', MAX_BODY_MB: 'y' })).toThrow(/API_PORT[\s\S]*MAX_BODY_MB/);
+  });
+});

@@ -1,0 +1,78 @@
+// Runs one claimed job end to end: inputs → ComfyUI → outputs. Throws a WorkerError on failure;
+// the runner records the outcome.
+import type { AxiosInstance } from 'axios';
+import type { ComfyClient } from '../comfy/client';
+import { collectOutputs } from '../comfy/history';
+import { uploadInputImages, type InputLimits } from '../comfy/inputs';
+import type { ComfyEvent } from '../comfy/types';
+import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
+import { deliverOutputs } from '../delivery/outputs';
+import type { JobRecord, JobResult, JobSecrets } from './types';
+
+export interface ExecuteDeps {
+  comfy: ComfyClient;
+  outbound: AxiosInstance;
+  inputs: InputLimits;
+  maxInlineBytes: number;
+  /** COMFY_ORG_API_KEY, used when the request brings no key of its own. */
+  orgApiKey: string | undefined;
+  clock?: () => number;
+}
+
+export interface Execution {
+  result: JobResult;
+  files: Buffer[];
+}
+
+export type JobExecutor = (
+  job: JobRecord,
+  secrets: JobSecrets,
+  signal: AbortSignal,
+  onEvent: (event: ComfyEvent) => void,
+) => Promise<Execution>;
+
+export function createExecutor(deps: ExecuteDeps): JobExecutor {
+  const clock = deps.clock ?? Date.now;
+  return async (job, secrets, signal, onEvent) => {
+    const promptId = job.promptId;
+    if (promptId === null) throw new Error(`job ${job.id} has no prompt id`);
+    const started = clock();
+    const { spec } = job;
+
+    const references = await uploadInputImages(deps.comfy.http, deps.outbound, spec.images, deps.inputs, signal);
+    // The prompt id is unique per submission, so its head makes the output names unique too.
+    const workflow = withUniquePrefix(withUploadedNames(spec.workflow, references), promptId.slice(0, 8));
+    const apiKey = secrets.comfyOrgApiKey ?? deps.orgApiKey;
+    const extraData = apiKey !== undefined ? { api_key_comfy_org: apiKey } : {};
+    const submitted = clock();
+
+    const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent });
+    const generated = clock();
+
+    const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
+    const delivered = await deliverOutputs(
+      deps.comfy.http,
+      refs,
+      values,
+      { maxInlineBytes: deps.maxInlineBytes, allowPartial: spec.allowPartial },
+      signal,
+    );
+    const finished = clock();
+    const queuedAt = Math.round(job.createdAt * 1000);
+    const result: JobResult = {
+      outputs: delivered.outputs,
+      warnings,
+      timings: {
+        queued_at_ms: queuedAt,
+        started_at_ms: started,
+        preprocess_ms: submitted - started,
+        generation_ms: generated - submitted,
+        postprocess_ms: finished - generated,
+        completed_at_ms: finished,
+        total_ms: finished - queuedAt,
+      },
+    };
+    if (spec.includeComfyResponse) result.comfyResponse = { [promptId]: entry };
+    return { result, files: delivered.files };
+  };
+}

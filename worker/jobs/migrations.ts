@@ -1,0 +1,47 @@
+// The job database's schema, as numbered migrations. PRAGMA user_version records how many have
+// run; each runs once, in order, inside a transaction. Append new ones; never edit old ones.
+import type { Database } from 'better-sqlite3';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: jobs and their inline output files
+  `
+  CREATE TABLE jobs (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- submission order: FIFO
+    id           TEXT    NOT NULL UNIQUE,
+    door         TEXT    NOT NULL,
+    sync         INTEGER NOT NULL DEFAULT 0,
+    status       TEXT    NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    prompt_id    TEXT,                              -- minted before submission, for recovery
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL    NOT NULL,                  -- epoch seconds
+    started_at   REAL,
+    completed_at REAL,
+    error        TEXT,                              -- JSON ErrorBody
+    secrets      BLOB,                              -- AES-GCM sealed JobSecrets; NULL once terminal
+    spec         TEXT    NOT NULL,                  -- JSON JobSpec without images
+    inputs       TEXT,                              -- JSON input images; NULL once terminal
+    result       TEXT                               -- JSON JobResult (large, so last)
+  );
+  CREATE INDEX jobs_status_seq ON jobs (status, seq);
+  CREATE INDEX jobs_completed_at ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+  CREATE TABLE job_files (
+    job_id TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx    INTEGER NOT NULL,
+    bytes  BLOB    NOT NULL,
+    PRIMARY KEY (job_id, idx)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export function migrate(db: Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`the database has schema version ${current}, newer than this worker's ${MIGRATIONS.length}`);
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] ?? '');
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,105 @@
+// What doors use to work with jobs: submit, look up, wait for the end, cancel. Sync and async
+// requests go through the same store and the same runner, so they share one order.
+import { WorkerError, notFound } from '../errors';
+import type { JobEvents } from './events';
+import type { Runner } from './runner';
+import type { JobStore } from './store';
+import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
+
+export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
+
+export class JobQueue {
+  readonly store: JobStore;
+  private readonly runner: Runner;
+  private readonly events: JobEvents;
+  private readonly maxQueueSize: number;
+  private readonly waiters = new Map<string, Set<(job: JobRecord) => void>>();
+
+  constructor(opts: { store: JobStore; runner: Runner; events: JobEvents; maxQueueSize: number }) {
+    this.store = opts.store;
+    this.runner = opts.runner;
+    this.events = opts.events;
+    this.maxQueueSize = opts.maxQueueSize;
+    this.events.on('finished', (job) => {
+      const waiting = this.waiters.get(job.id);
+      if (!waiting) return;
+      this.waiters.delete(job.id);
+      for (const resolve of waiting) resolve(job);
+    });
+  }
+
+  /** Stores the job and wakes the runner. 503 with Retry-After when MAX_QUEUE_SIZE jobs wait. */
+  submit(job: NewJob): JobRecord {
+    if (this.store.pendingCount() >= this.maxQueueSize) {
+      throw new WorkerError(503, 'queue_full', `The queue is full (${this.maxQueueSize} jobs waiting); retry shortly`, {
+        headers: { 'Retry-After': '5' },
+      });
+    }
+    const record = this.store.insert(job);
+    this.events.emit('submitted', record);
+    this.runner.wake();
+    return record;
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.store.get(id);
+  }
+
+  /** The job, or a 404 naming it. */
+  require(id: string): JobRecord {
+    const job = this.store.get(id);
+    if (!job) throw notFound(`Job ${id} not found`);
+    return job;
+  }
+
+  /** Base64 of an output's stored bytes, for inline delivery. */
+  inlineData(job: JobRecord, output: JobOutput): string | undefined {
+    return output.blob === undefined ? undefined : this.store.file(job.id, output.blob)?.toString('base64');
+  }
+
+  progress(id: string): JobProgress | undefined {
+    return this.runner.progressOf(id);
+  }
+
+  queuePosition(job: JobRecord): number | undefined {
+    return job.status === 'pending' ? this.store.queuePosition(job) : undefined;
+  }
+
+  /** Resolves with the job's final state. The signal ends the wait (not the job). */
+  wait(id: string, signal?: AbortSignal): Promise<JobRecord> {
+    return new Promise((resolve, reject) => {
+      const job = this.store.get(id);
+      if (!job) return reject(notFound(`Job ${id} not found`));
+      if (TERMINAL_STATUSES.includes(job.status)) return resolve(job);
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      const waiter = (final: JobRecord) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(final);
+      };
+      const onAbort = () => {
+        set.delete(waiter);
+        if (set.size === 0) this.waiters.delete(id);
+        reject(signal?.reason);
+      };
+      set.add(waiter);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Cancels a job: a pending one at once; a running one by interrupting its prompt (it ends as
+   * cancelled shortly after, reported through `finished`).
+   */
+  cancel(id: string, reason: WorkerError): CancelOutcome {
+    const job = this.require(id);
+    if (job.status === 'pending' && this.store.cancelPending(id, reason.toBody())) {
+      const final = this.store.get(id);
+      if (final) this.events.emit('finished', final);
+      return 'cancelled';
+    }
+    if (this.runner.abortRunning(id, reason)) return 'cancelling';
+    return 'already_finished';
+  }
+}

@@ -1,0 +1,240 @@
+// Jobs in SQLite (better-sqlite3: synchronous, so every statement is atomic with respect to the
+// event loop). WAL mode lets /status readers run beside the runner's writes; a busy timeout covers
+// another process holding the file. Claiming the next job is a single UPDATE ... RETURNING.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database, { type Database as Db } from 'better-sqlite3';
+import { ConfigError } from '../config';
+import { WorkerError, type ErrorBody } from '../errors';
+import { migrate } from './migrations';
+import type { SecretBox } from './secrets';
+import type { Door, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from './types';
+
+interface JobRow {
+  seq: number;
+  id: string;
+  door: string;
+  sync: number;
+  status: string;
+  prompt_id: string | null;
+  attempts: number;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+  secrets: Buffer | null;
+  spec: string;
+  inputs: string | null;
+  result: string | null;
+}
+
+export type StatusCounts = Record<JobStatus, number>;
+
+export interface StoreOptions {
+  path: string;
+  secrets: SecretBox;
+  /** Milliseconds since the epoch; tests pass a controlled clock. */
+  clock?: () => number;
+}
+
+function rowToRecord(row: JobRow): JobRecord {
+  const spec = JSON.parse(row.spec) as JobSpec;
+  spec.images = row.inputs ? (JSON.parse(row.inputs) as JobSpec['images']) : [];
+  return {
+    id: row.id,
+    seq: row.seq,
+    door: row.door as Door,
+    sync: row.sync === 1,
+    status: row.status as JobStatus,
+    spec,
+    promptId: row.prompt_id,
+    attempts: row.attempts,
+    result: row.result ? (JSON.parse(row.result) as JobResult) : null,
+    error: row.error ? (JSON.parse(row.error) as ErrorBody) : null,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+  };
+}
+
+function openDatabase(file: string): Db {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`SQLITE_DB_PATH: cannot create the folder of ${file}: ${(err as Error).message}`);
+  }
+  let db: Db | undefined;
+  try {
+    db = new Database(file);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    // WAL + NORMAL: a committed job survives a process crash; only an OS crash can lose the last ones.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db?.close();
+    const code = (err as { code?: string }).code ?? '';
+    const reason =
+      code === 'SQLITE_NOTADB'
+        ? 'is not a SQLite database'
+        : code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_IOERR'
+          ? `cannot be opened for writing (${code})`
+          : (err as Error).message;
+    throw new ConfigError(`SQLITE_DB_PATH: ${file} ${reason}`);
+  }
+}
+
+function prepareStatements(db: Db) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO jobs (id, door, sync, status, created_at, secrets, spec, inputs)
+       VALUES (@id, @door, @sync, 'pending', @created_at, @secrets, @spec, @inputs)`,
+    ),
+    get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+    claim: db.prepare(
+      `UPDATE jobs SET status = 'running', started_at = @now, prompt_id = @prompt_id, attempts = attempts + 1
+       WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
+       RETURNING *`,
+    ),
+    finish: db.prepare(
+      `UPDATE jobs SET status = @status, completed_at = @now, result = @result, error = @error,
+                       secrets = NULL, inputs = NULL
+       WHERE id = @id AND status IN ('pending', 'running')`,
+    ),
+    cancelPending: db.prepare(
+      `UPDATE jobs SET status = 'cancelled', completed_at = @now, error = @error, secrets = NULL, inputs = NULL
+       WHERE id = @id AND status = 'pending'`,
+    ),
+    position: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending' AND seq < ?`),
+    counts: db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
+    pendingCount: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending'`),
+    running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
+    pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
+    addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
+    file: db.prepare('SELECT bytes FROM job_files WHERE job_id = ? AND idx = ?'),
+  };
+}
+
+export class JobStore {
+  readonly path: string;
+  private readonly db: Db;
+  private readonly box: SecretBox;
+  private readonly clock: () => number;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+
+  constructor(opts: StoreOptions) {
+    this.path = opts.path;
+    this.box = opts.secrets;
+    this.clock = opts.clock ?? Date.now;
+    this.db = openDatabase(opts.path);
+    this.stmt = prepareStatements(this.db);
+  }
+
+  now(): number {
+    return this.clock() / 1000;
+  }
+
+  /** Stores a new pending job. A second job with the same id is a 409. */
+  insert(job: NewJob): JobRecord {
+    const { images, ...spec } = job.spec;
+    const hasSecrets = job.secrets !== undefined && Object.values(job.secrets).some((v) => v !== undefined);
+    try {
+      this.stmt.insert.run({
+        id: job.id,
+        door: job.door,
+        sync: job.sync ? 1 : 0,
+        created_at: this.now(),
+        secrets: hasSecrets ? this.box.seal(job.secrets) : null,
+        spec: JSON.stringify(spec),
+        inputs: images.length > 0 ? JSON.stringify(images) : null,
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
+      }
+      throw err;
+    }
+    return this.get(job.id) as JobRecord;
+  }
+
+  get(id: string): JobRecord | undefined {
+    const row = this.stmt.get.get(id) as JobRow | undefined;
+    return row ? rowToRecord(row) : undefined;
+  }
+
+  /** The job's credentials, while it is not finished. */
+  secretsOf(id: string): JobSecrets {
+    const row = this.stmt.get.get(id) as JobRow | undefined;
+    return row?.secrets ? this.box.unseal<JobSecrets>(row.secrets) : {};
+  }
+
+  /** Atomically marks the oldest pending job running with the given prompt id. */
+  claimNext(promptId: string): JobRecord | undefined {
+    const row = this.stmt.claim.get({ now: this.now(), prompt_id: promptId }) as JobRow | undefined;
+    return row ? rowToRecord(row) : undefined;
+  }
+
+  /**
+   * Ends a pending or running job. Returns false if it had already ended (first writer wins).
+   * Output bytes kept for inline delivery are stored in the same transaction.
+   */
+  finish(
+    id: string,
+    status: Exclude<JobStatus, 'pending' | 'running'>,
+    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[] },
+  ): boolean {
+    return this.db.transaction(() => {
+      const changed = this.stmt.finish.run({
+        id,
+        status,
+        now: this.now(),
+        result: outcome.result ? JSON.stringify(outcome.result) : null,
+        error: outcome.error ? JSON.stringify(outcome.error) : null,
+      }).changes;
+      if (changed === 0) return false;
+      outcome.files?.forEach((bytes, index) => this.stmt.addFile.run(id, index, bytes));
+      return true;
+    })();
+  }
+
+  /** Cancels a job only if it has not started; false otherwise. */
+  cancelPending(id: string, error: ErrorBody): boolean {
+    return this.stmt.cancelPending.run({ id, now: this.now(), error: JSON.stringify(error) }).changes === 1;
+  }
+
+  file(id: string, index: number): Buffer | undefined {
+    const row = this.stmt.file.get(id, index) as { bytes: Buffer } | undefined;
+    return row?.bytes;
+  }
+
+  /** How many pending jobs are ahead of this one. */
+  queuePosition(job: JobRecord): number {
+    return (this.stmt.position.get(job.seq) as { n: number }).n;
+  }
+
+  pendingCount(): number {
+    return (this.stmt.pendingCount.get() as { n: number }).n;
+  }
+
+  counts(): StatusCounts {
+    const counts: StatusCounts = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    for (const row of this.stmt.counts.all() as Array<{ status: JobStatus; n: number }>) counts[row.status] = row.n;
+    return counts;
+  }
+
+  /** Jobs a previous process left running. */
+  running(): JobRecord[] {
+    return (this.stmt.running.all() as JobRow[]).map(rowToRecord);
+  }
+
+  /** Pending jobs whose caller waits on an open connection. */
+  pendingSync(): JobRecord[] {
+    return (this.stmt.pendingSync.all() as JobRow[]).map(rowToRecord);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
