@@ -73,7 +73,7 @@ export class ComfyClient {
   }
 
   /**
-   * Waits for ComfyUI with backoff (0.25 s doubling to 5 s) until /system_stats answers and the
+   * Waits for ComfyUI with backoff (0.25 s doubling to 2 s) until /system_stats answers and the
    * websocket opens, or the deadline passes. Logs what it is waiting for.
    */
   async waitUntilReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
@@ -96,7 +96,7 @@ export class ComfyClient {
         this.logger.info({ url: this.baseUrl, waitedS: Math.round(waited / 1000), reason }, 'waiting for ComfyUI');
       }
       await sleep(Math.min(delay, timeoutMs - waited), signal);
-      delay = Math.min(delay * 2, 5_000);
+      delay = Math.min(delay * 2, 2_000);
     }
   }
 

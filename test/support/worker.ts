@@ -1,0 +1,59 @@
+// Starts a real worker (in this process, on an ephemeral port, with its own SQLite file) against
+// a simulator, and waits until it is connected to it.
+import path from 'node:path';
+import { startWorker, type RunningWorker } from '../../worker/app';
+import { loadConfig } from '../../worker/config';
+import { createLogger } from '../../worker/observability/logger';
+import { tempDir } from './tmp';
+
+export interface TestWorker extends RunningWorker {
+  dbPath: string;
+}
+
+export async function startTestWorker(comfyUrl: string, env: Record<string, string> = {}, ready = true): Promise<TestWorker> {
+  const dir = tempDir('worker-');
+  const dbPath = path.join(dir, 'jobs.db');
+  const config = loadConfig({
+    COMFYUI_API_BASE: comfyUrl,
+    API_HOST: '127.0.0.1',
+    API_PORT: '0',
+    SQLITE_DB_PATH: dbPath,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...env,
+  });
+  const worker = await startWorker(config, { logger: createLogger(config.log.level) });
+  if (ready) await until(() => worker.comfy.isReady, 10_000, 'worker connected to ComfyUI');
+  return { ...worker, dbPath };
+}
+
+/** Polls a condition (test-side only) until it holds or the deadline passes. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export async function postJson(url: string, body: unknown, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: init.signal,
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url);
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
