@@ -108,8 +108,9 @@ function pad2(n: number): string {
   return String(n).padStart(2, '0');
 }
 
-/** folder_paths.get_save_image_path. Throws the recorded "outside the output folder" exception. */
-export function getSaveImagePath(dirs: DataDirs, prefixIn: string, width: number, height: number, now = new Date()): SavePath {
+/** folder_paths.get_save_image_path (PreviewImage passes the temp folder as its output_dir).
+ *  Throws the recorded "outside the output folder" exception. */
+export function getSaveImagePath(dirs: DataDirs, base: FolderType, prefixIn: string, width: number, height: number, now = new Date()): SavePath {
   let prefix = prefixIn;
   if (prefix.includes('%')) {
     prefix = prefix
@@ -122,7 +123,7 @@ export function getSaveImagePath(dirs: DataDirs, prefixIn: string, width: number
       .replaceAll('%minute%', pad2(now.getMinutes()))
       .replaceAll('%second%', pad2(now.getSeconds()));
   }
-  const outputDir = dirs.display('output');
+  const outputDir = dirs.display(base);
   const subfolder = pyDirname(pyNormpath(prefix));
   const filename = pyBasename(pyNormpath(prefix));
   const fullOutputFolder = pyJoin(outputDir, subfolder);
