@@ -12,7 +12,14 @@ describe('ModifierRegistry', () => {
     expect(wf['6']!.inputs.text).toBe('a cat');
     expect(wf['7']!.inputs.text).toBe('');
     expect(wf['5']!.inputs).toMatchObject({ width: 768, height: 512, batch_size: 1 });
-    expect(wf['3']!.inputs).toMatchObject({ seed: 42, steps: 30, cfg: 8, sampler_name: 'euler', scheduler: 'normal', denoise: 1 });
+    expect(wf['3']!.inputs).toMatchObject({
+      seed: 42,
+      steps: 30,
+      cfg: 8,
+      sampler_name: 'euler',
+      scheduler: 'normal',
+      denoise: 1,
+    });
     expect(wf['4']!.inputs.ckpt_name).toBe('v1-5-pruned-emaonly-fp16.safetensors');
     expect(wf['9']).toMatchObject({ class_type: 'SaveImage', inputs: { filename_prefix: 'image', images: ['8', 0] } });
   });

@@ -25,7 +25,8 @@ export class ModifierRegistry {
     const modifiers = modules.map((file) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const loaded = require(path.join(dir, file)) as { default?: Modifier };
-      if (!loaded.default?.template || !loaded.default.fields) throw new Error(`modifiers/${file} has no default modifier export`);
+      if (!loaded.default?.template || !loaded.default.fields)
+        throw new Error(`modifiers/${file} has no default modifier export`);
       return loaded.default;
     });
     return new ModifierRegistry(modifiers);

@@ -124,7 +124,9 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     url = await listen(server, config.http.host, config.http.port);
   } catch (err) {
     core.store.close();
-    throw new ConfigError(`API_HOST/API_PORT: cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}`);
+    throw new ConfigError(
+      `API_HOST/API_PORT: cannot listen on ${config.http.host}:${config.http.port}: ${(err as Error).message}`,
+    );
   }
   core.runner.start();
   core.logger.info({ url, mode: config.mode, comfyui: config.comfy.baseUrl, db: config.jobs.dbPath }, 'worker listening');

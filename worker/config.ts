@@ -204,8 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = issue.path.join('.');
-      const message =
-        issue.code === 'invalid_value' ? `expected one of ${issue.values.join(', ')}` : issue.message;
+      const message = issue.code === 'invalid_value' ? `expected one of ${issue.values.join(', ')}` : issue.message;
       return `${name}: ${message}`;
     });
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);

@@ -3,11 +3,34 @@
 import { startWorker } from './app';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './observability/logger';
+import { startSimulator, type Simulator } from './simulator';
+
+/**
+ * `--simulate`: start the ComfyUI simulator in this process and point the worker at it, so the
+ * API can be tried without a GPU. SIMULATOR_NODE_DELAY_MS / SIMULATOR_STEP_DELAY_MS slow it down.
+ */
+async function simulatorFromArgs(): Promise<Simulator | undefined> {
+  if (!process.argv.includes('--simulate')) return undefined;
+  const delay = (name: string, fallback: number) => {
+    const value = Number(process.env[name] ?? fallback);
+    return Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  const sim = await startSimulator({
+    nodeDelayMs: delay('SIMULATOR_NODE_DELAY_MS', 20),
+    stepDelayMs: delay('SIMULATOR_STEP_DELAY_MS', 10),
+  });
+  process.stderr.write(
+    `comfyui-worker: --simulate: using the ComfyUI SIMULATOR at ${sim.url} (no GPU, placeholder images), not ComfyUI\n`,
+  );
+  return sim;
+}
 
 async function main(): Promise<void> {
+  const sim = await simulatorFromArgs();
+  const env = sim ? { ...process.env, COMFYUI_API_BASE: sim.url } : process.env;
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`comfyui-worker: ${err.message}\n`);
@@ -29,13 +52,16 @@ async function main(): Promise<void> {
   }
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'stopping');
-    worker.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'stop failed');
-        process.exit(1);
-      },
-    );
+    worker
+      .stop()
+      .then(() => sim?.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'stop failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

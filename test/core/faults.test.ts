@@ -67,7 +67,10 @@ test('deadline: the prompt is interrupted and the answer is a 504', async () => 
   sim.setNodeDelay({ ImageScale: 5_000 });
   const wf = {
     '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
-    '2': { class_type: 'ImageScale', inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' } },
+    '2': {
+      class_type: 'ImageScale',
+      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
+    },
     '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'slow' } },
   };
   const started = Date.now();
@@ -83,7 +86,10 @@ test('client disconnect: the job is cancelled and its prompt interrupted', async
   sim.setNodeDelay({ ImageScale: 5_000 });
   const wf = {
     '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
-    '2': { class_type: 'ImageScale', inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' } },
+    '2': {
+      class_type: 'ImageScale',
+      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
+    },
     '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'gone' } },
   };
   const controller = new AbortController();

@@ -59,7 +59,10 @@ describe('POST /generate/sync: success', () => {
   });
 
   test('Text2Image modifier runs the SD1.5 graph', async () => {
-    const res = await sync({ modifier: 'Text2Image', modifications: { prompt: 'a cat', width: 64, height: 64, steps: 3, seed: 1 } });
+    const res = await sync({
+      modifier: 'Text2Image',
+      modifications: { prompt: 'a cat', width: 64, height: 64, steps: 3, seed: 1 },
+    });
     expect(res.status).toBe(200);
     expect(res.body.output[0]).toMatchObject({ node_id: '9', output_type: 'images' });
     expect(Buffer.from(res.body.output[0].data, 'base64').readUInt32BE(16)).toBe(64);
@@ -75,7 +78,10 @@ describe('POST /generate/sync: success', () => {
       '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
       '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'loaded' } },
     };
-    const res = await sync({ workflow_json: workflow, images: [{ name: 'my-input.png', image: `data:image/png;base64,${png.toString('base64')}` }] });
+    const res = await sync({
+      workflow_json: workflow,
+      images: [{ name: 'my-input.png', image: `data:image/png;base64,${png.toString('base64')}` }],
+    });
     expect(res.status).toBe(200);
     expect(res.body.output[0].filename).toMatch(/^loaded_/);
     expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/upload/image')).toBe(true);
@@ -118,12 +124,16 @@ describe('POST /generate/sync: ComfyUI validation errors pass through as 400 wit
     expect(res.body.error.details.error.type).toBe(c.body.error.type);
     expect(Object.keys(res.body.error.details.node_errors)).toEqual(Object.keys(c.body.node_errors));
     for (const [nodeId, entry] of Object.entries(c.body.node_errors as Record<string, { errors: Array<{ type: string }> }>)) {
-      expect(res.body.error.details.node_errors[nodeId].errors.map((e: { type: string }) => e.type)).toEqual(entry.errors.map((e) => e.type));
+      expect(res.body.error.details.node_errors[nodeId].errors.map((e: { type: string }) => e.type)).toEqual(
+        entry.errors.map((e) => e.type),
+      );
     }
   });
 
   test('no output node', async () => {
-    const res = await sync({ workflow_json: { '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } } } });
+    const res = await sync({
+      workflow_json: { '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } } },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.details.error.type).toBe('prompt_no_outputs');
   });
@@ -137,7 +147,10 @@ describe('POST /generate/sync: runtime errors', () => {
     const res = await sync({ workflow_json: trace<{ prompt: unknown }>(file).prompt });
     expect(res.status).toBe(500);
     expect(res.body.status).toBe('failed');
-    expect(res.body.error).toMatchObject({ code: 'execution_error', details: { node_id: '3', node_type: nodeType, exception_type: exceptionType } });
+    expect(res.body.error).toMatchObject({
+      code: 'execution_error',
+      details: { node_id: '3', node_type: nodeType, exception_type: exceptionType },
+    });
     expect(res.body.message).toContain(`Node 3 (${nodeType}) raised ${exceptionType}`);
   });
 });
@@ -191,6 +204,10 @@ describe('ordering and health', () => {
   test('GET /health reports ComfyUI reachability and queue depth', async () => {
     const res = await getJson(`${worker.url}/health`);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'healthy', queue_depth: 0, comfyui: { url: sim.url, reachable: true, websocket: 'open' } });
+    expect(res.body).toMatchObject({
+      status: 'healthy',
+      queue_depth: 0,
+      comfyui: { url: sim.url, reachable: true, websocket: 'open' },
+    });
   });
 });

@@ -43,26 +43,38 @@ afterAll(async () => {
 const sync = (input: Record<string, unknown>) => postJson(`${worker.url}/generate/sync`, { input });
 
 test('an http URL is downloaded and uploaded to ComfyUI', async () => {
-  const res = await sync({ workflow_json: loadWorkflow('cat.png'), images: [{ name: 'cat.png', image: `${images.url}/cat.png` }] });
+  const res = await sync({
+    workflow_json: loadWorkflow('cat.png'),
+    images: [{ name: 'cat.png', image: `${images.url}/cat.png` }],
+  });
   expect(res.status).toBe(200);
   expect(res.body.output[0].filename).toMatch(/^fromurl_/);
 });
 
 test('a URL answering 404 is a 400 naming the image', async () => {
-  const res = await sync({ workflow_json: loadWorkflow('gone.png'), images: [{ name: 'gone.png', image: `${images.url}/gone.png` }] });
+  const res = await sync({
+    workflow_json: loadWorkflow('gone.png'),
+    images: [{ name: 'gone.png', image: `${images.url}/gone.png` }],
+  });
   expect(res.status).toBe(400);
   expect(res.body.error.code).toBe('input_image');
   expect(res.body.message).toContain('"gone.png" could not be downloaded: answered HTTP 404');
 });
 
 test('an unreachable host is a 400 naming the image', async () => {
-  const res = await sync({ workflow_json: loadWorkflow('x.png'), images: [{ name: 'x.png', image: 'http://127.0.0.1:1/x.png' }] });
+  const res = await sync({
+    workflow_json: loadWorkflow('x.png'),
+    images: [{ name: 'x.png', image: 'http://127.0.0.1:1/x.png' }],
+  });
   expect(res.status).toBe(400);
   expect(res.body.message).toContain('"x.png" could not be downloaded');
 });
 
 test('a download over INPUT_DOWNLOAD_MAX_MB is refused', async () => {
-  const res = await sync({ workflow_json: loadWorkflow('huge.png'), images: [{ name: 'huge.png', image: `${images.url}/huge.png` }] });
+  const res = await sync({
+    workflow_json: loadWorkflow('huge.png'),
+    images: [{ name: 'huge.png', image: `${images.url}/huge.png` }],
+  });
   expect(res.status).toBe(400);
   expect(res.body.message).toContain('larger than the 1048576-byte limit');
 });

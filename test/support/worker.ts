@@ -35,7 +35,11 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
   }
 }
 
-export async function postJson(url: string, body: unknown, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function postJson(
+  url: string,
+  body: unknown,
+  init: RequestInit = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) },

@@ -89,7 +89,11 @@ export class ComfyClient {
       }
       const waited = Date.now() - started;
       if (waited >= timeoutMs) {
-        throw new WorkerError(503, 'comfy_unavailable', `ComfyUI at ${this.baseUrl} was not ready after ${Math.round(waited / 1000)} s: ${reason}`);
+        throw new WorkerError(
+          503,
+          'comfy_unavailable',
+          `ComfyUI at ${this.baseUrl} was not ready after ${Math.round(waited / 1000)} s: ${reason}`,
+        );
       }
       if (lastLog === 0 || Date.now() - lastLog >= 10_000) {
         lastLog = Date.now();
@@ -130,7 +134,7 @@ export class ComfyClient {
       );
     } catch (err) {
       watch.stop();
-      if (req.signal.aborted) await this.release(req.promptId);
+      if (req.signal.aborted) await this.cancelPrompt(req.promptId);
       throw err;
     }
     const warnings: string[] = [];
@@ -151,7 +155,7 @@ export class ComfyClient {
     try {
       entry = await watch.done(signal, { checkNow });
     } catch (err) {
-      if (signal.aborted) await this.release(promptId);
+      if (signal.aborted) await this.cancelPrompt(promptId);
       throw err;
     }
     const outcome = classifyOutcome(entry);
@@ -159,22 +163,36 @@ export class ComfyClient {
     if (outcome.kind === 'error') throw outcome.error;
     // Interrupted, but not by us (our own cancel would have aborted the signal first).
     if (signal.aborted) throw signal.reason;
-    throw new WorkerError(500, 'execution_error', `ComfyUI interrupted the prompt at node ${outcome.nodeId ?? '?'} (not at this worker's request)`);
+    throw new WorkerError(
+      500,
+      'execution_error',
+      `ComfyUI interrupted the prompt at node ${outcome.nodeId ?? '?'} (not at this worker's request)`,
+    );
   }
 
   /**
-   * Takes our prompt out of ComfyUI: dequeue if pending, interrupt if running (by prompt_id only,
-   * never a bare /interrupt), then wait briefly until ComfyUI lets go of it, so the next prompt
-   * does not queue behind it.
+   * Takes our prompt out of ComfyUI: dequeued if pending, interrupted if running — by prompt_id
+   * only, never a bare /interrupt that would stop someone else's prompt. Does not wait.
    */
-  async release(promptId: string): Promise<void> {
+  async cancelPrompt(promptId: string): Promise<void> {
     try {
       await this.http.deleteFromQueue(promptId);
       await this.http.interrupt(promptId);
-      const grace = AbortSignal.timeout(RELEASE_GRACE_MS);
-      await new PromptWatch(this.watchDeps, promptId).done(grace, { checkNow: true });
     } catch (err) {
-      this.logger.debug({ promptId, err: (err as Error).message }, 'release of prompt ended');
+      this.logger.warn({ promptId, err: (err as Error).message }, 'could not cancel prompt on ComfyUI');
+    }
+  }
+
+  /**
+   * Waits (at most `graceMs`) until ComfyUI has let go of a cancelled prompt. An interrupt only
+   * takes effect at a node boundary, so the next prompt would otherwise queue behind it.
+   */
+  async waitUntilReleased(promptId: string, graceMs = RELEASE_GRACE_MS): Promise<void> {
+    try {
+      await new PromptWatch(this.watchDeps, promptId).done(AbortSignal.timeout(graceMs), { checkNow: true });
+    } catch {
+      // Gone from the queue without history (dequeued), ComfyUI down, or the grace ran out:
+      // in every case there is nothing more to wait for.
     }
   }
 

@@ -4,9 +4,7 @@ import { isObject } from '../util/objects';
 import type { HistoryEntry, OutputFileRef, OutputValue } from './types';
 
 export type PromptOutcome =
-  | { kind: 'success' }
-  | { kind: 'interrupted'; nodeId: string | undefined }
-  | { kind: 'error'; error: WorkerError };
+  { kind: 'success' } | { kind: 'interrupted'; nodeId: string | undefined } | { kind: 'error'; error: WorkerError };
 
 /**
  * success / execution error / interrupt. An interrupt has status_str "error" like a failure; only
@@ -25,7 +23,11 @@ export function classifyOutcome(entry: HistoryEntry): PromptOutcome {
   if (status?.status_str === 'success' || (status == null && isObject(entry.outputs))) return { kind: 'success' };
   return {
     kind: 'error',
-    error: new WorkerError(500, 'execution_error', `ComfyUI reported status "${status?.status_str ?? 'none'}" without an error message`),
+    error: new WorkerError(
+      500,
+      'execution_error',
+      `ComfyUI reported status "${status?.status_str ?? 'none'}" without an error message`,
+    ),
   };
 }
 
@@ -60,10 +62,7 @@ function wanted(type: string, includeTemp: boolean): boolean {
  * `audio`, `text`, and keys nobody has told us about. Non-lists and items without a filename are
  * not files; lists of strings (PreviewAny's `text`) are values.
  */
-export function collectOutputs(
-  entry: HistoryEntry,
-  includeTemp: boolean,
-): { files: OutputFileRef[]; values: OutputValue[] } {
+export function collectOutputs(entry: HistoryEntry, includeTemp: boolean): { files: OutputFileRef[]; values: OutputValue[] } {
   const files: OutputFileRef[] = [];
   const values: OutputValue[] = [];
   const seen = new Set<string>();

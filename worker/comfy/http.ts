@@ -111,10 +111,7 @@ export class ComfyHttp {
   }
 
   /** Streams one output file; undefined when ComfyUI answers 404 (the file is not there). */
-  async view(
-    ref: { filename: string; subfolder: string; type: string },
-    signal?: AbortSignal,
-  ): Promise<ViewStream | undefined> {
+  async view(ref: { filename: string; subfolder: string; type: string }, signal?: AbortSignal): Promise<ViewStream | undefined> {
     const res = await this.request<Readable>({
       method: 'GET',
       url: '/view',

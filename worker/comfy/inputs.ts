@@ -55,12 +55,7 @@ export async function checkInputImages(images: InputImage[], field: string, limi
   }
 }
 
-async function imageBytes(
-  input: InputImage,
-  outbound: AxiosInstance,
-  limits: InputLimits,
-  signal: AbortSignal,
-): Promise<Buffer> {
+async function imageBytes(input: InputImage, outbound: AxiosInstance, limits: InputLimits, signal: AbortSignal): Promise<Buffer> {
   if (!isUrl(input.image)) return Buffer.from(base64Payload(input.image), 'base64');
   try {
     const { bytes } = await download(outbound, input.image, {

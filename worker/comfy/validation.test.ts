@@ -15,7 +15,9 @@ describe('describeValidationError on the recorded 400 bodies', () => {
   });
 
   test('unknown node class is named', () => {
-    expect(describeValidationError(cases.unknown_class_type!.body as Record<string, unknown>)).toContain('node NoSuchNode does not exist');
+    expect(describeValidationError(cases.unknown_class_type!.body as Record<string, unknown>)).toContain(
+      'node NoSuchNode does not exist',
+    );
   });
 
   test('a missing model lists the installed ones', () => {
@@ -29,7 +31,11 @@ describe('describeValidationError on the recorded 400 bodies', () => {
               type: 'value_not_in_list',
               message: 'Value not in list',
               details: "ckpt_name: 'sdxl.safetensors' not in ['a.safetensors', 'b.safetensors']",
-              extra_info: { input_name: 'ckpt_name', input_config: [['a.safetensors', 'b.safetensors'], {}], received_value: 'sdxl.safetensors' },
+              extra_info: {
+                input_name: 'ckpt_name',
+                input_config: [['a.safetensors', 'b.safetensors'], {}],
+                received_value: 'sdxl.safetensors',
+              },
             },
           ],
         },

@@ -23,8 +23,7 @@ export async function openOutput(http: ComfyHttp, ref: OutputFileRef, signal: Ab
 }
 
 export type InlineFile =
-  | { ok: true; bytes: Buffer; contentType: string | undefined }
-  | { ok: false; size: number; error: string };
+  { ok: true; bytes: Buffer; contentType: string | undefined } | { ok: false; size: number; error: string };
 
 export async function readInline(
   http: ComfyHttp,

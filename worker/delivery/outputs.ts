@@ -60,9 +60,14 @@ export async function deliverOutputs(
   const succeeded = outputs.length - failed.length;
   if (failed.length > 0 && !(plan.allowPartial && succeeded > 0)) {
     const list = failed.map((o) => `${o.filename}: ${o.error}`).join('; ');
-    throw new WorkerError(500, 'output_error', `${failed.length} of ${refs.length} output files could not be delivered: ${list}`, {
-      details: { outputs },
-    });
+    throw new WorkerError(
+      500,
+      'output_error',
+      `${failed.length} of ${refs.length} output files could not be delivered: ${list}`,
+      {
+        details: { outputs },
+      },
+    );
   }
   return { outputs, files };
 }

@@ -146,7 +146,8 @@ export class Runner {
     const controller = new AbortController();
     const timeoutS = this.opts.jobTimeoutMs / 1000;
     const deadline = setTimeout(
-      () => controller.abort(new WorkerError(504, 'timeout', `Job ${job.id} exceeded its deadline of ${timeoutS} s (JOB_TIMEOUT_S)`)),
+      () =>
+        controller.abort(new WorkerError(504, 'timeout', `Job ${job.id} exceeded its deadline of ${timeoutS} s (JOB_TIMEOUT_S)`)),
       this.opts.jobTimeoutMs,
     );
     const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
@@ -172,6 +173,8 @@ export class Runner {
       this.current = undefined;
     }
     this.emitFinished(job.id);
+    // The answer is out; before the next job, let an interrupted prompt leave ComfyUI.
+    if (controller.signal.aborted && job.promptId !== null) await this.opts.comfy.waitUntilReleased(job.promptId);
   }
 
   private emitFinished(jobId: string): void {

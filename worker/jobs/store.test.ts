@@ -40,7 +40,12 @@ describe('JobStore', () => {
     const claimed = store.claimNext('p-1');
     expect(claimed).toMatchObject({ id: a.id, status: 'running', promptId: 'p-1', attempts: 1, startedAt: 1_700_000_001.5 });
     expect(store.queuePosition(store.get(b.id)!)).toBe(0);
-    expect(store.finish(a.id, 'completed', { result: { outputs: [], warnings: [], timings: {} as never }, files: [Buffer.from('png')] })).toBe(true);
+    expect(
+      store.finish(a.id, 'completed', {
+        result: { outputs: [], warnings: [], timings: {} as never },
+        files: [Buffer.from('png')],
+      }),
+    ).toBe(true);
     const done = store.get(a.id)!;
     expect(done.status).toBe('completed');
     expect(done.spec.images).toEqual([]); // inputs purged at the end
@@ -115,6 +120,8 @@ describe('JobStore', () => {
   test('an unwritable location is a clear startup error', () => {
     const blocker = path.join(dir, 'a-file');
     fs.writeFileSync(blocker, 'x');
-    expect(() => new JobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(/SQLITE_DB_PATH: cannot create the folder/);
+    expect(() => new JobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
+      /SQLITE_DB_PATH: cannot create the folder/,
+    );
   });
 });

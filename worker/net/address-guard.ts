@@ -75,7 +75,10 @@ export async function assertPublicHttpUrl(raw: string, field: string, policy: Ur
     }
   }
   if (addresses.some(isPrivateAddress)) {
-    throw invalidField(field, `points to a private, loopback or link-local address (${host}); set ALLOW_PRIVATE_URLS=true to allow it`);
+    throw invalidField(
+      field,
+      `points to a private, loopback or link-local address (${host}); set ALLOW_PRIVATE_URLS=true to allow it`,
+    );
   }
   return url;
 }
@@ -93,7 +96,9 @@ export function guardedLookup(hostname: string, options: dns.LookupOptions, call
     const list = addresses as dns.LookupAddress[];
     const blocked = list.find((a) => isPrivateAddress(a.address));
     if (blocked) {
-      const refusal: NodeJS.ErrnoException = new Error(`refusing to connect to private address ${blocked.address} for ${hostname}`);
+      const refusal: NodeJS.ErrnoException = new Error(
+        `refusing to connect to private address ${blocked.address} for ${hostname}`,
+      );
       refusal.code = 'EPRIVATEADDRESS';
       return callback(refusal, '', 0);
     }

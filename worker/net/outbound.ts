@@ -14,13 +14,16 @@ export interface OutboundOptions {
 
 /** Whether HTTP(S)_PROXY applies to this URL (NO_PROXY honoured), as axios decides it. */
 export function proxyApplies(url: URL, env: NodeJS.ProcessEnv): boolean {
-  const proxy = url.protocol === 'https:' ? env.HTTPS_PROXY ?? env.https_proxy : env.HTTP_PROXY ?? env.http_proxy;
+  const proxy = url.protocol === 'https:' ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
   if (!proxy) return false;
   const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(/[,\s]+/).filter(Boolean);
   const host = url.hostname.toLowerCase();
   return !noProxy.some((entry) => {
     if (entry === '*') return true;
-    const bare = entry.replace(/:\d+$/, '').replace(/^\*?\./, '').toLowerCase();
+    const bare = entry
+      .replace(/:\d+$/, '')
+      .replace(/^\*?\./, '')
+      .toLowerCase();
     return host === bare || host.endsWith(`.${bare}`);
   });
 }

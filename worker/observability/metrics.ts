@@ -13,7 +13,12 @@ export class Metrics {
 
   constructor(deps: { events: JobEvents; store: JobStore; comfy: ComfyClient }) {
     const registers = [this.registry];
-    this.jobsSubmitted = new Counter({ name: 'comfyui_worker_jobs_submitted_total', help: 'Jobs accepted', labelNames: ['door'], registers });
+    this.jobsSubmitted = new Counter({
+      name: 'comfyui_worker_jobs_submitted_total',
+      help: 'Jobs accepted',
+      labelNames: ['door'],
+      registers,
+    });
     this.jobsFinished = new Counter({
       name: 'comfyui_worker_jobs_finished_total',
       help: 'Jobs that reached a terminal state',

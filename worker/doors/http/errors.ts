@@ -20,7 +20,7 @@ function fromBodyParser(err: unknown, maxBodyBytes: number): WorkerError | undef
     const mb = Math.round((maxBodyBytes / 1024 / 1024) * 10) / 10;
     return new WorkerError(413, 'payload_too_large', `body: larger than MAX_BODY_MB (${mb} MB)`, { field: 'body' });
   }
-  if (typeof type === 'string' && type.startsWith('encoding.') || type === 'charset.unsupported') {
+  if ((typeof type === 'string' && type.startsWith('encoding.')) || type === 'charset.unsupported') {
     return new WorkerError(415, 'invalid_request', `body: ${(err as Error).message}`, { field: 'body' });
   }
   return undefined;

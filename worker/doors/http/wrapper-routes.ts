@@ -16,9 +16,14 @@ export interface WrapperRouteDeps {
 }
 
 export function notReadyError(comfy: ComfyClient): WorkerError {
-  return new WorkerError(503, 'comfy_unavailable', `ComfyUI at ${comfy.baseUrl} is not ready yet (waiting for /system_stats and the websocket); retry shortly`, {
-    headers: { 'Retry-After': '5' },
-  });
+  return new WorkerError(
+    503,
+    'comfy_unavailable',
+    `ComfyUI at ${comfy.baseUrl} is not ready yet (waiting for /system_stats and the websocket); retry shortly`,
+    {
+      headers: { 'Retry-After': '5' },
+    },
+  );
 }
 
 /** Runs a job for a caller that waits on this connection; answers with its final Result. */

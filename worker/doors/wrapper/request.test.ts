@@ -7,7 +7,10 @@ const ctx: WrapperContext = {
   inputs: { allowPrivateUrls: false, downloadMaxBytes: 1024, downloadTimeoutMs: 1000 },
   includeComfyResponse: false,
 };
-const workflow = { '1': { class_type: 'EmptyImage', inputs: { width: 8 } }, '2': { class_type: 'SaveImage', inputs: { images: ['1', 0] } } };
+const workflow = {
+  '1': { class_type: 'EmptyImage', inputs: { width: 8 } },
+  '2': { class_type: 'SaveImage', inputs: { images: ['1', 0] } },
+};
 const PNG_1PX = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 
 async function rejection(body: unknown): Promise<WorkerError> {
@@ -24,22 +27,67 @@ describe('parseWrapperRequest: the wrapper validation rules', () => {
     ['not an object', 'text', 'body', 'must be a JSON object'],
     ['no input', {}, 'input', 'input: is required'],
     ['input not an object', { input: [] }, 'input', 'input: must be an object'],
-    ['both', { input: { workflow_json: workflow, modifier: 'Text2Image' } }, 'input.workflow_json', 'Cannot provide both workflow_json and modifier - they are mutually exclusive'],
+    [
+      'both',
+      { input: { workflow_json: workflow, modifier: 'Text2Image' } },
+      'input.workflow_json',
+      'Cannot provide both workflow_json and modifier - they are mutually exclusive',
+    ],
     ['neither', { input: { request_id: 'x' } }, 'input.workflow_json', 'Must provide either workflow_json OR modifier'],
-    ['empty workflow and modifier count as neither', { input: { workflow_json: {}, modifier: '' } }, 'input.workflow_json', 'Must provide either workflow_json OR modifier'],
-    ['modifications without modifier', { input: { workflow_json: workflow, modifications: { seed: 1 } } }, 'input.modifications', 'modifications can only be provided when modifier is specified'],
+    [
+      'empty workflow and modifier count as neither',
+      { input: { workflow_json: {}, modifier: '' } },
+      'input.workflow_json',
+      'Must provide either workflow_json OR modifier',
+    ],
+    [
+      'modifications without modifier',
+      { input: { workflow_json: workflow, modifications: { seed: 1 } } },
+      'input.modifications',
+      'modifications can only be provided when modifier is specified',
+    ],
     ['non-object workflow', { input: { workflow_json: 'graph' } }, 'input.workflow_json', 'must be a JSON object'],
     ['UI-format workflow', { input: { workflow_json: { nodes: [], links: [] } } }, 'input.workflow_json', 'Export (API)'],
     ['node not an object', { input: { workflow_json: { '1': 5 } } }, 'input.workflow_json.1', 'must be an object'],
-    ['unknown modifier', { input: { modifier: 'Upscale' } }, 'input.modifier', 'Unknown modifier: Upscale (known: Image2Image, Text2Image)'],
-    ['RawWorkflow without workflow', { input: { modifier: 'RawWorkflow', modifications: {} } }, 'input.workflow_json', 'RawWorkflow runs workflow_json, which is missing'],
+    [
+      'unknown modifier',
+      { input: { modifier: 'Upscale' } },
+      'input.modifier',
+      'Unknown modifier: Upscale (known: Image2Image, Text2Image)',
+    ],
+    [
+      'RawWorkflow without workflow',
+      { input: { modifier: 'RawWorkflow', modifications: {} } },
+      'input.workflow_json',
+      'RawWorkflow runs workflow_json, which is missing',
+    ],
     ['bad images', { input: { workflow_json: workflow, images: 'x' } }, 'input.images', 'must be a list'],
     ['image without name', { input: { workflow_json: workflow, images: [{ image: PNG_1PX }] } }, 'input.images[0].name', ''],
-    ['bad base64', { input: { workflow_json: workflow, images: [{ name: 'a.png', image: 'not base64!!' }] } }, 'input.images[0].image', 'image "a.png" is not valid base64'],
-    ['private image URL', { input: { workflow_json: workflow, images: [{ name: 'a.png', image: 'http://169.254.169.254/a.png' }] } }, 'input.images[0].image', 'private'],
-    ['path in image name', { input: { workflow_json: workflow, images: [{ name: '../a.png', image: PNG_1PX }] } }, 'input.images[0].name', 'not a plain file name'],
+    [
+      'bad base64',
+      { input: { workflow_json: workflow, images: [{ name: 'a.png', image: 'not base64!!' }] } },
+      'input.images[0].image',
+      'image "a.png" is not valid base64',
+    ],
+    [
+      'private image URL',
+      { input: { workflow_json: workflow, images: [{ name: 'a.png', image: 'http://169.254.169.254/a.png' }] } },
+      'input.images[0].image',
+      'private',
+    ],
+    [
+      'path in image name',
+      { input: { workflow_json: workflow, images: [{ name: '../a.png', image: PNG_1PX }] } },
+      'input.images[0].name',
+      'not a plain file name',
+    ],
     ['bad request_id', { input: { request_id: 'a b', workflow_json: workflow } }, 'input.request_id', 'must be 1-128'],
-    ['bad flag type', { input: { workflow_json: workflow, return_outputs_as_base64: 'yes' } }, 'input.return_outputs_as_base64', 'must be true or false'],
+    [
+      'bad flag type',
+      { input: { workflow_json: workflow, return_outputs_as_base64: 'yes' } },
+      'input.return_outputs_as_base64',
+      'must be true or false',
+    ],
   ])('%s → 400 naming the field', async (_name, body, field, message) => {
     const err = await rejection(body);
     expect(err.status).toBe(400);
@@ -59,7 +107,10 @@ describe('parseWrapperRequest: accepted requests', () => {
   });
 
   test('modifier with empty workflow_json (the 2025 Vast client) and RawWorkflow with workflow_json', async () => {
-    const a = await parseWrapperRequest({ input: { request_id: 'r1', modifier: 'Text2Image', modifications: { prompt: 'cat' }, workflow_json: {} } }, ctx);
+    const a = await parseWrapperRequest(
+      { input: { request_id: 'r1', modifier: 'Text2Image', modifications: { prompt: 'cat' }, workflow_json: {} } },
+      ctx,
+    );
     expect(a.id).toBe('r1');
     expect(a.spec.workflow['6']!.inputs.text).toBe('cat');
     const b = await parseWrapperRequest({ input: { modifier: 'RawWorkflow', workflow_json: workflow, modifications: {} } }, ctx);
@@ -69,7 +120,9 @@ describe('parseWrapperRequest: accepted requests', () => {
   test('__RANDOM_INT__ in a modification and in a workflow become integers', async () => {
     const a = await parseWrapperRequest({ input: { modifier: 'Text2Image', modifications: { seed: '__RANDOM_INT__' } } }, ctx);
     expect(Number.isInteger(a.spec.workflow['3']!.inputs.seed)).toBe(true);
-    const wf = replaceRandomInts({ '1': { class_type: 'X', inputs: { seed: '__RANDOM_INT__', name: 'img___RANDOM_INT___x', list: ['__RANDOM_INT__'] } } });
+    const wf = replaceRandomInts({
+      '1': { class_type: 'X', inputs: { seed: '__RANDOM_INT__', name: 'img___RANDOM_INT___x', list: ['__RANDOM_INT__'] } },
+    });
     const inputs = wf['1']!.inputs;
     expect(typeof inputs.seed).toBe('number');
     expect(inputs.seed as number).toBeLessThan(2 ** 32);
@@ -100,7 +153,15 @@ describe('parseWrapperRequest: accepted requests', () => {
 
   test('data URI and base64 images are accepted', async () => {
     const a = await parseWrapperRequest(
-      { input: { workflow_json: workflow, images: [{ name: 'a.png', image: PNG_1PX }, { name: 'b.png', image: `data:image/png;base64,${PNG_1PX}` }] } },
+      {
+        input: {
+          workflow_json: workflow,
+          images: [
+            { name: 'a.png', image: PNG_1PX },
+            { name: 'b.png', image: `data:image/png;base64,${PNG_1PX}` },
+          ],
+        },
+      },
       ctx,
     );
     expect(a.spec.images).toHaveLength(2);

@@ -116,7 +116,8 @@ function buildWorkflow(input: z.infer<typeof inputSchema>, ctx: WrapperContext, 
     throw invalidField(`${field}.modifications`, 'modifications can only be provided when modifier is specified');
   }
   if (raw) {
-    if (!hasWorkflow) throw invalidField(`${field}.workflow_json`, `modifier ${RAW_WORKFLOW} runs workflow_json, which is missing`);
+    if (!hasWorkflow)
+      throw invalidField(`${field}.workflow_json`, `modifier ${RAW_WORKFLOW} runs workflow_json, which is missing`);
     if (provided(input.modifications)) {
       throw invalidField(`${field}.modifications`, `modifier ${RAW_WORKFLOW} takes no modifications; edit workflow_json instead`);
     }
@@ -133,7 +134,8 @@ export function replaceRandomInts(workflow: Workflow): Workflow {
   const random = () => Math.floor(Math.random() * 2 ** 32);
   const walk = (value: unknown): unknown => {
     if (value === RANDOM_INT) return random();
-    if (typeof value === 'string') return value.includes(RANDOM_INT) ? value.split(RANDOM_INT).reduce((a, b) => `${a}${random()}${b}`) : value;
+    if (typeof value === 'string')
+      return value.includes(RANDOM_INT) ? value.split(RANDOM_INT).reduce((a, b) => `${a}${random()}${b}`) : value;
     if (Array.isArray(value)) return value.map(walk);
     if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
     return value;

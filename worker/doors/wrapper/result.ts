@@ -76,11 +76,16 @@ export function toWrapperResult(
   const completedAt = job.completedAt !== null ? Math.round(job.completedAt * 1000) : undefined;
   const timings: Record<string, number> = result
     ? { ...result.timings }
-    : { queued_at_ms: queuedAt, ...(completedAt !== undefined ? { completed_at_ms: completedAt, total_ms: completedAt - queuedAt } : {}) };
+    : {
+        queued_at_ms: queuedAt,
+        ...(completedAt !== undefined ? { completed_at_ms: completedAt, total_ms: completedAt - queuedAt } : {}),
+      };
   const body: WrapperResult = {
     id: job.id,
     status,
-    message: job.error?.message ?? (job.status === 'running' && job.promptId ? `${MESSAGES.running} (ComfyUI job: ${job.promptId})` : MESSAGES[job.status]),
+    message:
+      job.error?.message ??
+      (job.status === 'running' && job.promptId ? `${MESSAGES.running} (ComfyUI job: ${job.promptId})` : MESSAGES[job.status]),
     output: (result?.outputs ?? []).map((o) => toWrapperOutput(o, fileData(o))),
     timings,
     comfyui_response: result?.comfyResponse ?? {},
