@@ -1,0 +1,85 @@
+// The core every door stands on: the ComfyUI client, the job store, runner and queue, metrics and
+// the shared request context. Built from the configuration; nothing runs until the runner starts.
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { ModifierRegistry } from '../modifiers';
+import { ComfyClient } from './comfy/client';
+import type { Config } from './config';
+import type { WrapperContext } from './doors/wrapper/request';
+import { JobEvents } from './jobs/events';
+import { createExecutor } from './jobs/execute';
+import { JobQueue } from './jobs/queue';
+import { Runner } from './jobs/runner';
+import { SecretBox } from './jobs/secrets';
+import { JobStore } from './jobs/store';
+import { createOutboundClient } from './net/outbound';
+import { createLogger, type Logger } from './observability/logger';
+import { Metrics } from './observability/metrics';
+
+export interface CoreOptions {
+  logger?: Logger;
+  /** Milliseconds since the epoch (tests control time with it). */
+  clock?: () => number;
+}
+
+/** Everything a door needs, built once per worker. */
+export interface Core {
+  config: Config;
+  logger: Logger;
+  comfy: ComfyClient;
+  store: JobStore;
+  events: JobEvents;
+  runner: Runner;
+  queue: JobQueue;
+  metrics: Metrics;
+  wrapper: WrapperContext;
+}
+
+export function buildCore(config: Config, opts: CoreOptions = {}): Core {
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const secrets = SecretBox.open({
+    key: config.jobs.secretsKey,
+    keyFile: config.jobs.secretsKeyFile ?? path.join(path.dirname(config.jobs.dbPath), 'job-secrets.key'),
+  });
+  const store = new JobStore({ path: config.jobs.dbPath, secrets, clock: opts.clock });
+  const comfy = new ComfyClient({
+    baseUrl: config.comfy.baseUrl,
+    clientId: randomUUID(),
+    reconnectAttempts: config.comfy.reconnectAttempts,
+    reconnectDelayMs: config.comfy.reconnectDelayS * 1000,
+    websocketTrace: config.comfy.websocketTrace,
+    historyPollMs: config.comfy.historyPollIntervalS * 1000,
+    logger,
+  });
+  const inputs = {
+    allowPrivateUrls: config.inputs.allowPrivateUrls,
+    downloadMaxBytes: config.inputs.downloadMaxBytes,
+    downloadTimeoutMs: config.inputs.downloadTimeoutS * 1000,
+  };
+  const execute = createExecutor({
+    comfy,
+    outbound: createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls }),
+    inputs,
+    maxInlineBytes: config.outputs.base64MaxBytes,
+    orgApiKey: config.comfy.orgApiKey,
+    clock: opts.clock,
+  });
+  const events = new JobEvents();
+  const runner = new Runner({
+    store,
+    comfy,
+    execute,
+    events,
+    logger,
+    jobTimeoutMs: config.jobs.timeoutS * 1000,
+    readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
+  });
+  const queue = new JobQueue({ store, runner, events, maxQueueSize: config.jobs.maxQueueSize });
+  const metrics = new Metrics({ events, store, comfy });
+  const wrapper: WrapperContext = {
+    modifiers: ModifierRegistry.load(),
+    inputs,
+    includeComfyResponse: config.outputs.includeComfyResponse,
+  };
+  return { config, logger, comfy, store, events, runner, queue, metrics, wrapper };
+}
