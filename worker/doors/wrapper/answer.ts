@@ -1,0 +1,43 @@
+// Answering a caller that waits on its connection (generate/sync, on the HTTP and Vast doors):
+// wait for the job's end and send the Result; if the caller goes away first, cancel the job so
+// its prompt is interrupted and no GPU time is spent on an answer nobody reads.
+import type { Response } from 'express';
+import type { ComfyClient } from '../../comfy/client';
+import { WorkerError } from '../../errors';
+import type { JobQueue } from '../../jobs/queue';
+import type { JobRecord } from '../../jobs/types';
+import { toWrapperResult, wrapperHttpStatus } from './result';
+
+export function notReadyError(comfy: ComfyClient): WorkerError {
+  return new WorkerError(
+    503,
+    'comfy_unavailable',
+    `ComfyUI at ${comfy.baseUrl} is not ready yet (waiting for /system_stats and the websocket); retry shortly`,
+    { headers: { 'Retry-After': '5' } },
+  );
+}
+
+/**
+ * Waits for the job's final state and sends it as a Result. Resolves with the final record, or
+ * undefined when the client went away (the job is then cancelled).
+ */
+export async function answerWhenFinished(queue: JobQueue, job: JobRecord, res: Response): Promise<JobRecord | undefined> {
+  const gone = new AbortController();
+  const onClose = () => {
+    if (res.writableEnded) return;
+    gone.abort();
+    queue.cancel(job.id, new WorkerError(499, 'client_disconnected', 'Request cancelled due to client disconnection'));
+  };
+  res.on('close', onClose);
+  let final: JobRecord;
+  try {
+    final = await queue.wait(job.id, gone.signal);
+  } catch (err) {
+    if (gone.signal.aborted) return undefined; // nobody to answer
+    throw err;
+  } finally {
+    res.off('close', onClose);
+  }
+  res.status(wrapperHttpStatus(final)).json(toWrapperResult(final, (o) => queue.inlineData(final, o)));
+  return final;
+}
