@@ -141,3 +141,10 @@ export async function waitHistory(base: string, promptId: string, timeoutMs = 15
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** POST /prompt that must be accepted; returns the prompt id. */
+export async function submit(base: string, prompt: unknown, clientId: string | null, extra: Record<string, unknown> = {}): Promise<string> {
+  const r = await postJson(base, '/prompt', { prompt, ...(clientId === null ? {} : { client_id: clientId }), ...extra });
+  if (r.status !== 200) throw new Error(`POST /prompt: ${r.status} ${r.text}`);
+  return String((JSON.parse(r.text) as { prompt_id: string }).prompt_id);
+}
