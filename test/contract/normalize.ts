@@ -91,3 +91,12 @@ export function uploadFixture(encode: (o: { width: number; height: number; rgb: 
   }
   return { original: encode({ width: w, height: h, rgb }), mirrored: encode({ width: w, height: h, rgb: mirrored }) };
 }
+
+/** Byte-level normalisation of a raw frame or body: our ids to placeholders, timestamps to 0,
+ *  and (live) file counters. */
+export function normalizeRaw(text: string, n: Normalizer): string {
+  let out = text.replace(/"timestamp": \d+/g, '"timestamp": 0');
+  for (const [k, v] of n.ids) out = out.split(JSON.stringify(k)).join(JSON.stringify(v));
+  if (n.live) out = out.replace(/_\d{5,}_\.(png|webp)"/g, '_#####_.$1"').replace(/"number": -?\d+(\.\d+)?/g, '"number": 0');
+  return out;
+}

@@ -7,7 +7,7 @@ import { decodePng, encodePng } from '../../worker/simulator/png';
 import { pyJsonParse, pyJsonStringify } from '../../worker/simulator/pyjson';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TRACES_DIR, normalize, normalizer, trace, traceBytes, uploadFixture, withIds, type Normalizer, type WsMessage } from './normalize';
+import { TRACES_DIR, normalize, normalizeRaw, normalizer, trace, traceBytes, uploadFixture, withIds, type Normalizer, type WsMessage } from './normalize';
 import { WsRecorder, getJson, http, newClientId, openTarget, postJson, type Target } from './target';
 
 const RECORDED_CLIENT = 'trace-client-d8782983';
@@ -52,7 +52,7 @@ describe('recorded session replay', () => {
     expect(a).toEqual(r);
   }
 
-  async function run(requestFile: string, label: string): Promise<{ promptId: string; response: Record<string, unknown>; messages: WsMessage[] }> {
+  async function run(requestFile: string, label: string): Promise<{ promptId: string; response: Record<string, unknown>; messages: WsMessage[]; raw: string[] }> {
     const request = trace<Record<string, unknown>>(requestFile);
     const from = ws.messages.length;
     const r = await postJson(t.url, '/prompt', { ...request, client_id: clientId });
@@ -60,7 +60,14 @@ describe('recorded session replay', () => {
     const response = JSON.parse(r.text) as Record<string, unknown>;
     const promptId = String(response['prompt_id']);
     ids[label] = promptId;
-    return { promptId, response, messages: await ws.untilDone(promptId, from) };
+    const messages = await ws.untilDone(promptId, from);
+    return { promptId, response, messages, raw: ws.rawSlice(from, from + messages.length) };
+  }
+
+  /** The recorded frames as Python's json.dumps wrote them (floats stay 0.0, 1.0). */
+  function recordedFrames(file: string): string[] {
+    const parsed = pyJsonParse(readFileSync(join(TRACES_DIR, file), 'utf8')) as Map<string, unknown>;
+    return (parsed.get('messages') as unknown[]).map((m) => pyJsonStringify(m));
   }
 
   async function compareRun(label: string, requestFile: string, wsFile: string, historyFile: string, responseBody?: unknown): Promise<void> {
@@ -70,6 +77,13 @@ describe('recorded session replay', () => {
     const recTag = { [rec.prompt_id]: `<prompt:${label}>` };
     same(out.response, responseBody ?? rec.response, tag, recTag);
     same(out.messages, rec.messages, tag, recTag);
+    // Byte level too, unless a real server's Python sets may come out in another order.
+    const hasSets = rec.messages.some((m) => m.type === 'execution_error');
+    if (!t.live || !hasSets) {
+      const ours = out.raw.map((f) => normalizeRaw(f, withIds(live, tag)));
+      const theirs = recordedFrames(wsFile).map((f) => normalizeRaw(f, withIds(normalizer(t.live, { [RECORDED_CLIENT]: '<client>' }), recTag)));
+      expect(ours).toEqual(theirs);
+    }
     same(await getJson(t.url, `/history/${out.promptId}`), trace(historyFile), tag, recTag);
   }
 

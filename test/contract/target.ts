@@ -52,13 +52,17 @@ export function postJson(base: string, path: string, body: unknown): Promise<Htt
 /** Records every text frame of one websocket, in order. */
 export class WsRecorder {
   readonly messages: WsMessage[] = [];
+  /** The frames as received, parallel to `messages` (for byte-level checks). */
+  readonly raw: string[] = [];
   private readonly waiters = new Set<() => void>();
   closed = false;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data, binary) => {
       if (binary) return;
-      this.messages.push(JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : String(data)) as WsMessage);
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : String(data);
+      this.raw.push(text);
+      this.messages.push(JSON.parse(text) as WsMessage);
       for (const w of [...this.waiters]) w();
     });
     ws.on('close', () => {
@@ -120,6 +124,11 @@ export class WsRecorder {
   async untilDone(promptId: string, from: number, timeoutMs = 15000): Promise<WsMessage[]> {
     const last = await this.waitFor((m) => m.type === 'executing' && m.data['node'] === null && m.data['prompt_id'] === promptId, from, timeoutMs);
     return this.messages.slice(from, this.messages.indexOf(last) + 1);
+  }
+
+  /** The raw frames of messages[from, to). */
+  rawSlice(from: number, to: number): string[] {
+    return this.raw.slice(from, to);
   }
 
   close(): Promise<void> {
