@@ -57,8 +57,8 @@ export function loadPrompts(file = path.join(repoRoot(), 'misc', 'test_prompts.t
   }
 }
 
-/** A random seed; below 2^48 so it is exact in JSON and valid for every sampler. */
-export const randomSeed = (): number => randomInt(0, 2 ** 48);
+/** A random seed; below 2^48 (randomInt's limit) so it is exact in JSON and valid for every sampler. */
+export const randomSeed = (): number => randomInt(0, 2 ** 48 - 1);
 
 export function describeSource(source: BenchmarkSource): string {
   return source.kind === 'file'
