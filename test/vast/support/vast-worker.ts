@@ -44,13 +44,16 @@ export async function startVastWorker(
   comfyUrl: string,
   fake: FakeAutoscaler,
   env: Record<string, string> = {},
-  opts: { cachedMaxPerf?: number } = {},
+  opts: { cachedMaxPerf?: number; logLines?: string[] } = {},
 ): Promise<VastTestWorker> {
   const full = vastEnv(comfyUrl, fake, env);
   const cachePath = full.BENCHMARK_CACHE_PATH!;
   if (opts.cachedMaxPerf !== undefined) fs.writeFileSync(cachePath, `${opts.cachedMaxPerf}\n`);
   const config = loadConfig(full);
-  const worker = await startWorker(config, { logger: createLogger(config.log.level) });
+  // With logLines, every log line (JSON) is collected there, at level info and above.
+  const lines = opts.logLines;
+  const logger = lines ? createLogger('info', { write: (line: string) => void lines.push(line) }) : createLogger(config.log.level);
+  const worker = await startWorker(config, { logger });
   return { ...worker, dir: path.dirname(cachePath), cachePath };
 }
 
