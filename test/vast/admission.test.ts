@@ -99,3 +99,20 @@ test('a client that goes away: its request leaves the table, reported as Cancell
     expect(last.working_request_idxs).toEqual([]);
   });
 });
+
+test('an autoscaler that answers 500 twice then 200: the request counted in the report that finally lands', async () => {
+  await withWorker({}, 100, async (w, f) => {
+    await until(() => f.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
+    const delivered = f.statusReports.length;
+    f.failNext('/worker_status/', 2);
+    expect((await send(w, f, 801)).status).toBe(200);
+    await until(() => f.hits.filter((h) => h.path === '/worker_status/' && h.status === 500).length === 2, 5_000, 'two 500s');
+    // PyWorker's pace: 2 s between attempts; the third attempt carries the same counters.
+    await until(
+      () => f.statusReports.slice(delivered).reduce((a, r) => a + r.body.cur_perf, 0) === 1,
+      10_000,
+      'cur_perf delivered',
+    );
+    expect(f.statusReports.slice(delivered).reduce((a, r) => a + r.body.new_load, 0)).toBe(1);
+  });
+});

@@ -5,7 +5,15 @@ import { startSimulator, type Simulator } from '../../worker/simulator';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { DELETE_ITEM_FIELDS, rawToken, statusShapeProblems } from './support/report-shape';
-import { CONTAINER_ID, envelopeText, postText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';
+import {
+  CONTAINER_ID,
+  envelopeText,
+  postText,
+  PUBLIC_URL,
+  quickPayload,
+  startVastWorker,
+  type VastTestWorker,
+} from './support/vast-worker';
 
 let sim: Simulator;
 let fake: FakeAutoscaler;
@@ -60,7 +68,12 @@ test('start → loading report → benchmark → ready report → signed request
 
   const bench = await getJson(`${worker.url}/benchmark`);
   expect(bench.status).toBe(200);
-  expect(bench.body).toMatchObject({ status: 'done', max_perf: maxPerf, reference_it_per_s: 43, gpu: { name: 'cpu', type: 'cpu' } });
+  expect(bench.body).toMatchObject({
+    status: 'done',
+    max_perf: maxPerf,
+    reference_it_per_s: 43,
+    gpu: { name: 'cpu', type: 'cpu' },
+  });
   expect(bench.body.runs).toHaveLength(2);
   expect(bench.body.warmup.ok).toBe(true);
   expect(bench.body.it_per_s).toBeGreaterThan(0);
@@ -100,10 +113,14 @@ test('start → loading report → benchmark → ready report → signed request
 
   // 4. Once they are done: cur_load back to 0 and the counters add up across reports
   //    (each report carries what happened since the previous one).
-  await until(() => {
-    const last = fake.statusReports[fake.statusReports.length - 1]!.body;
-    return last.cur_load === 0 && fake.statusReports.slice(before).reduce((a, r) => a + r.body.cur_perf, 0) === 3;
-  }, 5_000, 'a report after the requests');
+  await until(
+    () => {
+      const last = fake.statusReports[fake.statusReports.length - 1]!.body;
+      return last.cur_load === 0 && fake.statusReports.slice(before).reduce((a, r) => a + r.body.cur_perf, 0) === 3;
+    },
+    5_000,
+    'a report after the requests',
+  );
   const after = fake.statusReports.slice(before).map((r) => r.body);
   expect(after.reduce((a, b) => a + b.new_load, 0)).toBe(3);
   expect(after.reduce((a, b) => a + b.rej_load, 0)).toBe(0);
@@ -138,7 +155,13 @@ test('/health and /ping', async () => {
   expect(await ping.text()).toBe('pong');
   const health = await getJson(`${worker.url}/health`);
   expect(health.status).toBe(200);
-  expect(health.body).toMatchObject({ status: 'healthy', loaded: true, error_msg: '', benchmark: 'done', comfyui: { reachable: true } });
+  expect(health.body).toMatchObject({
+    status: 'healthy',
+    loaded: true,
+    error_msg: '',
+    benchmark: 'done',
+    comfyui: { reachable: true },
+  });
 });
 
 test('a restarted worker reads the cached benchmark instead of running it again', async () => {

@@ -36,7 +36,8 @@ async function withWorker(
 }
 
 const loaded = (f: FakeAutoscaler) => f.statusReports.some((r) => r.body.max_perf > 0);
-const errorMsg = (f: FakeAutoscaler) => f.statusReports.find((r) => r.body.error_msg !== '')?.body.error_msg as string | undefined;
+const errorMsg = (f: FakeAutoscaler) =>
+  f.statusReports.find((r) => r.body.error_msg !== '')?.body.error_msg as string | undefined;
 
 describe('MODEL_LOG', () => {
   test('loaded only after the on-load token appears as a whole token', async () => {
@@ -93,7 +94,18 @@ describe('BENCHMARK_JSON_PATH', () => {
       '3': { class_type: 'CLIPTextEncode', inputs: { text: 'a cat', clip: ['2', 1] } },
       '4': {
         class_type: 'KSampler',
-        inputs: { seed: 5, steps: 2, cfg: 8, sampler_name: 'euler', scheduler: 'normal', denoise: 1, model: ['2', 0], positive: ['3', 0], negative: ['3', 0], latent_image: ['1', 0] },
+        inputs: {
+          seed: 5,
+          steps: 2,
+          cfg: 8,
+          sampler_name: 'euler',
+          scheduler: 'normal',
+          denoise: 1,
+          model: ['2', 0],
+          positive: ['3', 0],
+          negative: ['3', 0],
+          latent_image: ['1', 0],
+        },
       },
       '5': { class_type: 'VAEDecode', inputs: { samples: ['4', 0], vae: ['2', 2] } },
       '6': { class_type: 'SaveImage', inputs: { images: ['5', 0], filename_prefix: 'bench' } },
@@ -126,13 +138,19 @@ describe('BENCHMARK_JSON_PATH', () => {
   test('an unreadable file → error naming BENCHMARK_JSON_PATH', async () => {
     await withWorker({ BENCHMARK_JSON_PATH: path.join(tempDir('bench-'), 'missing.json') }, async (_w, f) => {
       await until(() => errorMsg(f) !== undefined, 5_000, 'an error report');
-      expect(errorMsg(f)).toMatch(/^Benchmark failed with error: BENCHMARK_JSON_PATH .*missing\.json.* is not a readable JSON file/);
+      expect(errorMsg(f)).toMatch(
+        /^Benchmark failed with error: BENCHMARK_JSON_PATH .*missing\.json.* is not a readable JSON file/,
+      );
     });
   });
 });
 
 test('USE_SSL=true serves HTTPS with the certificate and reports an https url', async () => {
-  const env = { USE_SSL: 'true', SSL_CERT_PATH: path.join(FIXTURES, 'instance.crt'), SSL_KEY_PATH: path.join(FIXTURES, 'instance.key') };
+  const env = {
+    USE_SSL: 'true',
+    SSL_CERT_PATH: path.join(FIXTURES, 'instance.crt'),
+    SSL_KEY_PATH: path.join(FIXTURES, 'instance.key'),
+  };
   await withWorker(
     env,
     async (w, f) => {

@@ -53,7 +53,13 @@ describe('signatures with VAST_SIGNATURE_SCHEME=any (the default)', () => {
     expect(res.text).toBe('');
     const line = logLines.map((l) => JSON.parse(l)).find((l) => l.msg?.startsWith('signature check failed') && l.reqnum === 777);
     expect(line).toBeDefined();
-    const expected = signedMessage('fields', { url: PUBLIC_URL, cost: '100.0', endpoint: 'comfy-endpoint', reqnum: 777, requestIdx: 9001 });
+    const expected = signedMessage('fields', {
+      url: PUBLIC_URL,
+      cost: '100.0',
+      endpoint: 'comfy-endpoint',
+      reqnum: 777,
+      requestIdx: 9001,
+    });
     expect(line.tried.map((t: { message: string }) => t.message)).toContain(expected);
     expect(line.signature_b64).toBe(route.auth.signature);
     // Never key material.
@@ -93,11 +99,17 @@ describe('signatures with VAST_SIGNATURE_SCHEME=any (the default)', () => {
     const res = await send(anyWorker, fake.route({ url: PUBLIC_URL, requestIdx: 4711, key: other }).text);
     expect(res.status).toBe(401);
     await until(() => fake.statusReports.slice(before).some((r) => r.body.rej_load >= 1), 5_000, 'rej_load report');
-    await until(() => fake.deleteReports.some((r) => r.body.requests.some((i: any) => i.request_idx === 4711)), 5_000, 'delete item');
+    await until(
+      () => fake.deleteReports.some((r) => r.body.requests.some((i: any) => i.request_idx === 4711)),
+      5_000,
+      'delete item',
+    );
     const report = fake.deleteReports.find((r) => r.body.requests.some((i: any) => i.request_idx === 4711))!;
     const item = report.body.requests.find((i: any) => i.request_idx === 4711);
     expect(item).toMatchObject({ success: false, status: 'Rejected', work_started_at: 0, work_completed_at: 0 });
-    expect(report.raw).toMatch(/"request_idx": 4711, "success": false, "status": "Rejected", "entered_queue_at": \d+\.\d+, "work_started_at": 0\.0, "work_completed_at": 0\.0/);
+    expect(report.raw).toMatch(
+      /"request_idx": 4711, "success": false, "status": "Rejected", "entered_queue_at": \d+\.\d+, "work_started_at": 0\.0, "work_completed_at": 0\.0/,
+    );
   });
 });
 
@@ -168,11 +180,19 @@ describe('the envelope', () => {
   test('malformed fields → 422 naming each', async () => {
     const res = await postText(
       url(),
-      JSON.stringify({ auth_data: { cost: true, endpoint: 'e', reqnum: 'four', request_idx: 1.5, signature: 'x', url: 7 }, payload: [] }),
+      JSON.stringify({
+        auth_data: { cost: true, endpoint: 'e', reqnum: 'four', request_idx: 1.5, signature: 'x', url: 7 },
+        payload: [],
+      }),
     );
     expect(res.status).toBe(422);
     expect(res.body).toEqual({
-      auth_data: { cost: 'must be a number', reqnum: 'must be an integer', request_idx: 'must be an integer', url: 'must be a string' },
+      auth_data: {
+        cost: 'must be a number',
+        reqnum: 'must be an integer',
+        request_idx: 'must be an integer',
+        url: 'must be a string',
+      },
       payload: { data: 'payload must be a dictionary' },
     });
     const notDict = await postText(url(), JSON.stringify({ auth_data: 'x', payload: {} }));
@@ -190,7 +210,11 @@ describe('the envelope', () => {
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: 'invalid_request', field: 'input.workflow_json' });
     expect(res.body.error.message).toContain('Must provide either workflow_json OR modifier');
-    await until(() => fake.deleteReports.some((r) => r.body.requests.some((i: any) => i.request_idx === 6100)), 5_000, 'delete item');
+    await until(
+      () => fake.deleteReports.some((r) => r.body.requests.some((i: any) => i.request_idx === 6100)),
+      5_000,
+      'delete item',
+    );
     const item = fake.deleteReports.flatMap((r) => r.body.requests).find((i: any) => i.request_idx === 6100);
     expect(item).toMatchObject({ status: 'Error', success: false });
   });

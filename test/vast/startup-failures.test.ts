@@ -10,7 +10,16 @@ import { startSimulator, type Simulator } from '../../worker/simulator';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { statusShapeProblems } from './support/report-shape';
-import { CONTAINER_ID, envelopeText, postText, PUBLIC_URL, quickPayload, startVastWorker, vastEnv, type VastTestWorker } from './support/vast-worker';
+import {
+  CONTAINER_ID,
+  envelopeText,
+  postText,
+  PUBLIC_URL,
+  quickPayload,
+  startVastWorker,
+  vastEnv,
+  type VastTestWorker,
+} from './support/vast-worker';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 
@@ -64,7 +73,9 @@ test('unreachable public key (5 attempts, 1-2-4-8 s apart) → permanent error r
       const later = await postText(`${w.url}/generate/sync`, envelopeText(f.route({ url: PUBLIC_URL }).text, quickPayload()));
       expect(later.status).toBe(401);
       await until(() => f.statusReports.length > count, 5_000, 'a later report');
-      expect(f.statusReports.slice(count).every((r) => r.body.error_msg === report.body.error_msg && r.body.max_perf === 0)).toBe(true);
+      expect(f.statusReports.slice(count).every((r) => r.body.error_msg === report.body.error_msg && r.body.max_perf === 0)).toBe(
+        true,
+      );
     },
     (f) => {
       f.pubkeyStatus = 503;
@@ -151,7 +162,11 @@ test('a certificate that does not match its key → "Worker Server failed to lau
 });
 
 test('a missing certificate file → "Worker Server failed to launch" report', async () => {
-  const env = { USE_SSL: 'true', SSL_CERT_PATH: path.join(FIXTURES, 'missing.crt'), SSL_KEY_PATH: path.join(FIXTURES, 'instance.key') };
+  const env = {
+    USE_SSL: 'true',
+    SSL_CERT_PATH: path.join(FIXTURES, 'missing.crt'),
+    SSL_KEY_PATH: path.join(FIXTURES, 'instance.key'),
+  };
   await withWorker(sim.url, env, async (_w, f) => {
     await until(() => errorReport(f) !== undefined, 5_000, 'an error report');
     expect(errorReport(f)!.body.error_msg).toMatch(/^Worker Server failed to launch: .*missing\.crt/);

@@ -47,7 +47,10 @@ export interface FakeAutoscaler {
 }
 
 /** Python's json.dumps(..., indent=4) for the few shapes signed here (ASCII strings, given number tokens). */
-export function signedMessage(scheme: FakeScheme, f: { url: string; cost: string; endpoint: string; reqnum: number; requestIdx: number }): string {
+export function signedMessage(
+  scheme: FakeScheme,
+  f: { url: string; cost: string; endpoint: string; reqnum: number; requestIdx: number },
+): string {
   const s = (v: string) => JSON.stringify(v);
   if (scheme === 'url') return `{\n    "url": ${s(f.url)}\n}`;
   const lines = [`"cost": ${f.cost}`, `"endpoint": ${s(f.endpoint)}`, `"reqnum": ${f.reqnum}`];

@@ -21,7 +21,17 @@ export const STATUS_FIELDS = [
   'url',
 ];
 
-const FLOAT_FIELDS = ['loadtime', 'cur_load', 'rej_load', 'new_load', 'max_perf', 'cur_perf', 'cur_capacity', 'max_capacity', 'additional_disk_usage'];
+const FLOAT_FIELDS = [
+  'loadtime',
+  'cur_load',
+  'rej_load',
+  'new_load',
+  'max_perf',
+  'cur_perf',
+  'cur_capacity',
+  'max_capacity',
+  'additional_disk_usage',
+];
 const INT_FIELDS = ['id', 'num_requests_working', 'num_requests_recieved'];
 const STRING_FIELDS = ['mtoken', 'version', 'error_msg', 'url'];
 
@@ -39,7 +49,8 @@ export function statusShapeProblems(raw: string): string[] {
   const body = JSON.parse(raw) as Record<string, unknown>;
   const keys = Object.keys(body);
   if (keys.join(',') !== STATUS_FIELDS.join(',')) problems.push(`fields ${keys.join(',')}`);
-  for (const f of FLOAT_FIELDS) if (!PY_FLOAT.test(rawToken(raw, f) ?? '')) problems.push(`${f} not a float: ${rawToken(raw, f)}`);
+  for (const f of FLOAT_FIELDS)
+    if (!PY_FLOAT.test(rawToken(raw, f) ?? '')) problems.push(`${f} not a float: ${rawToken(raw, f)}`);
   for (const f of INT_FIELDS) if (!PY_INT.test(rawToken(raw, f) ?? '')) problems.push(`${f} not an int: ${rawToken(raw, f)}`);
   for (const f of STRING_FIELDS) if (typeof body[f] !== 'string') problems.push(`${f} not a string`);
   const idxs = body.working_request_idxs;
@@ -48,4 +59,11 @@ export function statusShapeProblems(raw: string): string[] {
   return problems;
 }
 
-export const DELETE_ITEM_FIELDS = ['request_idx', 'success', 'status', 'entered_queue_at', 'work_started_at', 'work_completed_at'];
+export const DELETE_ITEM_FIELDS = [
+  'request_idx',
+  'success',
+  'status',
+  'entered_queue_at',
+  'work_started_at',
+  'work_completed_at',
+];

@@ -52,7 +52,9 @@ export async function startVastWorker(
   const config = loadConfig(full);
   // With logLines, every log line (JSON) is collected there, at level info and above.
   const lines = opts.logLines;
-  const logger = lines ? createLogger('info', { write: (line: string) => void lines.push(line) }) : createLogger(config.log.level);
+  const logger = lines
+    ? createLogger('info', { write: (line: string) => void lines.push(line) })
+    : createLogger(config.log.level);
   const worker = await startWorker(config, { logger });
   return { ...worker, dir: path.dirname(cachePath), cachePath };
 }
