@@ -2,6 +2,8 @@
 // key, a failing or too-slow benchmark (no admission afterwards), a missing required variable
 // (bootstrap report, then the worker stops), and a server that cannot launch.
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startWorker } from '../../worker/app';
 import { ConfigError, loadConfig } from '../../worker/config';
@@ -171,4 +173,20 @@ test('a missing certificate file → "Worker Server failed to launch" report', a
     await until(() => errorReport(f) !== undefined, 5_000, 'an error report');
     expect(errorReport(f)!.body.error_msg).toMatch(/^Worker Server failed to launch: .*missing\.crt/);
   });
+});
+
+test('a port already taken (a second instance) → "Worker Server failed to launch" report', async () => {
+  const taken = http.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = (taken.address() as AddressInfo).port;
+  try {
+    await withWorker(sim.url, { WORKER_PORT: String(port), [`VAST_TCP_PORT_${port}`]: '40123' }, async (_w, f) => {
+      await until(() => errorReport(f) !== undefined, 5_000, 'an error report');
+      expect(errorReport(f)!.body.error_msg).toMatch(
+        /^Worker Server failed to launch: WORKER_PORT: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/,
+      );
+    });
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
+  }
 });

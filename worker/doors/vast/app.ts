@@ -13,7 +13,6 @@ import { parseWrapperRequest } from '../wrapper/request';
 import { parseEnvelope } from './envelope';
 import { sendModelError, vastErrorHandler } from './errors';
 import type { LoadLedger, Outcome } from './ledger';
-import type { VastReporter } from './reporter';
 import type { SignatureVerifier } from './signature';
 import type { VastState } from './state';
 
@@ -24,7 +23,6 @@ export interface VastAppDeps {
   ledger: LoadLedger;
   state: VastState;
   verifier: SignatureVerifier;
-  reporter: VastReporter;
   benchmark: StartupBenchmark | undefined;
 }
 

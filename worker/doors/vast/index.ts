@@ -107,7 +107,7 @@ export const startVastDoor: StartDoor = async (core) => {
   };
   core.events.on('started', onStarted);
 
-  const app = createVastApp({ core, ledger, state, verifier, reporter, benchmark });
+  const app = createVastApp({ core, ledger, state, verifier, benchmark });
   let server: http.Server | undefined;
   let localUrl: string | undefined;
   try {

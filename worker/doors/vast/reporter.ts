@@ -82,7 +82,7 @@ export class VastReporter {
     await Promise.all([this.sendingStatus, this.sendingDeletes]);
   }
 
-  /** The report as it would be sent now (also shown by GET /health). */
+  /** The report as it would be sent now. */
   status(counters: Counters = this.opts.ledger.counterSnapshot(), diskGib = this.diskUsedGib()): WorkerStatus {
     const { ledger, state } = this.opts;
     return {
