@@ -5,6 +5,7 @@ import { ConfigError } from './config';
 import { buildCore, type CoreOptions } from './core';
 import type { StartDoor } from './doors/door';
 import { startHttpDoor } from './doors/http';
+import { startVastDoor } from './doors/vast';
 import type { ComfyClient } from './comfy/client';
 import type { JobEvents } from './jobs/events';
 import type { JobQueue } from './jobs/queue';
@@ -15,6 +16,7 @@ const STOP_GRACE_MS = 10_000;
 
 const DOORS: Partial<Record<WorkerMode, StartDoor>> = {
   http: startHttpDoor,
+  vast: startVastDoor,
 };
 
 export type WorkerOptions = CoreOptions;

@@ -40,4 +40,69 @@ describe('loadConfig', () => {
   test('every bad variable is reported at once', () => {
     expect(() => loadConfig({ API_PORT: 'x', MAX_BODY_MB: 'y' })).toThrow(/API_PORT[\s\S]*MAX_BODY_MB/);
   });
+
+  test('Vast door defaults', () => {
+    const config = loadConfig({ REPORT_ADDR: 'https://run.vast.ai', CONTAINER_ID: '1' }, '/srv');
+    expect(config.mode).toBe('vast');
+    expect(config.vast).toMatchObject({
+      port: 3000,
+      useSsl: false,
+      certPath: '/etc/instance.crt',
+      keyPath: '/etc/instance.key',
+      reportAddrs: ['https://run.vast.ai'],
+      signatureScheme: 'any',
+      workloadPerRequest: 1,
+      maxQueueTimeS: 10,
+      masterToken: '',
+      modelLog: undefined,
+    });
+    expect(config.benchmark).toEqual({
+      jsonPath: undefined,
+      width: 512,
+      height: 512,
+      steps: 20,
+      runs: 8,
+      cachePath: '/srv/.has_benchmark',
+      minPerf: undefined,
+    });
+    expect(loadConfig({}).vast.reportAddrs).toEqual(['https://run.vast.ai']);
+  });
+
+  test('Vast: public port from VAST_TCP_PORT_<WORKER_PORT>, REPORT_ADDR list, schemes, UNSECURED, MODEL_LOG tokens', () => {
+    const config = loadConfig({
+      WORKER_PORT: '3100',
+      VAST_TCP_PORT_3100: '26172',
+      VAST_TCP_PORT_3000: '1',
+      REPORT_ADDR: 'https://a.example/, https://b.example',
+      VAST_SIGNATURE_SCHEME: 'all-fields',
+      MODEL_LOG: '/var/log/portal/api-wrapper.log',
+    });
+    expect(config.vast.publicPort).toBe('26172');
+    expect(config.vast.reportAddrs).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.vast.signatureScheme).toBe('fields');
+    expect(config.vast.modelLog).toEqual({
+      path: '/var/log/portal/api-wrapper.log',
+      onLoad: ['BACKENDS_READY'],
+      onError: ['BACKENDS_READY_TIMEOUT', 'BACKEND_UNRECOVERABLE', 'Application startup failed'],
+    });
+    expect(loadConfig({ VAST_SIGNATURE_SCHEME: 'url-only' }).vast.signatureScheme).toBe('url');
+    expect(loadConfig({ VAST_SIGNATURE_SCHEME: 'fields', UNSECURED: 'yes' }).vast.signatureScheme).toBe('off');
+    expect(loadConfig({ MODEL_LOG: 'x.log', MODEL_LOG_ON_LOAD: 'A, B', MODEL_LOG_ON_ERROR: 'C' }).vast.modelLog).toMatchObject({
+      onLoad: ['A', 'B'],
+      onError: ['C'],
+    });
+  });
+
+  test.each([
+    [{ VAST_SIGNATURE_SCHEME: 'rsa' }, 'VAST_SIGNATURE_SCHEME: expected one of'],
+    [{ WORKER_PORT: 'x' }, 'WORKER_PORT: expected an integer'],
+    [{ VAST_TCP_PORT_3000: 'abc' }, 'VAST_TCP_PORT_3000: expected a port number'],
+    [{ BENCHMARK_RUNS: '0' }, 'BENCHMARK_RUNS: expected an integer >= 1'],
+    [{ BENCHMARK_TEST_WIDTH: '512.5' }, 'BENCHMARK_TEST_WIDTH: expected an integer'],
+    [{ BENCHMARK_MIN_PERF: 'fast' }, 'BENCHMARK_MIN_PERF: expected a number'],
+    [{ MAX_QUEUE_TIME: '-1' }, 'MAX_QUEUE_TIME: expected a number >= 0'],
+    [{ USE_SSL: 'maybe' }, 'USE_SSL: expected true or false'],
+  ])('a bad Vast value names the variable: %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
 });

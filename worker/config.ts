@@ -129,6 +129,33 @@ const envSchema = z.object({
   JOB_SECRETS_KEY: optionalText,
   JOB_SECRETS_KEY_FILE: optionalText,
 
+  // Vast.ai door (WORKER_MODE=vast)
+  WORKER_PORT: number(3000, { min: 0, int: true }),
+  USE_SSL: bool(false),
+  SSL_CERT_PATH: text('/etc/instance.crt'),
+  SSL_KEY_PATH: text('/etc/instance.key'),
+  PUBLIC_IPADDR: optionalText,
+  MASTER_TOKEN: optionalText,
+  VAST_SIGNATURE_SCHEME: z
+    .enum(['url', 'url-only', 'fields', 'all-fields', 'legacy-fields', 'any', 'off'])
+    .optional()
+    .transform((v) => canonicalScheme(v ?? 'any')),
+  UNSECURED: bool(false),
+  WORKLOAD_PER_REQUEST: number(1, { min: 0.000001 }),
+  MAX_QUEUE_TIME: number(10, { min: 0 }),
+  MODEL_LOG: optionalText,
+  MODEL_LOG_ON_LOAD: optionalText,
+  MODEL_LOG_ON_ERROR: optionalText,
+
+  // Startup benchmark (Vast door)
+  BENCHMARK_JSON_PATH: optionalText,
+  BENCHMARK_TEST_WIDTH: number(512, { min: 16, int: true }),
+  BENCHMARK_TEST_HEIGHT: number(512, { min: 16, int: true }),
+  BENCHMARK_TEST_STEPS: number(20, { min: 1, int: true }),
+  BENCHMARK_RUNS: number(8, { min: 1, int: true }),
+  BENCHMARK_CACHE_PATH: text('.has_benchmark'),
+  BENCHMARK_MIN_PERF: optionalNumber({ min: 0 }),
+
   // Logging
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -138,7 +165,19 @@ const envSchema = z.object({
 
 export type Config = ReturnType<typeof buildConfig>;
 
-function buildConfig(env: z.infer<typeof envSchema>, cwd: string) {
+/** Which message the autoscaler's signature covers (see worker/doors/vast/signature.ts). */
+export type SignatureScheme = 'url' | 'fields' | 'legacy-fields' | 'any' | 'off';
+
+function canonicalScheme(name: string): SignatureScheme {
+  if (name === 'url-only') return 'url';
+  if (name === 'all-fields') return 'fields';
+  return name as SignatureScheme;
+}
+
+/** Vast's default autoscaler address (PyWorker's REPORT_ADDR default). */
+export const DEFAULT_REPORT_ADDR = 'https://run.vast.ai';
+
+function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: string | undefined) {
   const mode = chooseMode(env);
   return {
     mode,
@@ -173,8 +212,56 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string) {
       secretsKey: env.JOB_SECRETS_KEY,
       secretsKeyFile: env.JOB_SECRETS_KEY_FILE === undefined ? undefined : path.resolve(cwd, env.JOB_SECRETS_KEY_FILE),
     },
+    vast: {
+      port: env.WORKER_PORT,
+      useSsl: env.USE_SSL,
+      certPath: path.resolve(cwd, env.SSL_CERT_PATH),
+      keyPath: path.resolve(cwd, env.SSL_KEY_PATH),
+      /** REPORT_ADDR split on commas: tried in order until one answers (failover). */
+      reportAddrs: (env.REPORT_ADDR ?? DEFAULT_REPORT_ADDR)
+        .split(',')
+        .map((a) => a.trim().replace(/\/+$/, ''))
+        .filter((a) => a !== ''),
+      /** Raw CONTAINER_ID; the door checks it is an integer and reports when it is not. */
+      containerId: env.CONTAINER_ID,
+      publicIp: env.PUBLIC_IPADDR,
+      /** VAST_TCP_PORT_<WORKER_PORT>: the public port Vast maps to WORKER_PORT. */
+      publicPort,
+      masterToken: env.MASTER_TOKEN ?? '',
+      signatureScheme: env.UNSECURED ? ('off' as const) : env.VAST_SIGNATURE_SCHEME,
+      workloadPerRequest: env.WORKLOAD_PER_REQUEST,
+      maxQueueTimeS: env.MAX_QUEUE_TIME,
+      modelLog:
+        env.MODEL_LOG === undefined
+          ? undefined
+          : {
+              path: path.resolve(cwd, env.MODEL_LOG),
+              // PyWorker's ComfyUI defaults, for the api-wrapper's log.
+              onLoad: tokens(env.MODEL_LOG_ON_LOAD ?? 'BACKENDS_READY'),
+              onError: tokens(
+                env.MODEL_LOG_ON_ERROR ?? 'BACKENDS_READY_TIMEOUT,BACKEND_UNRECOVERABLE,Application startup failed',
+              ),
+            },
+    },
+    benchmark: {
+      jsonPath: env.BENCHMARK_JSON_PATH === undefined ? undefined : path.resolve(cwd, env.BENCHMARK_JSON_PATH),
+      width: env.BENCHMARK_TEST_WIDTH,
+      height: env.BENCHMARK_TEST_HEIGHT,
+      steps: env.BENCHMARK_TEST_STEPS,
+      runs: env.BENCHMARK_RUNS,
+      cachePath: path.resolve(cwd, env.BENCHMARK_CACHE_PATH),
+      minPerf: env.BENCHMARK_MIN_PERF,
+    },
     log: { level: env.LOG_LEVEL },
   };
+}
+
+/** A comma-separated list of log strings; empty entries dropped. */
+function tokens(raw: string | undefined): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
 }
 
 function chooseMode(env: z.infer<typeof envSchema>): WorkerMode {
@@ -209,5 +296,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     });
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
-  return buildConfig(parsed.data, cwd);
+  // The public port's variable is named after WORKER_PORT, so it is read once the port is known.
+  const portVar = `VAST_TCP_PORT_${parsed.data.WORKER_PORT}`;
+  const publicPort = env[portVar]?.trim() || undefined;
+  if (publicPort !== undefined && !/^\d{1,5}$/.test(publicPort)) {
+    throw new ConfigError(`Invalid configuration:\n  ${portVar}: expected a port number, got "${publicPort}"`);
+  }
+  return buildConfig(parsed.data, cwd, publicPort);
 }

@@ -1,0 +1,59 @@
+// The startup benchmark's screening and logging, with the simulator's timing changed between
+// runs: runs that vary by more than 20% are logged; a run that fails after the warm-up fails
+// the benchmark; sampler it/s is logged beside the reference.
+import { startSimulator, type Simulator } from '../../worker/simulator';
+import { until } from '../support/worker';
+import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
+import { startVastWorker, type VastTestWorker } from './support/vast-worker';
+
+let sim: Simulator;
+let fake: FakeAutoscaler;
+let worker: VastTestWorker | undefined;
+
+beforeEach(async () => {
+  sim = await startSimulator({ stepDelayMs: 20 });
+  fake = await startFakeAutoscaler();
+});
+afterEach(async () => {
+  await worker?.stop();
+  worker = undefined;
+  await fake.close();
+  await sim.close();
+});
+
+const logged = (lines: string[]) => lines.map((l) => JSON.parse(l) as { msg: string; level: number });
+
+test('runs that vary by more than 20% are logged; it/s is logged beside the RTX 4090 reference', async () => {
+  const lines: string[] = [];
+  worker = await startVastWorker(sim.url, fake, {}, { logLines: lines });
+  let benchmarkJobs = 0;
+  worker.events.on('started', (job) => {
+    // The last run (warm-up, run 1, run 2) gets 400 ms slower.
+    if (job.door === 'benchmark' && ++benchmarkJobs === 3) sim.setNodeDelay({ VAEDecode: 400 });
+  });
+  await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
+  const messages = logged(lines).map((l) => l.msg);
+  expect(messages.some((m) => /run times vary by \d+% \(over 20%\)/.test(m))).toBe(true);
+  expect(messages.some((m) => /sampler \d+(\.\d)? it\/s \(reference: RTX 4090 about 43 it\/s on SD1.5\)/.test(m))).toBe(true);
+});
+
+test('steady runs: no variance warning', async () => {
+  const lines: string[] = [];
+  sim.setNodeDelay({ VAEDecode: 500 }); // dominant and fixed
+  worker = await startVastWorker(sim.url, fake, {}, { logLines: lines });
+  await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
+  expect(logged(lines).some((l) => l.msg.includes('vary by'))).toBe(false);
+});
+
+test('a run that fails after the warm-up fails the benchmark: error report naming the run', async () => {
+  // A dead ComfyUI fails its job after one quick reconnect attempt.
+  worker = await startVastWorker(sim.url, fake, { WEBSOCKET_RECONNECT_ATTEMPTS: '1', WEBSOCKET_RECONNECT_DELAY_S: '0.1' });
+  let benchmarkJobs = 0;
+  worker.events.on('started', (job) => {
+    if (job.door === 'benchmark' && ++benchmarkJobs === 3) sim.faults.dieAfterEvents = 2; // ComfyUI dies in run 2
+  });
+  await until(() => fake.statusReports.some((r) => r.body.error_msg !== ''), 15_000, 'an error report');
+  const report = fake.statusReports.find((r) => r.body.error_msg !== '')!.body;
+  expect(report.error_msg).toMatch(/^Benchmark run 2\/2 failed: /);
+  expect(report.max_perf).toBe(0);
+});

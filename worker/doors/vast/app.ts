@@ -1,0 +1,153 @@
+// The Vast door's routes: POST /generate/sync (the PyWorker envelope around an api-wrapper
+// request), GET /health, GET /ping, GET /benchmark.
+//
+// /generate/sync follows PyWorker's order: parse JSON → envelope (422) → session (410) →
+// signature (401) → worker in error (503) → queue-time rule (429) → admitted (counts as
+// working) → the core runs the payload like the HTTP door's /generate/sync (FIFO, one at a
+// time) → the Result. Whatever happens after admission, the request leaves the in-flight table.
+import express, { type Request, type Response } from 'express';
+import type { StartupBenchmark } from '../../../benchmark';
+import type { Core } from '../../core';
+import { answerWhenFinished, notReadyError } from '../wrapper/answer';
+import { parseWrapperRequest } from '../wrapper/request';
+import { parseEnvelope } from './envelope';
+import { sendModelError, vastErrorHandler } from './errors';
+import type { LoadLedger, Outcome } from './ledger';
+import type { SignatureVerifier } from './signature';
+import type { VastState } from './state';
+
+const PROBE_TIMEOUT_MS = 2_000;
+
+export interface VastAppDeps {
+  core: Core;
+  ledger: LoadLedger;
+  state: VastState;
+  verifier: SignatureVerifier;
+  benchmark: StartupBenchmark | undefined;
+}
+
+export function createVastApp(deps: VastAppDeps): express.Express {
+  const { core, ledger, state, verifier } = deps;
+  const { logger } = core;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // The raw text, so the signed auth_data numbers keep their exact tokens.
+  const rawBody = express.text({ type: () => true, limit: core.config.http.maxBodyBytes });
+
+  app.post('/generate/sync', rawBody, async (req: Request, res: Response) => {
+    let gone = false;
+    res.once('close', () => {
+      if (!res.writableEnded) gone = true;
+    });
+    const parsed = parseEnvelope(typeof req.body === 'string' ? req.body : '');
+    if (!parsed.ok) {
+      res.status(parsed.status).json(parsed.body);
+      return;
+    }
+    const envelope = parsed.envelope;
+    const { reqnum, request_idx } = envelope.auth;
+    // ComfyUI has no sessions: any session id names one that does not exist.
+    if (envelope.sessionId !== null) {
+      res.status(410).json({ error: 'invalid session' });
+      return;
+    }
+    if (!verifier.check(envelope).ok) {
+      ledger.reject(envelope.auth);
+      res.status(401).end();
+      return;
+    }
+    if (state.errorMsg !== '') {
+      ledger.reject(envelope.auth);
+      res.status(503).json({ error: `worker is in error state: ${state.errorMsg}` });
+      return;
+    }
+    const admission = ledger.admit(envelope.auth);
+    if (!admission.ok) {
+      logger.info(
+        { reqnum, request_idx, waitS: admission.waitS, maxQueueTimeS: ledger.maxQueueTimeS },
+        'vast: 429, queue too long',
+      );
+      res.status(429).end();
+      return;
+    }
+    const entry = admission.entry;
+    let outcome: Exclude<Outcome, 'Rejected'> = 'Error';
+    try {
+      if (!core.comfy.isReady) throw notReadyError(core.comfy);
+      const { id, spec, secrets } = await parseWrapperRequest(envelope.payload, core.wrapper, req.headers);
+      if (gone) {
+        outcome = 'Cancelled';
+        return;
+      }
+      spec.meta = { ...spec.meta, vast: { request_idx, reqnum, endpoint: envelope.auth.endpoint } };
+      const job = core.queue.submit({ id, door: 'vast', sync: true, spec, secrets });
+      entry.jobId = job.id;
+      const final = await answerWhenFinished(core.queue, job, res);
+      if (final === undefined || final.status === 'cancelled') outcome = 'Cancelled';
+      else outcome = final.status === 'completed' ? 'Success' : 'Error';
+    } catch (err) {
+      outcome = 'Error';
+      sendModelError(res, err, logger);
+    } finally {
+      ledger.finish(entry, outcome);
+    }
+  });
+
+  app.get('/ping', (_req, res) => {
+    res.type('text/plain').send('pong');
+  });
+
+  app.get('/health', async (_req, res) => {
+    let reachable = true;
+    let comfyError: string | undefined;
+    try {
+      await core.comfy.http.systemStats(PROBE_TIMEOUT_MS);
+    } catch (err) {
+      reachable = false;
+      comfyError = (err as Error).message;
+    }
+    const websocket = core.comfy.session.state;
+    const status = state.errorMsg !== '' ? 'error' : state.loaded ? 'ready' : 'loading';
+    const healthy = status === 'ready' && reachable && websocket === 'open';
+    res.status(healthy ? 200 : 503).json({
+      status: healthy ? 'healthy' : status === 'ready' ? 'unhealthy' : status,
+      loaded: state.loaded,
+      error_msg: state.errorMsg,
+      benchmark: deps.benchmark?.status ?? 'failed',
+      max_perf: ledger.maxPerf,
+      cur_load: ledger.curLoad,
+      num_requests_working: ledger.numWorking,
+      estimated_wait_s: ledger.estimatedWaitS(),
+      max_queue_time_s: ledger.maxQueueTimeS,
+      signature_scheme: verifier.scheme,
+      public_key_loaded: verifier.hasKey,
+      comfyui: {
+        url: core.comfy.baseUrl,
+        reachable,
+        websocket,
+        ...(comfyError !== undefined ? { error: comfyError } : {}),
+      },
+    });
+  });
+
+  app.get('/benchmark', (_req, res) => {
+    res.json(deps.benchmark?.view() ?? { status: 'failed', error: state.errorMsg });
+  });
+
+  // Framework defaults, as aiohttp answers them: 405 on a known path, 404 elsewhere.
+  const allowed: Record<string, string> = {
+    '/generate/sync': 'POST',
+    '/ping': 'GET, HEAD',
+    '/health': 'GET, HEAD',
+    '/benchmark': 'GET, HEAD',
+  };
+  app.use((req, res) => {
+    const allow = allowed[req.path];
+    if (allow !== undefined) res.status(405).set('Allow', allow).type('text/plain').send('405: Method Not Allowed');
+    else res.status(404).type('text/plain').send('404: Not Found');
+  });
+  app.use(vastErrorHandler(logger, core.config.http.maxBodyBytes));
+  return app;
+}

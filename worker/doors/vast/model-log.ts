@@ -1,0 +1,103 @@
+// Readiness from a log file, for platforms that watch one (MODEL_LOG with on-load and on-error
+// strings). Read from the start, line by line, following appends (and a rotated or truncated
+// file). Each line is checked for error strings first, then load strings, and a string only
+// matches as a whole token: `BACKENDS_READY` does not fire on `BACKENDS_READY_TIMEOUT`
+// (PyWorker's substring match did, and benchmarked a worker that had just failed).
+import fs from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import type { Logger } from '../../observability/logger';
+import { sleep } from '../../util/time';
+
+const WORD = /[A-Za-z0-9_]/;
+
+/** `token` occurs in `line` with no word character glued to either of its word-character edges. */
+export function hasToken(line: string, token: string): boolean {
+  if (token === '') return false;
+  const startsWord = WORD.test(token[0]!);
+  const endsWord = WORD.test(token[token.length - 1]!);
+  for (let at = line.indexOf(token); at >= 0; at = line.indexOf(token, at + 1)) {
+    const before = at > 0 ? line[at - 1]! : '';
+    const after = line[at + token.length] ?? '';
+    if (startsWord && before !== '' && WORD.test(before)) continue;
+    if (endsWord && after !== '' && WORD.test(after)) continue;
+    return true;
+  }
+  return false;
+}
+
+export type LineVerdict = { kind: 'error'; token: string } | { kind: 'load'; token: string } | undefined;
+
+/** Error strings are checked first, so a line with both is an error. */
+export function classifyLine(line: string, onLoad: string[], onError: string[]): LineVerdict {
+  const error = onError.find((t) => hasToken(line, t));
+  if (error !== undefined) return { kind: 'error', token: error };
+  const load = onLoad.find((t) => hasToken(line, t));
+  return load !== undefined ? { kind: 'load', token: load } : undefined;
+}
+
+export interface ModelLogOptions {
+  path: string;
+  onLoad: string[];
+  onError: string[];
+  logger: Logger;
+  /** How often the end of the file is re-read; default 100 ms. */
+  pollMs?: number;
+}
+
+/** Raised when an on-error string appears; its message is the string (PyWorker's error_msg). */
+export class ModelLogError extends Error {
+  override readonly name = 'ModelLogError';
+}
+
+/** Resolves at the first on-load line; rejects with ModelLogError at an on-error line. */
+export async function waitForModelLog(opts: ModelLogOptions, signal: AbortSignal): Promise<void> {
+  const pollMs = opts.pollMs ?? 100;
+  let waitingLogged = false;
+  while (!fs.existsSync(opts.path)) {
+    if (!waitingLogged) opts.logger.info({ path: opts.path }, 'vast: waiting for MODEL_LOG to appear');
+    waitingLogged = true;
+    await sleep(1_000, signal);
+  }
+  let offset = 0;
+  let inode = -1;
+  let decoder = new StringDecoder('utf8');
+  let partial = '';
+  const buffer = Buffer.alloc(64 * 1024);
+  for (;;) {
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(opts.path);
+    } catch {
+      stat = undefined; // rotated away; wait for the new file
+    }
+    if (stat && (stat.ino !== inode || stat.size < offset)) {
+      // A new or truncated file: start again from its beginning.
+      inode = stat.ino;
+      offset = 0;
+      partial = '';
+      decoder = new StringDecoder('utf8');
+    }
+    if (stat && stat.size > offset) {
+      const fd = fs.openSync(opts.path, 'r');
+      try {
+        let read: number;
+        while ((read = fs.readSync(fd, buffer, 0, buffer.length, offset)) > 0) {
+          offset += read;
+          const lines = (partial + decoder.write(buffer.subarray(0, read))).split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) {
+            const verdict = classifyLine(line.trimEnd(), opts.onLoad, opts.onError);
+            if (verdict?.kind === 'error') throw new ModelLogError(verdict.token);
+            if (verdict?.kind === 'load') {
+              opts.logger.info({ path: opts.path, token: verdict.token }, 'vast: MODEL_LOG says loaded');
+              return;
+            }
+          }
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    await sleep(pollMs, signal);
+  }
+}
