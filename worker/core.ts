@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { ModifierRegistry } from '../modifiers';
 import { ComfyClient } from './comfy/client';
+import { S3Clients, s3Defaults } from './delivery/s3';
 import type { Config } from './config';
 import type { WrapperContext } from './doors/wrapper/request';
 import { JobEvents } from './jobs/events';
@@ -56,12 +57,20 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     downloadMaxBytes: config.inputs.downloadMaxBytes,
     downloadTimeoutMs: config.inputs.downloadTimeoutS * 1000,
   };
+  const s3Clients = new S3Clients({
+    connectTimeoutMs: config.s3.connectTimeoutS * 1000,
+    attempts: config.s3.attempts,
+    presignExpiresS: config.s3.presignExpiresS,
+  });
   const execute = createExecutor({
     comfy,
     outbound: createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls }),
     inputs,
     maxInlineBytes: config.outputs.base64MaxBytes,
     orgApiKey: config.comfy.orgApiKey,
+    s3Defaults: s3Defaults(config.s3),
+    s3Clients,
+    logger,
     clock: opts.clock,
   });
   const events = new JobEvents();

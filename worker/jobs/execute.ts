@@ -7,6 +7,8 @@ import { uploadInputImages, type InputLimits } from '../comfy/inputs';
 import type { ComfyEvent } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
 import { deliverOutputs } from '../delivery/outputs';
+import { resolveS3Destination, type S3Clients, type S3Defaults } from '../delivery/s3';
+import type { Logger } from '../observability/logger';
 import type { JobRecord, JobResult, JobSecrets } from './types';
 
 export interface ExecuteDeps {
@@ -16,6 +18,9 @@ export interface ExecuteDeps {
   maxInlineBytes: number;
   /** COMFY_ORG_API_KEY, used when the request brings no key of its own. */
   orgApiKey: string | undefined;
+  s3Defaults: S3Defaults;
+  s3Clients: S3Clients;
+  logger: Logger;
   clock?: () => number;
 }
 
@@ -50,11 +55,19 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     const generated = clock();
 
     const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
+    const dest = resolveS3Destination(deps.s3Defaults, spec.s3, secrets);
     const delivered = await deliverOutputs(
       deps.comfy.http,
       refs,
       values,
-      { maxInlineBytes: deps.maxInlineBytes, allowPartial: spec.allowPartial },
+      {
+        jobId: job.id,
+        inline: dest === undefined || spec.forceBase64,
+        maxInlineBytes: deps.maxInlineBytes,
+        s3: dest ? { dest, clients: deps.s3Clients } : undefined,
+        allowPartial: spec.allowPartial,
+        logger: deps.logger,
+      },
       signal,
     );
     const finished = clock();

@@ -15,6 +15,8 @@ export interface WebhookTarget {
   extraParams: Record<string, unknown>;
   /** false when the request explicitly asked for an unsigned webhook (secret: ""). */
   signed: boolean;
+  /** Per-request timeout; WEBHOOK_TIMEOUT_S when absent. */
+  timeoutS?: number;
 }
 
 /** Per-request S3 settings, without the credentials (those live in JobSecrets). */
