@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { DISPLAY_ROOT, DataDirs, annotatedFilepath, getSaveImagePath, listInputImages, pyJoin, tracebackFrame } from './files';
 import { blend, emptyImage, fromDecoded, invert, rgbBytes, scale, seedColor } from './imageops';
 import { decodePng, encodePng, sniffImageSize } from './png';
-import { PyException, PyFloat, isPyDict, pyJsonStringify, pyNumber, pyRepr, pyStr, toPlain } from './pyjson';
+import { PyException, PyFloat, isPyDict, pyJsonStringify, pyNumber, pyRepr, pyStr, pyTypeName, toPlain } from './pyjson';
 import { BUILTIN_ORDER, builtinSchemas, cloneEntry, completeEntry, parseObjectInfoEntry, type BuiltinName, type ObjectInfoEntry } from './schemas';
 import { SimImage, SimLatent, SimMask, SimOpaque } from './tensor';
 import type { SimNodeDef } from './types';
@@ -53,7 +53,7 @@ export interface NodeClass {
 
 const V3_FRAMES = [tracebackFrame('comfy_api/internal/__init__.py', 149, 'wrapped_func'), tracebackFrame('comfy_api/latest/_io.py', 1270, 'EXECUTE_NORMALIZED')];
 
-function int(v: unknown): number {
+function num(v: unknown): number {
   return pyNumber(v) ?? 0;
 }
 
@@ -61,9 +61,10 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : pyStr(v);
 }
 
-function image(v: unknown, node: string, input: string): SimImage {
+/** The IMAGE an input must hold; anything else fails the way torch code does on it. */
+function image(v: unknown): SimImage {
   if (v instanceof SimImage) return v;
-  throw new PyException('AttributeError', `'${v === null || v === undefined ? 'NoneType' : typeof v}' object has no attribute 'shape'`, [tracebackFrame('nodes.py', 1, `${node}.${input}`)]);
+  throw new PyException('AttributeError', `'${pyTypeName(v)}' object has no attribute 'shape'`);
 }
 
 /** Resolves a display path (under /opt/ComfyUI) or an absolute path to the real file. */
@@ -83,7 +84,7 @@ function objectAt(type: string): string {
 
 /** SaveImage/PreviewImage: one PNG per batch item, named as ComfyUI names them. */
 function saveImages(ctx: RunContext, kind: 'output' | 'temp', prefixAppend: string, compressLevel: number): NodeOutput {
-  const images = image(ctx.inputs.get('images'), 'save_images', 'images');
+  const images = image(ctx.inputs.get('images'));
   const prefix = str(ctx.inputs.get('filename_prefix') ?? 'ComfyUI') + prefixAppend;
   let sp;
   try {
@@ -190,20 +191,20 @@ const IMPLS: Record<BuiltinName, Impl> = {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      return { result: [emptyImage(int(i.get('width')), int(i.get('height')), int(i.get('batch_size') ?? 1), int(i.get('color') ?? 0))] };
+      return { result: [emptyImage(num(i.get('width')), num(i.get('height')), num(i.get('batch_size') ?? 1), num(i.get('color') ?? 0))] };
     },
   },
   ImageInvert: {
     v3: false,
     async run(ctx) {
-      return { result: [invert(image(ctx.inputs.get('image'), 'invert', 'image'))] };
+      return { result: [invert(image(ctx.inputs.get('image')))] };
     },
   },
   ImageScale: {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      return { result: [scale(image(i.get('image'), 'upscale', 'image'), str(i.get('upscale_method')), int(i.get('width')), int(i.get('height')), str(i.get('crop')))] };
+      return { result: [scale(image(i.get('image')), str(i.get('upscale_method')), num(i.get('width')), num(i.get('height')), str(i.get('crop')))] };
     },
   },
   ImageBlend: {
@@ -211,7 +212,7 @@ const IMPLS: Record<BuiltinName, Impl> = {
     async run(ctx) {
       const i = ctx.inputs;
       const frames = [...V3_FRAMES, tracebackFrame('comfy_extras/nodes_post_processing.py', 40, 'execute')];
-      return { result: [blend(image(i.get('image1'), 'execute', 'image1'), image(i.get('image2'), 'execute', 'image2'), int(i.get('blend_factor')), str(i.get('blend_mode')), frames)] };
+      return { result: [blend(image(i.get('image1')), image(i.get('image2')), num(i.get('blend_factor')), str(i.get('blend_mode')), frames)] };
     },
   },
   SaveImage: {
@@ -276,14 +277,14 @@ const IMPLS: Record<BuiltinName, Impl> = {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      return { result: [new SimLatent(int(i.get('batch_size') ?? 1), Math.floor(int(i.get('height')) / 8), Math.floor(int(i.get('width')) / 8), null)] };
+      return { result: [new SimLatent(num(i.get('batch_size') ?? 1), Math.floor(num(i.get('height')) / 8), Math.floor(num(i.get('width')) / 8), null)] };
     },
   },
   KSampler: {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      const steps = int(i.get('steps'));
+      const steps = num(i.get('steps'));
       for (let s = 1; s <= steps; s++) {
         await ctx.sleep(ctx.env.stepDelayMs);
         await ctx.progress(s, steps);
@@ -291,7 +292,7 @@ const IMPLS: Record<BuiltinName, Impl> = {
       const latent = i.get('latent_image');
       const pos = i.get('positive');
       const text = pos instanceof SimOpaque ? String(pos.info['text'] ?? '') : '';
-      const seed = BigInt.asUintN(64, BigInt(Math.trunc(int(i.get('seed')))) ^ fnv(text));
+      const seed = BigInt.asUintN(64, BigInt(Math.trunc(num(i.get('seed')))) ^ fnv(text));
       const l = latent instanceof SimLatent ? latent : new SimLatent(1, 64, 64, null);
       return { result: [new SimLatent(l.batch, l.height8, l.width8, seed)] };
     },
@@ -307,7 +308,7 @@ const IMPLS: Record<BuiltinName, Impl> = {
   VAEEncode: {
     v3: false,
     async run(ctx) {
-      const px = image(ctx.inputs.get('pixels'), 'encode', 'pixels');
+      const px = image(ctx.inputs.get('pixels'));
       return { result: [new SimLatent(px.batch, Math.floor(px.height / 8), Math.floor(px.width / 8), null)] };
     },
   },
@@ -320,7 +321,7 @@ const IMPLS: Record<BuiltinName, Impl> = {
   SaveAnimatedWEBP: {
     v3: true,
     async run(ctx) {
-      const images = image(ctx.inputs.get('images'), 'execute', 'images');
+      const images = image(ctx.inputs.get('images'));
       let sp;
       try {
         sp = getSaveImagePath(ctx.env.dirs, 'output', str(ctx.inputs.get('filename_prefix') ?? 'ComfyUI'), images.width, images.height);

@@ -58,8 +58,11 @@ export const objectInfoEntrySchema = z
   })
   .loose();
 
+/** Checks the shape; returns the value itself because zod's output reorders keys (and
+ *  /object_info key order is part of what we reproduce). */
 export function parseObjectInfoEntry(v: unknown): ObjectInfoEntry {
-  return objectInfoEntrySchema.parse(v) as ObjectInfoEntry;
+  objectInfoEntrySchema.parse(v);
+  return v as ObjectInfoEntry;
 }
 
 /** Fills defaults ComfyUI's node_info() would add, for entries written by tests. */

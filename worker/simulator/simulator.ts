@@ -51,10 +51,13 @@ class SimulatorImpl implements Simulator {
   private current: ComfyProcess;
   private armed: Armed | null = null;
   private closed = false;
+  /** The folder was made by us (no dataDir option): close() removes it. */
+  private readonly ownsDataDir: boolean;
 
   constructor(opts: SimulatorOptions) {
     this.host = opts.host ?? '127.0.0.1';
     this.portNumber = opts.port ?? 0;
+    this.ownsDataDir = opts.dataDir === undefined;
     this.dataDir = resolve(opts.dataDir ?? mkdtempSync(join(tmpdir(), 'comfy-sim-')));
     this.nodeDelaySetting = opts.nodeDelayMs ?? 0;
     this.models = [...(opts.models ?? DEFAULT_MODELS)];
@@ -190,10 +193,11 @@ class SimulatorImpl implements Simulator {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.current.hub.closeAll();
+    await this.current.hub.closeAll(200);
     this.current.kill();
     await this.stopServer();
     this.wss.close();
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 

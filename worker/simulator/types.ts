@@ -36,7 +36,7 @@ export interface SimulatorOptions {
   host?: string;
   /** Default 0 (ephemeral). */
   port?: number;
-  /** Folder with input/, output/, temp/; default a fresh mkdtemp folder. */
+  /** Folder with input/, output/, temp/; default a fresh mkdtemp folder (removed by close()). */
   dataDir?: string;
   /** Execution time per executed (non-cached) node, optionally per class_type ("*" sets the
    *  default for classes not listed); default 0. */

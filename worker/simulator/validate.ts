@@ -240,14 +240,14 @@ class Validator {
         );
       }
     }
-    if (cls.validateInputs) errors.push(...this.customValidation(id, cls, schema, inputs, receivedTypes));
+    if (cls.validateInputs) errors.push(...this.customValidation(cls, schema, inputs, receivedTypes));
     const result: Validated = errors.length > 0 || !valid ? { ok: false, reasons: errors } : { ok: true, reasons: [] };
     this.validated.set(id, result);
     return result;
   }
 
   /** VALIDATE_INPUTS with the arguments it names (constants; links are None here). */
-  private customValidation(id: string, cls: NodeClass, schema: ObjectInfoEntry, inputs: PyDict, receivedTypes: Map<string, unknown>): Reason[] {
+  private customValidation(cls: NodeClass, schema: ObjectInfoEntry, inputs: PyDict, receivedTypes: Map<string, unknown>): Reason[] {
     const fn = cls.validateInputs;
     if (!fn) return [];
     const filtered = new Map<string, unknown>();
@@ -271,7 +271,6 @@ class Validator {
       const details = ret === false ? x : `${x} - ${ret}`;
       out.push(reason('custom_validation_failed', 'Custom validation failed for node', details, [['input_name', x]]));
     }
-    void id;
     return out;
   }
 }

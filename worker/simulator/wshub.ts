@@ -51,8 +51,22 @@ export class WsHub {
     this.sockets.clear();
   }
 
-  /** Orderly close of every socket (graceful shutdown). */
-  closeAll(): void {
-    for (const ws of this.all) ws.close(1001, 'server shutting down');
+  /** Orderly close of every socket (graceful shutdown); resolves when all are closed or after
+   *  `graceMs`, whichever is first. */
+  closeAll(graceMs: number): Promise<void> {
+    const open = [...this.all].filter((ws) => ws.readyState !== ws.CLOSED);
+    if (open.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let left = open.length;
+      const timer = setTimeout(resolve, graceMs);
+      for (const ws of open) {
+        ws.once('close', () => {
+          if (--left > 0) return;
+          clearTimeout(timer);
+          resolve();
+        });
+        ws.close(1001, 'server shutting down');
+      }
+    });
   }
 }

@@ -1,0 +1,60 @@
+// Command line: starts one simulator and logs its URL.
+//   node dist/worker/simulator/cli.js --port 8188 [--host 127.0.0.1] [--node-delay-ms 10]
+//     [--step-delay-ms 5] [--models a.safetensors,b.safetensors] [--data-dir DIR]
+//     [--output-padding-bytes N]
+
+import { parseArgs } from 'node:util';
+import { startSimulator } from './simulator';
+import type { Simulator, SimulatorOptions } from './types';
+
+function nonNegative(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function parseCliArgs(argv: string[]): SimulatorOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'node-delay-ms': { type: 'string' },
+      'step-delay-ms': { type: 'string' },
+      models: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'output-padding-bytes': { type: 'string' },
+    },
+    strict: true,
+  });
+  const opts: SimulatorOptions = { port: nonNegative('port', values.port) ?? 8188 };
+  if (values.host !== undefined) opts.host = values.host;
+  const nodeDelay = nonNegative('node-delay-ms', values['node-delay-ms']);
+  if (nodeDelay !== undefined) opts.nodeDelayMs = nodeDelay;
+  const stepDelay = nonNegative('step-delay-ms', values['step-delay-ms']);
+  if (stepDelay !== undefined) opts.stepDelayMs = stepDelay;
+  if (values.models !== undefined) opts.models = values.models.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  if (values['data-dir'] !== undefined) opts.dataDir = values['data-dir'];
+  const padding = nonNegative('output-padding-bytes', values['output-padding-bytes']);
+  if (padding !== undefined) opts.outputPaddingBytes = padding;
+  return opts;
+}
+
+export async function main(argv: string[] = process.argv.slice(2)): Promise<Simulator> {
+  const sim = await startSimulator(parseCliArgs(argv));
+  process.stdout.write(`ComfyUI simulator listening on ${sim.url} (data: ${sim.dataDir})\n`);
+  const stop = (): void => {
+    void sim.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return sim;
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`comfyui simulator: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
