@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
 import { describe, openOutput, readInline } from './inline';
 import { mimeTypeOf } from './mime';
-import { describeS3Error, objectKey, presign, uploadStream, type S3Clients, type S3Destination } from './s3';
+import { describeS3Error, isRetryableS3Error, objectKey, presign, uploadStream, type S3Clients, type S3Destination } from './s3';
 
 /** Pause before re-reading a file from ComfyUI for another upload attempt. */
 const UPLOAD_RETRY_DELAY_MS = 1_000;
@@ -51,14 +51,24 @@ async function uploadWithRetries(
       if (signal.aborted) throw signal.reason;
       if (err instanceof WorkerError) throw err; // the file is missing on ComfyUI: retrying S3 won't help
       lastError = err;
-      plan.logger.warn({ jobId: plan.jobId, file: describe(ref), attempt, reason: describeS3Error(err, s3.dest) }, 'S3 upload failed');
+      plan.logger.warn(
+        { jobId: plan.jobId, file: describe(ref), attempt, reason: describeS3Error(err, s3.dest) },
+        'S3 upload failed',
+      );
+      if (!isRetryableS3Error(err)) break; // wrong credentials, missing bucket: another try won't change it
       if (attempt < s3.clients.attempts) await sleep(UPLOAD_RETRY_DELAY_MS * attempt, signal);
     }
   }
   throw new Error(describeS3Error(lastError, s3.dest));
 }
 
-async function deliverFile(http: ComfyHttp, ref: OutputFileRef, plan: DeliveryPlan, files: Buffer[], signal: AbortSignal): Promise<JobOutput> {
+async function deliverFile(
+  http: ComfyHttp,
+  ref: OutputFileRef,
+  plan: DeliveryPlan,
+  files: Buffer[],
+  signal: AbortSignal,
+): Promise<JobOutput> {
   const output: JobOutput = {
     node_id: ref.nodeId,
     output_type: ref.kind,
@@ -111,9 +121,14 @@ export async function deliverOutputs(
   const delivered = refs.length - failed.length;
   if (failed.length > 0 && !(plan.allowPartial && delivered > 0)) {
     const list = failed.map((o) => `${o.filename}: ${o.upload_error ?? o.error ?? 'not delivered'}`).join('; ');
-    throw new WorkerError(500, 'output_error', `${failed.length} of ${refs.length} output files could not be delivered: ${list}`, {
-      details: { outputs },
-    });
+    throw new WorkerError(
+      500,
+      'output_error',
+      `${failed.length} of ${refs.length} output files could not be delivered: ${list}`,
+      {
+        details: { outputs },
+      },
+    );
   }
   return { outputs, files };
 }

@@ -3,12 +3,11 @@
 // file. Works with AWS and S3-compatible stores (R2, Backblaze, MinIO): path-style addressing for
 // custom endpoints, checksums only when the operation requires them (R2 rejects the others).
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Readable } from 'node:stream';
 import { ConfigError, type Config } from '../config';
-import { invalidField } from '../errors';
 import type { JobSecrets, S3Target } from '../jobs/types';
 
 /** 5 MiB is S3's smallest part; two in flight keep memory flat for any file size. */
@@ -75,29 +74,28 @@ export function s3Defaults(env: S3Env): S3Defaults {
   };
 }
 
+/** Which of the settings an upload needs are known neither from the request nor the environment. */
+export function missingS3Settings(defaults: S3Defaults, target: S3Target | undefined, secrets: JobSecrets): string[] {
+  return [
+    !(target?.bucketName ?? defaults.bucket) && 'bucket_name (S3_BUCKET_NAME)',
+    !(secrets.s3AccessKeyId ?? defaults.accessKeyId) && 'access_key_id (S3_ACCESS_KEY_ID)',
+    !(secrets.s3SecretAccessKey ?? defaults.secretAccessKey) && 'secret_access_key (S3_SECRET_ACCESS_KEY)',
+  ].filter((name): name is string => typeof name === 'string');
+}
+
 /**
  * Request settings win field by field; the environment fills the rest. Uploads are on when a key,
- * a secret and a bucket are all known. `requested` = the request carried an s3 block, in which
- * case incomplete settings are the client's mistake (400), not a silent fall-back to base64.
+ * a secret and a bucket are all known.
  */
 export function resolveS3Destination(
   defaults: S3Defaults,
   target: S3Target | undefined,
   secrets: JobSecrets,
-  requested = false,
 ): S3Destination | undefined {
   const bucket = target?.bucketName ?? defaults.bucket;
   const accessKeyId = secrets.s3AccessKeyId ?? defaults.accessKeyId;
   const secretAccessKey = secrets.s3SecretAccessKey ?? defaults.secretAccessKey;
-  if (!bucket || !accessKeyId || !secretAccessKey) {
-    if (!requested) return undefined;
-    const missing = [
-      !bucket && 'bucket_name (S3_BUCKET_NAME)',
-      !accessKeyId && 'access_key_id (S3_ACCESS_KEY_ID)',
-      !secretAccessKey && 'secret_access_key (S3_SECRET_ACCESS_KEY)',
-    ].filter(Boolean);
-    throw invalidField('input.s3', `incomplete: missing ${missing.join(', ')} in the request and the environment`);
-  }
+  if (!bucket || !accessKeyId || !secretAccessKey) return undefined;
   const endpoint = target?.endpointUrl ?? defaults.endpoint;
   const custom = endpoint !== undefined && !/\.amazonaws\.com$/.test(new URL(endpoint).hostname);
   return {
@@ -200,9 +198,36 @@ export function presign(client: S3Client, dest: S3Destination, key: string, expi
   return getSignedUrl(client, new GetObjectCommand({ Bucket: dest.bucket, Key: key }), { expiresIn: expiresS });
 }
 
+interface SdkError {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  cause?: { code?: unknown };
+  /** Set on every error S3 answered: 'client' for 4xx, 'server' for 5xx. */
+  $fault?: unknown;
+}
+
+/**
+ * The S3 error name or network error code behind an upload failure (the SDK wraps some). Errors
+ * are read by shape, not `instanceof`: lib-storage and a test runner may load another copy.
+ */
+function errorName(err: unknown): string {
+  const e = err as SdkError;
+  if (e.$fault !== undefined && typeof e.name === 'string') return e.name;
+  if (typeof e.code === 'string') return e.code;
+  if (typeof e.cause?.code === 'string') return e.cause.code;
+  const code = /\b(E[A-Z]{4,})\b/.exec(String(e.message ?? ''))?.[1];
+  return code ?? (typeof e.name === 'string' ? e.name : 'Error');
+}
+
+/** Worth another attempt: the network or the server failed, not the request (4xx). */
+export function isRetryableS3Error(err: unknown): boolean {
+  return (err as SdkError).$fault !== 'client';
+}
+
 /** A reason a client can act on, without credentials or internals. */
 export function describeS3Error(err: unknown, dest: S3Destination): string {
-  const name = err instanceof S3ServiceException ? err.name : (err as { name?: string; code?: string }).code ?? (err as Error).name;
+  const name = errorName(err);
   const where = dest.endpoint ? `${dest.endpoint} bucket ${dest.bucket}` : `bucket ${dest.bucket}`;
   switch (name) {
     case 'NoSuchBucket':
@@ -215,12 +240,13 @@ export function describeS3Error(err: unknown, dest: S3Destination): string {
       return `S3 rejected the credentials for ${where} (${name})`;
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
+    case 'EAI_AGAIN':
     case 'ETIMEDOUT':
     case 'ECONNRESET':
-    case 'TimeoutError':
     case 'EPIPE':
+    case 'TimeoutError':
       return `cannot reach S3 at ${where} (${name})`;
     default:
-      return `S3 upload to ${where} failed (${name ?? 'error'}: ${(err as Error).message ?? String(err)})`;
+      return `S3 upload to ${where} failed (${name})`;
   }
 }
