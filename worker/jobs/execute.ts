@@ -2,10 +2,9 @@
 // the runner records the outcome.
 import type { AxiosInstance } from 'axios';
 import type { ComfyClient } from '../comfy/client';
-import { collectOutputs } from '../comfy/history';
+import { collectOutputs, withoutSecrets } from '../comfy/history';
 import { uploadInputImages, type InputLimits } from '../comfy/inputs';
-import type { ComfyEvent, HistoryEntry } from '../comfy/types';
-import { isObject } from '../util/objects';
+import type { ComfyEvent } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
 import { deliverOutputs } from '../delivery/outputs';
 import { resolveS3Destination, type S3Clients, type S3Defaults } from '../delivery/s3';
@@ -89,15 +88,4 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     if (spec.includeComfyResponse) result.comfyResponse = { [promptId]: withoutSecrets(entry) };
     return { result, files: delivered.files };
   };
-}
-
-/** History echoes the prompt's extra_data, which carries the Comfy.org key: never hand it out. */
-function withoutSecrets(entry: HistoryEntry): HistoryEntry {
-  const prompt = Array.isArray(entry.prompt) ? [...entry.prompt] : entry.prompt;
-  const extra = prompt?.[3];
-  if (prompt && isObject(extra) && 'api_key_comfy_org' in extra) {
-    const { api_key_comfy_org: _dropped, ...rest } = extra;
-    prompt[3] = rest;
-  }
-  return { ...entry, prompt };
 }
