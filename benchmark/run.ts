@@ -214,7 +214,9 @@ export class StartupBenchmark {
     try {
       const body = buildRequestBody(this.opts.source, requestId, this.opts.prompts);
       const parsed = await parseWrapperRequest(body, wrapper);
-      queue.submit({ id: parsed.id, door: 'benchmark', sync: true, spec: parsed.spec, secrets: parsed.secrets });
+      // Timings only: benchmark images go to no bucket, no webhook and no database row.
+      const { webhook: _webhook, s3: _s3, ...spec } = parsed.spec;
+      queue.submit({ id: parsed.id, door: 'benchmark', sync: true, spec: { ...spec, skipDelivery: true }, secrets: {} });
       final = await this.waitFor(requestId, signal);
       if (final.status !== 'completed') error = final.error?.message ?? `job ended ${final.status}`;
     } catch (err) {

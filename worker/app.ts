@@ -42,6 +42,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     core.store.close();
     throw err;
   }
+  core.webhooks.sender.start();
+  core.webhooks.progress.start();
   core.runner.start();
   core.logger.info({ url: door.url, mode: config.mode, comfyui: config.comfy.baseUrl, db: config.jobs.dbPath }, 'worker started');
 
@@ -50,6 +52,9 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     (stopped ??= (async () => {
       await door.stop();
       await core.runner.stop(STOP_GRACE_MS);
+      core.webhooks.progress.stop();
+      core.webhooks.sender.stop();
+      core.s3Clients.destroy();
       core.comfy.close();
       core.store.close();
     })());

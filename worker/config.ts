@@ -14,25 +14,12 @@ const TRUE_WORDS = new Set(['1', 'true', 't', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'f', 'no', 'n', 'off', '']);
 
 // Each reader takes the raw string (or undefined) and returns a zod schema that parses it.
-const bool = (fallback: boolean) =>
+const optionalNumber = (opts: { min?: number; int?: boolean } = {}) =>
   z
     .string()
     .optional()
     .transform((raw, ctx) => {
-      if (raw === undefined) return fallback;
-      const word = raw.trim().toLowerCase();
-      if (TRUE_WORDS.has(word)) return true;
-      if (FALSE_WORDS.has(word)) return false;
-      ctx.addIssue({ code: 'custom', message: `expected true or false, got "${raw}"` });
-      return z.NEVER;
-    });
-
-const number = (fallback: number, opts: { min?: number; int?: boolean } = {}) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === '') return fallback;
+      if (raw === undefined || raw.trim() === '') return undefined;
       const value = Number(raw);
       const bad =
         !Number.isFinite(value) ||
@@ -47,19 +34,22 @@ const number = (fallback: number, opts: { min?: number; int?: boolean } = {}) =>
       return value;
     });
 
-const optionalNumber = (opts: { min?: number } = {}) =>
-  z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw.trim() === '') return undefined;
-      const value = Number(raw);
-      if (!Number.isFinite(value) || (opts.min !== undefined && value < opts.min)) {
-        ctx.addIssue({ code: 'custom', message: `expected a number, got "${raw}"` });
-        return z.NEVER;
-      }
-      return value;
-    });
+const number = (fallback: number, opts: { min?: number; int?: boolean } = {}) =>
+  optionalNumber(opts).transform((value) => value ?? fallback);
+
+const optionalBool = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const word = raw.trim().toLowerCase();
+    if (TRUE_WORDS.has(word)) return true;
+    if (FALSE_WORDS.has(word)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected true or false, got "${raw}"` });
+    return z.NEVER;
+  });
+
+const bool = (fallback: boolean) => optionalBool.transform((value) => value ?? fallback);
 
 const text = (fallback: string) =>
   z
@@ -117,6 +107,35 @@ const envSchema = z.object({
   // Outputs
   OUTPUT_BASE64_MAX_BYTES: number(10 * 1024 * 1024, { min: 0, int: true }),
   INCLUDE_COMFYUI_RESPONSE: bool(false),
+
+  // S3 uploads: PyWorker names (S3_*) and worker-comfyui names (BUCKET_*, bucket in the URL)
+  S3_ACCESS_KEY_ID: optionalText,
+  S3_SECRET_ACCESS_KEY: optionalText,
+  S3_BUCKET_NAME: optionalText,
+  S3_ENDPOINT_URL: httpUrl(),
+  S3_REGION: optionalText,
+  S3_PREFIX: optionalText,
+  S3_FORCE_PATH_STYLE: optionalBool,
+  S3_PRESIGN_EXPIRES_S: number(604800, { min: 1, int: true }),
+  S3_CONNECT_TIMEOUT: number(60, { min: 0.1 }),
+  S3_CONNECT_ATTEMPTS: number(3, { min: 1, int: true }),
+  BUCKET_ENDPOINT_URL: httpUrl(),
+  BUCKET_ACCESS_KEY_ID: optionalText,
+  BUCKET_SECRET_ACCESS_KEY: optionalText,
+
+  // Webhooks (I2V_* are worker-comfyui's names for the same settings, WEBHOOK_TIMEOUT PyWorker's)
+  WEBHOOK_URL: httpUrl(),
+  WEBHOOK_SECRET: optionalText,
+  WEBHOOK_RETRIES: optionalNumber({ min: 0, int: true }),
+  I2V_WEBHOOK_RETRIES: optionalNumber({ min: 0, int: true }),
+  WEBHOOK_BACKOFF_S: optionalNumber({ min: 0 }),
+  I2V_WEBHOOK_BACKOFF_S: optionalNumber({ min: 0 }),
+  WEBHOOK_MAX_BACKOFF_S: optionalNumber({ min: 0 }),
+  I2V_WEBHOOK_MAX_BACKOFF_S: optionalNumber({ min: 0 }),
+  WEBHOOK_TIMEOUT_S: optionalNumber({ min: 0.1 }),
+  I2V_WEBHOOK_TIMEOUT_S: optionalNumber({ min: 0.1 }),
+  WEBHOOK_TIMEOUT: optionalNumber({ min: 0.1 }),
+  WEBHOOK_PROGRESS_INTERVAL_S: number(2, { min: 0 }),
 
   // HTTP server
   API_HOST: text('0.0.0.0'),
@@ -199,6 +218,30 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     outputs: {
       base64MaxBytes: env.OUTPUT_BASE64_MAX_BYTES,
       includeComfyResponse: env.INCLUDE_COMFYUI_RESPONSE,
+    },
+    s3: {
+      accessKeyId: env.S3_ACCESS_KEY_ID,
+      secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+      bucketName: env.S3_BUCKET_NAME,
+      endpointUrl: env.S3_ENDPOINT_URL,
+      region: env.S3_REGION,
+      prefix: env.S3_PREFIX,
+      forcePathStyle: env.S3_FORCE_PATH_STYLE,
+      presignExpiresS: Math.min(env.S3_PRESIGN_EXPIRES_S, 604800),
+      connectTimeoutS: env.S3_CONNECT_TIMEOUT,
+      attempts: env.S3_CONNECT_ATTEMPTS,
+      bucketEndpointUrl: env.BUCKET_ENDPOINT_URL,
+      bucketAccessKeyId: env.BUCKET_ACCESS_KEY_ID,
+      bucketSecretAccessKey: env.BUCKET_SECRET_ACCESS_KEY,
+    },
+    webhooks: {
+      url: env.WEBHOOK_URL,
+      secret: env.WEBHOOK_SECRET,
+      retries: env.WEBHOOK_RETRIES ?? env.I2V_WEBHOOK_RETRIES ?? 5,
+      backoffS: env.WEBHOOK_BACKOFF_S ?? env.I2V_WEBHOOK_BACKOFF_S ?? 2,
+      maxBackoffS: env.WEBHOOK_MAX_BACKOFF_S ?? env.I2V_WEBHOOK_MAX_BACKOFF_S ?? 60,
+      timeoutS: env.WEBHOOK_TIMEOUT_S ?? env.I2V_WEBHOOK_TIMEOUT_S ?? env.WEBHOOK_TIMEOUT ?? 30,
+      progressIntervalS: env.WEBHOOK_PROGRESS_INTERVAL_S,
     },
     http: {
       host: env.API_HOST,

@@ -4,6 +4,11 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { ModifierRegistry } from '../modifiers';
 import { ComfyClient } from './comfy/client';
+import { S3Clients, s3Defaults } from './delivery/s3';
+import { WebhookOutbox } from './delivery/webhooks/outbox';
+import { ProgressNotifier } from './delivery/webhooks/progress';
+import { WebhookSender } from './delivery/webhooks/sender';
+import { wrapperView } from './doors/wrapper/result';
 import type { Config } from './config';
 import type { WrapperContext } from './doors/wrapper/request';
 import { JobEvents } from './jobs/events';
@@ -33,6 +38,8 @@ export interface Core {
   queue: JobQueue;
   metrics: Metrics;
   wrapper: WrapperContext;
+  webhooks: { outbox: WebhookOutbox; sender: WebhookSender; progress: ProgressNotifier };
+  s3Clients: S3Clients;
 }
 
 export function buildCore(config: Config, opts: CoreOptions = {}): Core {
@@ -56,12 +63,21 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     downloadMaxBytes: config.inputs.downloadMaxBytes,
     downloadTimeoutMs: config.inputs.downloadTimeoutS * 1000,
   };
+  const defaults3 = s3Defaults(config.s3);
+  const s3Clients = new S3Clients({
+    connectTimeoutMs: config.s3.connectTimeoutS * 1000,
+    attempts: config.s3.attempts,
+    presignExpiresS: config.s3.presignExpiresS,
+  });
   const execute = createExecutor({
     comfy,
     outbound: createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls }),
     inputs,
     maxInlineBytes: config.outputs.base64MaxBytes,
     orgApiKey: config.comfy.orgApiKey,
+    s3Defaults: defaults3,
+    s3Clients,
+    logger,
     clock: opts.clock,
   });
   const events = new JobEvents();
@@ -75,11 +91,38 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
   });
   const queue = new JobQueue({ store, runner, events, maxQueueSize: config.jobs.maxQueueSize });
-  const metrics = new Metrics({ events, store, comfy });
+  const outbox = new WebhookOutbox(store);
+  const metrics = new Metrics({ events, store, comfy, outbox });
+  const webhookClient = createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls });
+  const webhooks = {
+    outbox,
+    sender: new WebhookSender({
+      outbox,
+      store,
+      events,
+      client: webhookClient,
+      policy: { retries: config.webhooks.retries, baseS: config.webhooks.backoffS, maxS: config.webhooks.maxBackoffS },
+      timeoutS: config.webhooks.timeoutS,
+      envSecret: config.webhooks.secret,
+      render: (job) => wrapperView(job, (o) => queue.inlineData(job, o)),
+      logger,
+      onResult: (result) => metrics.webhookDeliveries.inc({ result }),
+    }),
+    progress: new ProgressNotifier({
+      events,
+      outbox,
+      client: webhookClient,
+      intervalS: config.webhooks.progressIntervalS,
+      envSecret: config.webhooks.secret,
+      logger,
+      clock: opts.clock,
+    }),
+  };
   const wrapper: WrapperContext = {
     modifiers: ModifierRegistry.load(),
     inputs,
+    delivery: { s3Defaults: defaults3, defaultWebhookUrl: config.webhooks.url, allowPrivateUrls: config.inputs.allowPrivateUrls },
     includeComfyResponse: config.outputs.includeComfyResponse,
   };
-  return { config, logger, comfy, store, events, runner, queue, metrics, wrapper };
+  return { config, logger, comfy, store, events, runner, queue, metrics, wrapper, webhooks, s3Clients };
 }

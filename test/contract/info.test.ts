@@ -6,7 +6,17 @@ import { pyJsonParse, pyJsonStringify } from '../../worker/simulator/pyjson';
 import { TRACES_DIR, normalize, normalizer, shape, trace, type WsMessage } from './normalize';
 import { WsRecorder, getJson, http, newClientId, openTarget, type Target } from './target';
 
-const USED = ['EmptyImage', 'SaveImage', 'PreviewImage', 'LoadImage', 'ImageInvert', 'ImageScale', 'ImageBlend', 'KSampler', 'CheckpointLoaderSimple'];
+const USED = [
+  'EmptyImage',
+  'SaveImage',
+  'PreviewImage',
+  'LoadImage',
+  'ImageInvert',
+  'ImageScale',
+  'ImageBlend',
+  'KSampler',
+  'CheckpointLoaderSimple',
+];
 
 /** Lists that depend on the server's files (input images, checkpoints). */
 function withoutFileLists(info: Record<string, unknown>): Record<string, unknown> {
@@ -36,7 +46,22 @@ describe('read-only routes', () => {
     expect(got.system).toMatchObject({ comfyui_version: '0.3.65', os: 'posix' });
     if (!t.live) {
       const url = new URL(t.url);
-      expect(got).toEqual({ ...rec, system: { ...rec.system, argv: ['main.py', '--cpu', '--listen', url.hostname, '--port', url.port, '--disable-auto-launch', '--disable-api-nodes'] } });
+      expect(got).toEqual({
+        ...rec,
+        system: {
+          ...rec.system,
+          argv: [
+            'main.py',
+            '--cpu',
+            '--listen',
+            url.hostname,
+            '--port',
+            url.port,
+            '--disable-auto-launch',
+            '--disable-api-nodes',
+          ],
+        },
+      });
     }
   });
 
@@ -74,7 +99,9 @@ describe('read-only routes', () => {
   });
 
   test('GET /view of a missing file: 404 with an empty body', async () => {
-    const rec = trace<{ request: { params: Record<string, string> }; status: number; body: string }>('view_missing_response.json');
+    const rec = trace<{ request: { params: Record<string, string> }; status: number; body: string }>(
+      'view_missing_response.json',
+    );
     const r = await http(`${t.url}/view?${new URLSearchParams(rec.request.params).toString()}`);
     expect({ status: r.status, body: r.text }).toEqual({ status: rec.status, body: rec.body });
   });
@@ -85,17 +112,23 @@ describe('read-only routes', () => {
     const ws = await WsRecorder.open(t.url, id);
     await new Promise((r) => setTimeout(r, 100));
     const recId = new URL(rec.url, 'http://x').searchParams.get('clientId') ?? '';
-    expect(normalize(ws.messages, normalizer(t.live, { [id]: '<sid>' }))).toEqual(normalize(rec.messages, normalizer(t.live, { [recId]: '<sid>' })));
+    expect(normalize(ws.messages, normalizer(t.live, { [id]: '<sid>' }))).toEqual(
+      normalize(rec.messages, normalizer(t.live, { [recId]: '<sid>' })),
+    );
     await ws.close();
   });
 
   test('websocket connect with a feature_flags hello: the server answers with its flags', async () => {
-    const rec = trace<{ url: string; client_sent_first: unknown; messages: WsMessage[] }>('ws_connect_feature_flags_messages.json');
+    const rec = trace<{ url: string; client_sent_first: unknown; messages: WsMessage[] }>(
+      'ws_connect_feature_flags_messages.json',
+    );
     const id = newClientId('trace-client-ff');
     const ws = await WsRecorder.open(t.url, id, { firstMessage: rec.client_sent_first });
     await ws.waitFor((m) => m.type === 'feature_flags', 0);
     const recId = new URL(rec.url, 'http://x').searchParams.get('clientId') ?? '';
-    expect(normalize(ws.messages, normalizer(t.live, { [id]: '<sid>' }))).toEqual(normalize(rec.messages, normalizer(t.live, { [recId]: '<sid>' })));
+    expect(normalize(ws.messages, normalizer(t.live, { [id]: '<sid>' }))).toEqual(
+      normalize(rec.messages, normalizer(t.live, { [recId]: '<sid>' })),
+    );
     await ws.close();
   });
 });

@@ -77,7 +77,10 @@ export function shape(v: unknown): unknown {
 }
 
 /** A 64x48 test picture and its mirror image (the recorded upload's size). */
-export function uploadFixture(encode: (o: { width: number; height: number; rgb: Buffer }) => Buffer): { original: Buffer; mirrored: Buffer } {
+export function uploadFixture(encode: (o: { width: number; height: number; rgb: Buffer }) => Buffer): {
+  original: Buffer;
+  mirrored: Buffer;
+} {
   const w = 64;
   const h = 48;
   const rgb = Buffer.alloc(w * h * 3);

@@ -7,7 +7,18 @@ import { decodePng, encodePng } from '../../worker/simulator/png';
 import { pyJsonParse, pyJsonStringify } from '../../worker/simulator/pyjson';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TRACES_DIR, normalize, normalizeRaw, normalizer, trace, traceBytes, uploadFixture, withIds, type Normalizer, type WsMessage } from './normalize';
+import {
+  TRACES_DIR,
+  normalize,
+  normalizeRaw,
+  normalizer,
+  trace,
+  traceBytes,
+  uploadFixture,
+  withIds,
+  type Normalizer,
+  type WsMessage,
+} from './normalize';
 import { WsRecorder, getJson, http, newClientId, openTarget, postJson, type Target } from './target';
 
 const RECORDED_CLIENT = 'trace-client-d8782983';
@@ -52,7 +63,10 @@ describe('recorded session replay', () => {
     expect(a).toEqual(r);
   }
 
-  async function run(requestFile: string, label: string): Promise<{ promptId: string; response: Record<string, unknown>; messages: WsMessage[]; raw: string[] }> {
+  async function run(
+    requestFile: string,
+    label: string,
+  ): Promise<{ promptId: string; response: Record<string, unknown>; messages: WsMessage[]; raw: string[] }> {
     const request = trace<Record<string, unknown>>(requestFile);
     const from = ws.messages.length;
     const r = await postJson(t.url, '/prompt', { ...request, client_id: clientId });
@@ -70,7 +84,13 @@ describe('recorded session replay', () => {
     return (parsed.get('messages') as unknown[]).map((m) => pyJsonStringify(m));
   }
 
-  async function compareRun(label: string, requestFile: string, wsFile: string, historyFile: string, responseBody?: unknown): Promise<void> {
+  async function compareRun(
+    label: string,
+    requestFile: string,
+    wsFile: string,
+    historyFile: string,
+    responseBody?: unknown,
+  ): Promise<void> {
     const rec = trace<RecordedRun>(wsFile);
     const out = await run(requestFile, label);
     const tag = { [out.promptId]: `<prompt:${label}>` };
@@ -81,7 +101,9 @@ describe('recorded session replay', () => {
     const hasSets = rec.messages.some((m) => m.type === 'execution_error');
     if (!t.live || !hasSets) {
       const ours = out.raw.map((f) => normalizeRaw(f, withIds(live, tag)));
-      const theirs = recordedFrames(wsFile).map((f) => normalizeRaw(f, withIds(normalizer(t.live, { [RECORDED_CLIENT]: '<client>' }), recTag)));
+      const theirs = recordedFrames(wsFile).map((f) =>
+        normalizeRaw(f, withIds(normalizer(t.live, { [RECORDED_CLIENT]: '<client>' }), recTag)),
+      );
       expect(ours).toEqual(theirs);
     }
     same(await getJson(t.url, `/history/${out.promptId}`), trace(historyFile), tag, recTag);
@@ -94,12 +116,21 @@ describe('recorded session replay', () => {
   });
 
   test('successful run: response, ordered websocket messages, history', async () => {
-    await compareRun('success', 'prompt_success_request.json', 'ws_success_run.json', 'history_success.json', trace<{ body: unknown }>('prompt_success_response.json').body);
+    await compareRun(
+      'success',
+      'prompt_success_request.json',
+      'ws_success_run.json',
+      'history_success.json',
+      trace<{ body: unknown }>('prompt_success_response.json').body,
+    );
   });
 
   test('GET /view of the output: recorded headers, and the PNG', async () => {
     const meta = trace<{ headers: Record<string, string>; status: number }>('view_success_response_meta.json');
-    const history = await getJson<Record<string, { outputs: Record<string, { images: Array<{ filename: string }> }> }>>(t.url, `/history/${ids['success']}`);
+    const history = await getJson<Record<string, { outputs: Record<string, { images: Array<{ filename: string }> }> }>>(
+      t.url,
+      `/history/${ids['success']}`,
+    );
     const filename = history[ids['success'] ?? '']?.outputs['4']?.images[0]?.filename ?? '';
     const r = await http(`${t.url}/view?filename=${encodeURIComponent(filename)}&subfolder=&type=output`);
     expect(r.status).toBe(meta.status);
@@ -157,10 +188,20 @@ describe('recorded session replay', () => {
     const actual: unknown[] = [];
     const expected: unknown[] = [];
     for (const [name, c] of Object.entries(cases)) {
-      const body = c.request_raw_body ?? JSON.stringify(c.request_json && 'client_id' in c.request_json ? { ...c.request_json, client_id: clientId } : c.request_json);
+      const body =
+        c.request_raw_body ??
+        JSON.stringify(
+          c.request_json && 'client_id' in c.request_json ? { ...c.request_json, client_id: clientId } : c.request_json,
+        );
       const r = await postJson(t.url, '/prompt', body);
       const raw = c.request_raw_body !== undefined;
-      actual.push({ name, status: r.status, type: r.headers.get('content-type'), body: raw ? r.text : (JSON.parse(r.text) as unknown), bytes: r.text });
+      actual.push({
+        name,
+        status: r.status,
+        type: r.headers.get('content-type'),
+        body: raw ? r.text : (JSON.parse(r.text) as unknown),
+        bytes: r.text,
+      });
       expected.push({
         name,
         status: c.status,
@@ -173,11 +214,21 @@ describe('recorded session replay', () => {
   });
 
   test('runtime error: SaveImage prefix escaping the output folder', async () => {
-    await compareRun('saveimage_error', 'prompt_runtime_error_saveimage_request.json', 'ws_runtime_error_saveimage.json', 'history_runtime_error_saveimage.json');
+    await compareRun(
+      'saveimage_error',
+      'prompt_runtime_error_saveimage_request.json',
+      'ws_runtime_error_saveimage.json',
+      'history_runtime_error_saveimage.json',
+    );
   });
 
   test('runtime error: ImageBlend batch 2 vs 3 (node 2 runs before node 1)', async () => {
-    await compareRun('blend_error', 'prompt_runtime_error_imageblend_request.json', 'ws_runtime_error_imageblend.json', 'history_runtime_error_imageblend.json');
+    await compareRun(
+      'blend_error',
+      'prompt_runtime_error_imageblend_request.json',
+      'ws_runtime_error_imageblend.json',
+      'history_runtime_error_imageblend.json',
+    );
   });
 
   test('POST /interrupt while node 2 runs: stops when node 3 starts', async () => {
@@ -205,7 +256,12 @@ describe('recorded session replay', () => {
   test('GET /history?max_items=2: the two most recent entries, oldest first', async () => {
     const rec = trace<Record<string, unknown>>('history_list_max_items_2.json');
     const [blendRec, interruptRec] = Object.keys(rec);
-    same(await getJson(t.url, '/history?max_items=2'), rec, { [ids['blend_error'] ?? '']: '<blend>', [ids['interrupt'] ?? '']: '<interrupt>' }, { [blendRec ?? '']: '<blend>', [interruptRec ?? '']: '<interrupt>' });
+    same(
+      await getJson(t.url, '/history?max_items=2'),
+      rec,
+      { [ids['blend_error'] ?? '']: '<blend>', [ids['interrupt'] ?? '']: '<interrupt>' },
+      { [blendRec ?? '']: '<blend>', [interruptRec ?? '']: '<interrupt>' },
+    );
   });
 
   test('GET /queue and GET /prompt after the runs', async () => {

@@ -46,7 +46,11 @@ export async function getJson<T = unknown>(base: string, path: string): Promise<
 }
 
 export function postJson(base: string, path: string, body: unknown): Promise<HttpResult> {
-  return http(base + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return http(base + path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 /** Records every text frame of one websocket, in order. */
@@ -73,7 +77,11 @@ export class WsRecorder {
   }
 
   /** Connects and waits for the first frame (the `status` with sid) unless told not to. */
-  static async open(base: string, clientId: string | null, opts: { firstMessage?: unknown; waitFirst?: boolean } = {}): Promise<WsRecorder> {
+  static async open(
+    base: string,
+    clientId: string | null,
+    opts: { firstMessage?: unknown; waitFirst?: boolean } = {},
+  ): Promise<WsRecorder> {
     const q = clientId === null ? '' : `?clientId=${encodeURIComponent(clientId)}`;
     const ws = new WebSocket(base.replace(/^http/, 'ws') + '/ws' + q);
     const rec = new WsRecorder(ws);
@@ -122,7 +130,11 @@ export class WsRecorder {
 
   /** Messages from index `from` up to and including the final `executing` {node: null} of a prompt. */
   async untilDone(promptId: string, from: number, timeoutMs = 15000): Promise<WsMessage[]> {
-    const last = await this.waitFor((m) => m.type === 'executing' && m.data['node'] === null && m.data['prompt_id'] === promptId, from, timeoutMs);
+    const last = await this.waitFor(
+      (m) => m.type === 'executing' && m.data['node'] === null && m.data['prompt_id'] === promptId,
+      from,
+      timeoutMs,
+    );
     return this.messages.slice(from, this.messages.indexOf(last) + 1);
   }
 
@@ -152,7 +164,12 @@ export async function waitHistory(base: string, promptId: string, timeoutMs = 15
 }
 
 /** POST /prompt that must be accepted; returns the prompt id. */
-export async function submit(base: string, prompt: unknown, clientId: string | null, extra: Record<string, unknown> = {}): Promise<string> {
+export async function submit(
+  base: string,
+  prompt: unknown,
+  clientId: string | null,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const r = await postJson(base, '/prompt', { prompt, ...(clientId === null ? {} : { client_id: clientId }), ...extra });
   if (r.status !== 200) throw new Error(`POST /prompt: ${r.status} ${r.text}`);
   return String((JSON.parse(r.text) as { prompt_id: string }).prompt_id);

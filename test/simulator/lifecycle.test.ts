@@ -32,7 +32,13 @@ describe('simulator lifecycle', () => {
       const r = await postJson(url, '/prompt', { prompt: saveWorkflow('kept'), client_id: id });
       const body = JSON.parse(r.text) as { prompt_id: string; number: number };
       expect(body.number).toBe(0);
-      const h = (await waitHistory(url, body.prompt_id)) as Record<string, { status: { messages: Array<[string, { nodes?: string[] }]> }; outputs: Record<string, { images: Array<{ filename: string }> }> }>;
+      const h = (await waitHistory(url, body.prompt_id)) as Record<
+        string,
+        {
+          status: { messages: Array<[string, { nodes?: string[] }]> };
+          outputs: Record<string, { images: Array<{ filename: string }> }>;
+        }
+      >;
       expect(h[body.prompt_id]?.status.messages[1]?.[1].nodes).toEqual([]);
       expect(h[body.prompt_id]?.outputs['2']?.images[0]?.filename).toBe('kept_00002_.png');
       expect(sim.prompts.map((p) => p.prompt_id)).toEqual([first, body.prompt_id]);
@@ -76,7 +82,14 @@ describe('simulator lifecycle', () => {
   test('a given dataDir is used, temp/ is emptied at start like ComfyUI does', async () => {
     const a = await startSimulator();
     const dir = a.dataDir;
-    await submit(a.url, { '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } }, '2': { class_type: 'PreviewImage', inputs: { images: ['1', 0] } } }, null);
+    await submit(
+      a.url,
+      {
+        '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
+        '2': { class_type: 'PreviewImage', inputs: { images: ['1', 0] } },
+      },
+      null,
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(readdirSync(join(dir, 'temp')).length).toBe(1);
     await a.close();

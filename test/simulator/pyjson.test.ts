@@ -1,6 +1,17 @@
 // The Python-compatibility layer: json.dumps/json.loads bytes, repr(), float formatting, set order.
 
-import { PyFloat, floatRepr, formatExp, formatFixed, pyFloat, pyInt, pyJsonParse, pyJsonStringify, pyRepr, pySetOrder } from '../../worker/simulator/pyjson';
+import {
+  PyFloat,
+  floatRepr,
+  formatExp,
+  formatFixed,
+  pyFloat,
+  pyInt,
+  pyJsonParse,
+  pyJsonStringify,
+  pyRepr,
+  pySetOrder,
+} from '../../worker/simulator/pyjson';
 import { PyException } from '../../worker/simulator/pyjson';
 import { SimImage } from '../../worker/simulator/tensor';
 
@@ -14,11 +25,18 @@ describe('pyjson', () => {
 
   test('json.loads accepts what Python accepts and rejects the rest', () => {
     expect(pyJsonStringify(pyJsonParse(' [NaN, -Infinity, -0.0] '))).toBe('[NaN, -Infinity, -0.0]');
-    for (const bad of ['', '{not json', '[1,]', '{"a":1}x', '\ufeff{}', '"\u0001"']) expect(() => pyJsonParse(bad)).toThrow(SyntaxError);
+    for (const bad of ['', '{not json', '[1,]', '{"a":1}x', '\ufeff{}', '"\u0001"'])
+      expect(() => pyJsonParse(bad)).toThrow(SyntaxError);
   });
 
   test('repr of floats and strings', () => {
-    expect([0.1, 100, 1e-5, 123456789012345680, 0.5].map((x) => floatRepr(x))).toEqual(['0.1', '100.0', '1e-05', '1.2345678901234568e+17', '0.5']);
+    expect([0.1, 100, 1e-5, 123456789012345680, 0.5].map((x) => floatRepr(x))).toEqual([
+      '0.1',
+      '100.0',
+      '1e-05',
+      '1.2345678901234568e+17',
+      '0.5',
+    ]);
     expect(pyRepr(['a', "it's", 'say "hi"', 'both \' and "', 'tab\there', null, true, new PyFloat(2)])).toBe(
       `['a', "it's", 'say "hi"', 'both \\' and "', 'tab\\there', None, True, 2.0]`,
     );
@@ -51,8 +69,12 @@ describe('pyjson', () => {
   });
 
   test('torch repr: small tensors are printed whole, large ones summarised', () => {
-    expect(SimImage.filled(1, 1, 2, [0.5, 0.25, 1]).pyRepr()).toBe('tensor([[[[0.5000, 0.2500, 1.0000],\n          [0.5000, 0.2500, 1.0000]]]])');
+    expect(SimImage.filled(1, 1, 2, [0.5, 0.25, 1]).pyRepr()).toBe(
+      'tensor([[[[0.5000, 0.2500, 1.0000],\n          [0.5000, 0.2500, 1.0000]]]])',
+    );
     const big = SimImage.filled(1, 64, 64, [1, 1, 1]).pyRepr();
-    expect(big.startsWith('tensor([[[[1., 1., 1.],\n          [1., 1., 1.],\n          [1., 1., 1.],\n          ...,')).toBe(true);
+    expect(big.startsWith('tensor([[[[1., 1., 1.],\n          [1., 1., 1.],\n          [1., 1., 1.],\n          ...,')).toBe(
+      true,
+    );
   });
 });

@@ -101,7 +101,7 @@ describe('queue and routing', () => {
     await fresh.close();
   });
 
-  test('connecting while this client\'s prompt runs gives status(sid) then a bare executing', async () => {
+  test("connecting while this client's prompt runs gives status(sid) then a bare executing", async () => {
     sim.setNodeDelay({ ImageInvert: 300 });
     const id = newClientId();
     const first = await WsRecorder.open(sim.url, id);

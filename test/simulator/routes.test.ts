@@ -12,7 +12,7 @@ import { saveWorkflow } from './workflows';
 /** tEXt chunks of a PNG. */
 function pngText(buf: Buffer): Record<string, string> {
   const out: Record<string, string> = {};
-  for (let p = 8; p < buf.length; ) {
+  for (let p = 8; p < buf.length;) {
     const len = buf.readUInt32BE(p);
     if (buf.toString('latin1', p + 4, p + 8) === 'tEXt') {
       const body = buf.subarray(p + 8, p + 8 + len);
@@ -24,7 +24,10 @@ function pngText(buf: Buffer): Record<string, string> {
   return out;
 }
 
-async function uploadForm(url: string, fields: Record<string, string | { name: string; bytes: Buffer }>): Promise<{ status: number; text: string }> {
+async function uploadForm(
+  url: string,
+  fields: Record<string, string | { name: string; bytes: Buffer }>,
+): Promise<{ status: number; text: string }> {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) {
     if (typeof v === 'string') form.append(k, v);
@@ -47,7 +50,11 @@ describe('routes', () => {
 
   test('unknown routes 404, wrong methods 405, every route also under /api', async () => {
     const nf = await http(`${sim.url}/nope`);
-    expect({ status: nf.status, text: nf.text, type: nf.headers.get('content-type') }).toEqual({ status: 404, text: '404: Not Found', type: 'text/plain; charset=utf-8' });
+    expect({ status: nf.status, text: nf.text, type: nf.headers.get('content-type') }).toEqual({
+      status: 404,
+      text: '404: Not Found',
+      type: 'text/plain; charset=utf-8',
+    });
     const na = await http(`${sim.url}/interrupt`);
     expect(na.status).toBe(405);
     expect(await getJson(sim.url, '/api/queue')).toEqual({ queue_running: [], queue_pending: [] });
@@ -97,12 +104,19 @@ describe('routes', () => {
       '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'loaded' } },
     });
     const a = await submit(sim.url, load('deep/sub.png'), null);
-    const ha = (await waitHistory(sim.url, a)) as Record<string, { outputs: Record<string, { images: Array<{ filename: string }> }> }>;
+    const ha = (await waitHistory(sim.url, a)) as Record<
+      string,
+      { outputs: Record<string, { images: Array<{ filename: string }> }> }
+    >;
     const name = ha[a]?.outputs['2']?.images[0]?.filename ?? '';
     const b = await submit(sim.url, load(`${name} [output]`), null);
     await waitHistory(sim.url, b);
     const bad = await postJson(sim.url, '/prompt', { prompt: load('deep/none.png') });
-    expect(JSON.parse(bad.text)).toMatchObject({ node_errors: { '1': { errors: [{ type: 'custom_validation_failed', details: 'image - Invalid image file: deep/none.png' }] } } });
+    expect(JSON.parse(bad.text)).toMatchObject({
+      node_errors: {
+        '1': { errors: [{ type: 'custom_validation_failed', details: 'image - Invalid image file: deep/none.png' }] },
+      },
+    });
     // LoadImage -> SaveImage keeps the size (IHDR width and height).
     const saved = (await http(`${sim.url}/view?filename=${name}&type=output`)).bytes;
     expect(saved.subarray(16, 24).equals(original.subarray(16, 24))).toBe(true);
@@ -110,7 +124,9 @@ describe('routes', () => {
 
   test('extra_data is kept in history; extra_pnginfo goes into the PNG next to the prompt', async () => {
     const id = newClientId();
-    const p = await submit(sim.url, saveWorkflow('meta', 3), id, { extra_data: { extra_pnginfo: { workflow: { nodes: [] } }, job: 'j-1' } });
+    const p = await submit(sim.url, saveWorkflow('meta', 3), id, {
+      extra_data: { extra_pnginfo: { workflow: { nodes: [] } }, job: 'j-1' },
+    });
     const h = (await waitHistory(sim.url, p)) as Record<string, { prompt: unknown[] }>;
     expect(h[p]?.prompt[3]).toEqual({ extra_pnginfo: { workflow: { nodes: [] } }, job: 'j-1', client_id: id });
     const png = (await http(`${sim.url}/view?filename=meta_00001_.png&type=output`)).bytes;

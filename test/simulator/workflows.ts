@@ -20,7 +20,14 @@ export function chainWorkflow(prefix: string, color = 0x405060): Workflow {
 }
 
 /** The usual text-to-image graph. */
-export function txt2img(opts: { steps: number; seed: number; ckpt?: string; prefix?: string; width?: number; height?: number }): Workflow {
+export function txt2img(opts: {
+  steps: number;
+  seed: number;
+  ckpt?: string;
+  prefix?: string;
+  width?: number;
+  height?: number;
+}): Workflow {
   return {
     '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: opts.ckpt ?? 'v1-5-pruned-emaonly-fp16.safetensors' } },
     '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lighthouse at dusk', clip: ['4', 1] } },
@@ -28,7 +35,18 @@ export function txt2img(opts: { steps: number; seed: number; ckpt?: string; pref
     '5': { class_type: 'EmptyLatentImage', inputs: { width: opts.width ?? 512, height: opts.height ?? 512, batch_size: 1 } },
     '3': {
       class_type: 'KSampler',
-      inputs: { model: ['4', 0], seed: opts.seed, steps: opts.steps, cfg: 8, sampler_name: 'euler', scheduler: 'normal', positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0], denoise: 1 },
+      inputs: {
+        model: ['4', 0],
+        seed: opts.seed,
+        steps: opts.steps,
+        cfg: 8,
+        sampler_name: 'euler',
+        scheduler: 'normal',
+        positive: ['6', 0],
+        negative: ['7', 0],
+        latent_image: ['5', 0],
+        denoise: 1,
+      },
     },
     '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
     '9': { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: opts.prefix ?? 'txt2img' } },

@@ -1,6 +1,7 @@
 // Starts a real worker (in this process, on an ephemeral port, with its own SQLite file) against
 // a simulator, and waits until it is connected to it.
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { startWorker, type RunningWorker } from '../../worker/app';
 import { loadConfig } from '../../worker/config';
 import { createLogger } from '../../worker/observability/logger';
@@ -8,9 +9,16 @@ import { tempDir } from './tmp';
 
 export interface TestWorker extends RunningWorker {
   dbPath: string;
+  /** Every log line, when started with `captureLogs` (parsed JSON). */
+  logs: Array<Record<string, unknown>>;
 }
 
-export async function startTestWorker(comfyUrl: string, env: Record<string, string> = {}, ready = true): Promise<TestWorker> {
+export async function startTestWorker(
+  comfyUrl: string,
+  env: Record<string, string> = {},
+  ready = true,
+  captureLogs = false,
+): Promise<TestWorker> {
   const dir = tempDir('worker-');
   const dbPath = path.join(dir, 'jobs.db');
   const config = loadConfig({
@@ -21,9 +29,17 @@ export async function startTestWorker(comfyUrl: string, env: Record<string, stri
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });
-  const worker = await startWorker(config, { logger: createLogger(config.log.level) });
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = captureLogs ? createLogger(env.LOG_LEVEL ?? 'debug', sink) : createLogger(config.log.level);
+  const worker = await startWorker(config, { logger });
   if (ready) await until(() => worker.comfy.isReady, 10_000, 'worker connected to ComfyUI');
-  return { ...worker, dbPath };
+  return { ...worker, dbPath, logs };
 }
 
 /** Polls a condition (test-side only) until it holds or the deadline passes. */

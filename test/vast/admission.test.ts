@@ -4,7 +4,7 @@
 import { startSimulator, type Simulator } from '../../worker/simulator';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
-import { envelopeText, postText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';
+import { envelopeText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';
 
 let sim: Simulator;
 

@@ -1,5 +1,5 @@
 import { historyEntry } from '../../test/support/traces';
-import { classifyOutcome, collectOutputs } from './history';
+import { classifyOutcome, collectOutputs, withoutSecrets } from './history';
 import type { HistoryEntry } from './types';
 
 describe('classifyOutcome on recorded history entries', () => {
@@ -82,4 +82,15 @@ describe('collectOutputs', () => {
     const { files } = collectOutputs({ outputs: { '1': { images: [item], files: [item] } } }, false);
     expect(files).toHaveLength(1);
   });
+});
+
+test('withoutSecrets drops the Comfy.org key and token that older servers echo in extra_data', () => {
+  const entry = historyEntry<HistoryEntry>('history_success.json');
+  const prompt = [...(entry.prompt as unknown[])];
+  prompt[3] = { client_id: 'c', api_key_comfy_org: 'sk-secret', auth_token_comfy_org: 'tok' };
+  const safe = withoutSecrets({ ...entry, prompt });
+  expect(safe.prompt?.[3]).toEqual({ client_id: 'c' });
+  expect(JSON.stringify(safe)).not.toMatch(/sk-secret|tok"/);
+  expect(safe.outputs).toEqual(entry.outputs);
+  expect(prompt[3]).toHaveProperty('api_key_comfy_org'); // the input is not changed
 });

@@ -87,3 +87,18 @@ export function collectOutputs(entry: HistoryEntry, includeTemp: boolean): { fil
   }
   return { files, values };
 }
+
+/**
+ * A history entry safe to hand to a client: ComfyUI v0.3.64–0.3.65 echo the prompt's extra_data
+ * as sent, including the Comfy.org API key (newer servers strip it themselves).
+ */
+export function withoutSecrets(entry: HistoryEntry): HistoryEntry {
+  if (!Array.isArray(entry.prompt)) return entry;
+  const prompt = [...entry.prompt];
+  const extra = prompt[3];
+  if (isObject(extra)) {
+    const { api_key_comfy_org: _key, auth_token_comfy_org: _token, ...rest } = extra;
+    prompt[3] = rest;
+  }
+  return { ...entry, prompt };
+}

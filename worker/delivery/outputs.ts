@@ -1,17 +1,28 @@
-// Turns the files and values ComfyUI reported into delivered outputs. Today: inline bytes (kept
-// as blobs beside the job and sent as base64 by the doors). Every file is tried; failures are
-// recorded on the output itself so one bad file never hides the others.
+// Turns the files and values ComfyUI reported into delivered outputs: uploaded to S3 (a presigned
+// URL) and/or kept inline (bytes stored beside the job, sent as base64 by the doors). Every file
+// is tried; a failure is recorded on the output itself so one bad file never hides the others.
 import type { ComfyHttp } from '../comfy/http';
 import type { OutputFileRef, OutputValue } from '../comfy/types';
 import { WorkerError } from '../errors';
 import type { JobOutput } from '../jobs/types';
-import { describe, readInline } from './inline';
+import type { Logger } from '../observability/logger';
+import { sleep } from '../util/time';
+import { describe, openOutput, readInline } from './inline';
 import { mimeTypeOf } from './mime';
+import { describeS3Error, isRetryableS3Error, objectKey, presign, uploadStream, type S3Clients, type S3Destination } from './s3';
+
+/** Pause before re-reading a file from ComfyUI for another upload attempt. */
+const UPLOAD_RETRY_DELAY_MS = 1_000;
 
 export interface DeliveryPlan {
+  jobId: string;
+  /** Keep the bytes inline (no S3, or the request asked for base64). */
+  inline: boolean;
   maxInlineBytes: number;
+  s3?: { dest: S3Destination; clients: S3Clients };
   /** Partial results are acceptable: fail the job only if no file at all was delivered. */
   allowPartial: boolean;
+  logger: Logger;
 }
 
 export interface Delivered {
@@ -20,24 +31,62 @@ export interface Delivered {
   files: Buffer[];
 }
 
-export async function deliverOutputs(
+async function uploadWithRetries(
   http: ComfyHttp,
-  refs: OutputFileRef[],
-  values: OutputValue[],
+  ref: OutputFileRef,
   plan: DeliveryPlan,
+  s3: NonNullable<DeliveryPlan['s3']>,
   signal: AbortSignal,
-): Promise<Delivered> {
-  const outputs: JobOutput[] = [];
-  const files: Buffer[] = [];
-  for (const ref of refs) {
-    const output: JobOutput = {
-      node_id: ref.nodeId,
-      output_type: ref.kind,
-      filename: ref.filename,
-      subfolder: ref.subfolder,
-      type: ref.type,
-      mimetype: mimeTypeOf(ref.filename),
-    };
+): Promise<string> {
+  const client = s3.clients.for(s3.dest);
+  const key = objectKey(s3.dest, plan.jobId, ref.subfolder, ref.filename);
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= s3.clients.attempts; attempt++) {
+    try {
+      // A stream cannot be replayed: each attempt reads the file from ComfyUI again.
+      const view = await openOutput(http, ref, signal);
+      await uploadStream(client, s3.dest, key, view.stream, mimeTypeOf(ref.filename, view.contentType), signal);
+      return await presign(client, s3.dest, key, s3.clients.presignExpiresS);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      if (err instanceof WorkerError) throw err; // the file is missing on ComfyUI: retrying S3 won't help
+      lastError = err;
+      plan.logger.warn(
+        { jobId: plan.jobId, file: describe(ref), attempt, reason: describeS3Error(err, s3.dest) },
+        'S3 upload failed',
+      );
+      if (!isRetryableS3Error(err)) break; // wrong credentials, missing bucket: another try won't change it
+      if (attempt < s3.clients.attempts) await sleep(UPLOAD_RETRY_DELAY_MS * attempt, signal);
+    }
+  }
+  throw new Error(describeS3Error(lastError, s3.dest));
+}
+
+async function deliverFile(
+  http: ComfyHttp,
+  ref: OutputFileRef,
+  plan: DeliveryPlan,
+  files: Buffer[],
+  signal: AbortSignal,
+): Promise<JobOutput> {
+  const output: JobOutput = {
+    node_id: ref.nodeId,
+    output_type: ref.kind,
+    filename: ref.filename,
+    subfolder: ref.subfolder,
+    type: ref.type,
+    mimetype: mimeTypeOf(ref.filename),
+  };
+  const failure = (err: unknown) => (err instanceof Error ? err.message : String(err));
+  if (plan.s3) {
+    try {
+      output.url = await uploadWithRetries(http, ref, plan, plan.s3, signal);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      output.upload_error = failure(err);
+    }
+  }
+  if (plan.inline) {
     try {
       const inline = await readInline(http, ref, plan.maxInlineBytes, signal);
       if (inline.ok) {
@@ -50,16 +99,28 @@ export async function deliverOutputs(
       }
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      output.error = err instanceof WorkerError ? err.message : `could not read ${describe(ref)}: ${(err as Error).message}`;
+      output.error = failure(err);
     }
-    outputs.push(output);
   }
+  return output;
+}
+
+export async function deliverOutputs(
+  http: ComfyHttp,
+  refs: OutputFileRef[],
+  values: OutputValue[],
+  plan: DeliveryPlan,
+  signal: AbortSignal,
+): Promise<Delivered> {
+  const outputs: JobOutput[] = [];
+  const files: Buffer[] = [];
+  for (const ref of refs) outputs.push(await deliverFile(http, ref, plan, files, signal));
   for (const value of values) outputs.push({ node_id: value.nodeId, output_type: value.kind, value: value.value });
 
-  const failed = outputs.filter((o) => o.error !== undefined && o.blob === undefined && o.url === undefined);
-  const succeeded = outputs.length - failed.length;
-  if (failed.length > 0 && !(plan.allowPartial && succeeded > 0)) {
-    const list = failed.map((o) => `${o.filename}: ${o.error}`).join('; ');
+  const failed = outputs.filter((o) => o.filename !== undefined && o.blob === undefined && o.url === undefined);
+  const delivered = refs.length - failed.length;
+  if (failed.length > 0 && !(plan.allowPartial && delivered > 0)) {
+    const list = failed.map((o) => `${o.filename}: ${o.upload_error ?? o.error ?? 'not delivered'}`).join('; ');
     throw new WorkerError(
       500,
       'output_error',

@@ -2,12 +2,14 @@
 // the runner records the outcome.
 import type { AxiosInstance } from 'axios';
 import type { ComfyClient } from '../comfy/client';
-import { collectOutputs } from '../comfy/history';
+import { collectOutputs, withoutSecrets } from '../comfy/history';
 import { uploadInputImages, type InputLimits } from '../comfy/inputs';
-import type { ComfyEvent } from '../comfy/types';
+import type { ComfyEvent, OutputFileRef, OutputValue } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
-import { deliverOutputs } from '../delivery/outputs';
-import type { JobRecord, JobResult, JobSecrets } from './types';
+import { deliverOutputs, type DeliveryPlan } from '../delivery/outputs';
+import { resolveS3Destination, type S3Clients, type S3Defaults } from '../delivery/s3';
+import type { Logger } from '../observability/logger';
+import type { JobOutput, JobRecord, JobResult, JobSecrets } from './types';
 
 export interface ExecuteDeps {
   comfy: ComfyClient;
@@ -16,6 +18,9 @@ export interface ExecuteDeps {
   maxInlineBytes: number;
   /** COMFY_ORG_API_KEY, used when the request brings no key of its own. */
   orgApiKey: string | undefined;
+  s3Defaults: S3Defaults;
+  s3Clients: S3Clients;
+  logger: Logger;
   clock?: () => number;
 }
 
@@ -50,13 +55,9 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     const generated = clock();
 
     const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
-    const delivered = await deliverOutputs(
-      deps.comfy.http,
-      refs,
-      values,
-      { maxInlineBytes: deps.maxInlineBytes, allowPartial: spec.allowPartial },
-      signal,
-    );
+    const delivered = spec.skipDelivery
+      ? { outputs: listOnly(refs, values), files: [] }
+      : await deliverOutputs(deps.comfy.http, refs, values, deliveryPlan(deps, job, secrets), signal);
     const finished = clock();
     const queuedAt = Math.round(job.createdAt * 1000);
     const result: JobResult = {
@@ -72,7 +73,27 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
         total_ms: finished - queuedAt,
       },
     };
-    if (spec.includeComfyResponse) result.comfyResponse = { [promptId]: entry };
+    if (spec.includeComfyResponse) result.comfyResponse = { [promptId]: withoutSecrets(entry) };
     return { result, files: delivered.files };
   };
+}
+
+function deliveryPlan(deps: ExecuteDeps, job: JobRecord, secrets: JobSecrets): DeliveryPlan {
+  const dest = resolveS3Destination(deps.s3Defaults, job.spec.s3, secrets);
+  return {
+    jobId: job.id,
+    inline: dest === undefined || job.spec.forceBase64,
+    maxInlineBytes: deps.maxInlineBytes,
+    s3: dest ? { dest, clients: deps.s3Clients } : undefined,
+    allowPartial: job.spec.allowPartial,
+    logger: deps.logger,
+  };
+}
+
+/** Outputs described but not fetched. */
+function listOnly(refs: OutputFileRef[], values: OutputValue[]): JobOutput[] {
+  return [
+    ...refs.map((r) => ({ node_id: r.nodeId, output_type: r.kind, filename: r.filename, subfolder: r.subfolder, type: r.type })),
+    ...values.map((v) => ({ node_id: v.nodeId, output_type: v.kind, value: v.value })),
+  ];
 }

@@ -31,6 +31,26 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (job_id, idx)
   ) WITHOUT ROWID;
   `,
+  // 2: the webhook outbox: one final delivery per job that asked for a webhook. The row is made
+  // with the job ('waiting') and armed in the same transaction that ends the job ('pending'),
+  // so a crash can neither lose nor duplicate it.
+  `
+  CREATE TABLE webhook_deliveries (
+    job_id          TEXT    PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    url             TEXT    NOT NULL,
+    extra           TEXT,                           -- JSON extra_params
+    signed          INTEGER NOT NULL DEFAULT 1,     -- 0: the request asked for an unsigned webhook
+    secret          BLOB,                           -- sealed request secret; NULL when done
+    timeout_s       REAL,                           -- per-request timeout, else WEBHOOK_TIMEOUT_S
+    status          TEXT    NOT NULL CHECK (status IN ('waiting', 'pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,                           -- epoch seconds
+    last_error      TEXT,
+    created_at      REAL    NOT NULL,
+    finished_at     REAL
+  );
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -113,6 +113,13 @@ function prepareStatements(db: Db) {
     running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
     pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
     addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
+    addWebhook: db.prepare(
+      `INSERT INTO webhook_deliveries (job_id, url, extra, signed, secret, timeout_s, status, created_at)
+       VALUES (@job_id, @url, @extra, @signed, @secret, @timeout_s, 'waiting', @now)`,
+    ),
+    armWebhook: db.prepare(
+      `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = @now WHERE job_id = @id AND status = 'waiting'`,
+    ),
     file: db.prepare('SELECT bytes FROM job_files WHERE job_id = ? AND idx = ?'),
   };
 }
@@ -136,20 +143,46 @@ export class JobStore {
     return this.clock() / 1000;
   }
 
+  /** The open database, for stores of related records (the webhook outbox) that share it. */
+  get database(): Db {
+    return this.db;
+  }
+
+  get secretBox(): SecretBox {
+    return this.box;
+  }
+
   /** Stores a new pending job. A second job with the same id is a 409. */
   insert(job: NewJob): JobRecord {
     const { images, ...spec } = job.spec;
-    const hasSecrets = job.secrets !== undefined && Object.values(job.secrets).some((v) => v !== undefined);
+    const { webhookSecret, ...jobSecrets } = job.secrets ?? {};
+    const hasSecrets = Object.values(jobSecrets).some((v) => v !== undefined);
+    const now = this.now();
     try {
-      this.stmt.insert.run({
-        id: job.id,
-        door: job.door,
-        sync: job.sync ? 1 : 0,
-        created_at: this.now(),
-        secrets: hasSecrets ? this.box.seal(job.secrets) : null,
-        spec: JSON.stringify(spec),
-        inputs: images.length > 0 ? JSON.stringify(images) : null,
-      });
+      this.db.transaction(() => {
+        this.stmt.insert.run({
+          id: job.id,
+          door: job.door,
+          sync: job.sync ? 1 : 0,
+          created_at: now,
+          secrets: hasSecrets ? this.box.seal(jobSecrets) : null,
+          spec: JSON.stringify(spec),
+          inputs: images.length > 0 ? JSON.stringify(images) : null,
+        });
+        const hook = job.spec.webhook;
+        if (hook) {
+          // The webhook's secret lives with its delivery, which outlives the job's other secrets.
+          this.stmt.addWebhook.run({
+            job_id: job.id,
+            url: hook.url,
+            extra: Object.keys(hook.extraParams).length > 0 ? JSON.stringify(hook.extraParams) : null,
+            signed: hook.signed ? 1 : 0,
+            secret: webhookSecret !== undefined ? this.box.seal(webhookSecret) : null,
+            timeout_s: hook.timeoutS ?? null,
+            now,
+          });
+        }
+      })();
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
@@ -195,13 +228,19 @@ export class JobStore {
       }).changes;
       if (changed === 0) return false;
       outcome.files?.forEach((bytes, index) => this.stmt.addFile.run(id, index, bytes));
+      this.stmt.armWebhook.run({ id, now: this.now() });
       return true;
     })();
   }
 
   /** Cancels a job only if it has not started; false otherwise. */
   cancelPending(id: string, error: ErrorBody): boolean {
-    return this.stmt.cancelPending.run({ id, now: this.now(), error: JSON.stringify(error) }).changes === 1;
+    return this.db.transaction(() => {
+      const now = this.now();
+      if (this.stmt.cancelPending.run({ id, now, error: JSON.stringify(error) }).changes !== 1) return false;
+      this.stmt.armWebhook.run({ id, now });
+      return true;
+    })();
   }
 
   file(id: string, index: number): Buffer | undefined {

@@ -15,6 +15,8 @@ export interface WebhookTarget {
   extraParams: Record<string, unknown>;
   /** false when the request explicitly asked for an unsigned webhook (secret: ""). */
   signed: boolean;
+  /** Per-request timeout; WEBHOOK_TIMEOUT_S when absent. */
+  timeoutS?: number;
 }
 
 /** Per-request S3 settings, without the credentials (those live in JobSecrets). */
@@ -35,6 +37,8 @@ export interface JobSpec {
   includeComfyResponse: boolean;
   /** Complete with the outputs that were delivered even if some could not be. */
   allowPartial: boolean;
+  /** List the outputs but fetch and deliver none (the startup benchmark only needs timings). */
+  skipDelivery?: boolean;
   webhook?: WebhookTarget;
   s3?: S3Target;
   /** Door-specific values the door wants back with the result (e.g. Vast's request_idx). */

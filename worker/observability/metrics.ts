@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ComfyClient } from '../comfy/client';
 import type { JobEvents } from '../jobs/events';
+import type { WebhookOutbox } from '../delivery/webhooks/outbox';
 import type { JobStore } from '../jobs/store';
 
 export class Metrics {
@@ -10,8 +11,9 @@ export class Metrics {
   readonly jobsSubmitted: Counter<'door'>;
   readonly jobsFinished: Counter<'door' | 'status'>;
   readonly jobDuration: Histogram<'door' | 'status'>;
+  readonly webhookDeliveries: Counter<'result'>;
 
-  constructor(deps: { events: JobEvents; store: JobStore; comfy: ComfyClient }) {
+  constructor(deps: { events: JobEvents; store: JobStore; comfy: ComfyClient; outbox: WebhookOutbox }) {
     const registers = [this.registry];
     this.jobsSubmitted = new Counter({
       name: 'comfyui_worker_jobs_submitted_total',
@@ -31,6 +33,21 @@ export class Metrics {
       labelNames: ['door', 'status'],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
+    });
+    this.webhookDeliveries = new Counter({
+      name: 'comfyui_worker_webhook_attempts_total',
+      help: 'Final webhook delivery attempts by result (delivered, retrying, failed)',
+      labelNames: ['result'],
+      registers,
+    });
+    new Gauge({
+      name: 'comfyui_worker_webhooks',
+      help: 'Final webhook deliveries by state (waiting for the job, pending, delivered, failed)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        for (const [state, n] of Object.entries(deps.outbox.counts())) this.set({ state }, n);
+      },
     });
     new Gauge({
       name: 'comfyui_worker_queue_depth',

@@ -34,7 +34,11 @@ export function parseCliArgs(argv: string[]): SimulatorOptions {
   if (nodeDelay !== undefined) opts.nodeDelayMs = nodeDelay;
   const stepDelay = nonNegative('step-delay-ms', values['step-delay-ms']);
   if (stepDelay !== undefined) opts.stepDelayMs = stepDelay;
-  if (values.models !== undefined) opts.models = values.models.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  if (values.models !== undefined)
+    opts.models = values.models
+      .split(',')
+      .map((m) => m.trim())
+      .filter((m) => m !== '');
   if (values['data-dir'] !== undefined) opts.dataDir = values['data-dir'];
   const padding = nonNegative('output-padding-bytes', values['output-padding-bytes']);
   if (padding !== undefined) opts.outputPaddingBytes = padding;

@@ -69,7 +69,8 @@ const COMMON_FRAMES = [
 /** ComfyUI's format_value for current_inputs. */
 function formatValue(v: unknown): unknown {
   if (v === null || v === undefined) return null;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || typeof v === 'string' || v instanceof PyFloat) return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || typeof v === 'string' || v instanceof PyFloat)
+    return v;
   return pyStr(v);
 }
 
@@ -81,7 +82,15 @@ function canon(v: unknown, nan: () => string): string {
   if (v instanceof PyFloat) return Number.isNaN(v.value) ? nan() : 'n' + String(v.value);
   if (typeof v === 'string') return 's' + JSON.stringify(v);
   if (Array.isArray(v)) return '[' + v.map((x) => canon(x, nan)).join(',') + ']';
-  if (isPyDict(v)) return '{' + [...v].map(([k, x]) => JSON.stringify(k) + ':' + canon(x, nan)).sort().join(',') + '}';
+  if (isPyDict(v))
+    return (
+      '{' +
+      [...v]
+        .map(([k, x]) => JSON.stringify(k) + ':' + canon(x, nan))
+        .sort()
+        .join(',') +
+      '}'
+    );
   return 'o' + pyRepr(v);
 }
 
@@ -157,7 +166,9 @@ class ExecutionList {
 
 type Progress = { state: 'pending' | 'running' | 'finished'; value: number | PyFloat; max: number | PyFloat };
 
-type Failure = { nodeId: string; interrupted: true } | { nodeId: string; interrupted: false; message: string; type: string; traceback: string[]; inputs: PyDict };
+type Failure =
+  | { nodeId: string; interrupted: true }
+  | { nodeId: string; interrupted: false; message: string; type: string; traceback: string[]; inputs: PyDict };
 
 /** Runs one prompt. Create one per prompt. */
 export class PromptRun {
@@ -232,7 +243,14 @@ export class PromptRun {
         ]),
       );
     }
-    this.send('progress_state', new Map<string, PyValue>([['prompt_id', this.promptId], ['nodes', nodes]]), this.clientId);
+    this.send(
+      'progress_state',
+      new Map<string, PyValue>([
+        ['prompt_id', this.promptId],
+        ['nodes', nodes],
+      ]),
+      this.clientId,
+    );
   }
 
   private entry(id: string): Progress {
@@ -316,9 +334,20 @@ export class PromptRun {
     for (const id of this.prompt.keys()) this.signature(id);
     this.host.cache.keepOnly(new Set(this.sigs.values()));
     const cachedNodes = [...this.prompt.keys()].filter((id) => this.cached(id) !== undefined);
-    this.addMessage('execution_cached', [['nodes', cachedNodes], ['prompt_id', this.promptId]], false);
+    this.addMessage(
+      'execution_cached',
+      [
+        ['nodes', cachedNodes],
+        ['prompt_id', this.promptId],
+      ],
+      false,
+    );
 
-    const list = new ExecutionList(this.prompt, (id) => this.cached(id) !== undefined, (id) => this.schemaOf(id).output_node === true);
+    const list = new ExecutionList(
+      this.prompt,
+      (id) => this.cached(id) !== undefined,
+      (id) => this.schemaOf(id).output_node === true,
+    );
     const currentOutputs = pySetOrder(this.prompt.keys());
     for (const o of this.item.outputs) list.addNode(o);
 
@@ -373,7 +402,11 @@ export class PromptRun {
   }
 
   /** get_input_data: per input a list of values (links give the source's output list). */
-  private inputData(id: string, cls: NodeClass, schema: ObjectInfoEntry): { data: Map<string, unknown[]>; hidden: Map<string, unknown> } {
+  private inputData(
+    id: string,
+    cls: NodeClass,
+    schema: ObjectInfoEntry,
+  ): { data: Map<string, unknown[]>; hidden: Map<string, unknown> } {
     const data = new Map<string, unknown[]>();
     for (const [x, v] of this.inputsOf(id)) {
       const spec = schema.input.required?.[x] ?? schema.input.optional?.[x];
@@ -407,7 +440,16 @@ export class PromptRun {
     if (cached !== undefined) {
       if (this.clientId !== null) {
         const ui = this.host.cache.ui.get(this.sigs.get(id) ?? '');
-        this.send('executed', new Map<string, PyValue>([['node', id], ['display_node', id], ['output', ui ? ui.output : null], ['prompt_id', this.promptId]]), this.clientId);
+        this.send(
+          'executed',
+          new Map<string, PyValue>([
+            ['node', id],
+            ['display_node', id],
+            ['output', ui ? ui.output : null],
+            ['prompt_id', this.promptId],
+          ]),
+          this.clientId,
+        );
       }
       this.finishProgress(id);
       return null;
@@ -416,7 +458,15 @@ export class PromptRun {
     const { data, hidden } = this.inputData(id, cls, schema);
     if (this.clientId !== null) {
       this.host.setCurrent(this.clientId, id);
-      this.send('executing', new Map<string, PyValue>([['node', id], ['display_node', id], ['prompt_id', this.promptId]]), this.clientId);
+      this.send(
+        'executing',
+        new Map<string, PyValue>([
+          ['node', id],
+          ['display_node', id],
+          ['prompt_id', this.promptId],
+        ]),
+        this.clientId,
+      );
     }
     try {
       const calls = Math.max(1, ...[...data.values()].map((l) => l.length));
@@ -439,7 +489,16 @@ export class PromptRun {
             progress: async (value, max) => {
               if (this.host.interruptRequested()) throw new InterruptProcessing();
               this.updateProgress(id, value, max);
-              this.send('progress', new Map<string, PyValue>([['value', value], ['max', max], ['prompt_id', this.promptId], ['node', id]]), this.clientId);
+              this.send(
+                'progress',
+                new Map<string, PyValue>([
+                  ['value', value],
+                  ['max', max],
+                  ['prompt_id', this.promptId],
+                  ['node', id],
+                ]),
+                this.clientId,
+              );
             },
             sleep: async (ms) => {
               await this.host.sleep(ms);
@@ -456,9 +515,24 @@ export class PromptRun {
       if (first) {
         const ui: PyDict = new Map();
         for (const k of Object.keys(first)) ui.set(k, uis.flatMap((u) => u[k] ?? []) as PyValue[]);
-        const meta: PyDict = new Map<string, PyValue>([['node_id', id], ['display_node', id], ['parent_node', null], ['real_node_id', id]]);
+        const meta: PyDict = new Map<string, PyValue>([
+          ['node_id', id],
+          ['display_node', id],
+          ['parent_node', null],
+          ['real_node_id', id],
+        ]);
         this.host.cache.ui.set(this.sigs.get(id) ?? '', { output: ui, meta });
-        if (this.clientId !== null) this.send('executed', new Map<string, PyValue>([['node', id], ['display_node', id], ['output', ui], ['prompt_id', this.promptId]]), this.clientId);
+        if (this.clientId !== null)
+          this.send(
+            'executed',
+            new Map<string, PyValue>([
+              ['node', id],
+              ['display_node', id],
+              ['output', ui],
+              ['prompt_id', this.promptId],
+            ]),
+            this.clientId,
+          );
       }
       this.host.cache.outputs.set(this.sigs.get(id) ?? '', output);
     } catch (e) {
@@ -467,7 +541,14 @@ export class PromptRun {
       const ex = e instanceof PyException ? e : new PyException('Exception', e instanceof Error ? e.message : String(e));
       const inputs: PyDict = new Map();
       for (const [k, l] of data) inputs.set(k, l.map(formatValue) as PyValue[]);
-      return { nodeId: id, interrupted: false, message: `${ex.pyMessage}\n`, type: ex.excType, traceback: [...COMMON_FRAMES, ...ex.frames], inputs };
+      return {
+        nodeId: id,
+        interrupted: false,
+        message: `${ex.pyMessage}\n`,
+        type: ex.excType,
+        traceback: [...COMMON_FRAMES, ...ex.frames],
+        inputs,
+      };
     }
     this.finishProgress(id);
     this.executed.push(id);

@@ -28,7 +28,8 @@ export function pyNormpath(p: string): string {
   const comps: string[] = [];
   for (const c of p.split('/')) {
     if (c === '' || c === '.') continue;
-    if (c !== '..' || (initial === 0 && comps.length === 0) || (comps.length > 0 && comps[comps.length - 1] === '..')) comps.push(c);
+    if (c !== '..' || (initial === 0 && comps.length === 0) || (comps.length > 0 && comps[comps.length - 1] === '..'))
+      comps.push(c);
     else if (comps.length > 0) comps.pop();
   }
   const s = '/'.repeat(initial) + comps.join('/');
@@ -110,7 +111,14 @@ function pad2(n: number): string {
 
 /** folder_paths.get_save_image_path (PreviewImage passes the temp folder as its output_dir).
  *  Throws the recorded "outside the output folder" exception. */
-export function getSaveImagePath(dirs: DataDirs, base: FolderType, prefixIn: string, width: number, height: number, now = new Date()): SavePath {
+export function getSaveImagePath(
+  dirs: DataDirs,
+  base: FolderType,
+  prefixIn: string,
+  width: number,
+  height: number,
+  now = new Date(),
+): SavePath {
   let prefix = prefixIn;
   if (prefix.includes('%')) {
     prefix = prefix

@@ -15,7 +15,11 @@ export function pyRound(x: number): number {
 }
 
 export function emptyImage(width: number, height: number, batch: number, color: number): SimImage {
-  return SimImage.filled(batch, height, width, [((color >> 16) & 0xff) / 0xff, ((color >> 8) & 0xff) / 0xff, (color & 0xff) / 0xff]);
+  return SimImage.filled(batch, height, width, [
+    ((color >> 16) & 0xff) / 0xff,
+    ((color >> 8) & 0xff) / 0xff,
+    (color & 0xff) / 0xff,
+  ]);
 }
 
 /** Applies f to every value, keeping constant-ness. */
@@ -105,14 +109,24 @@ export function blend(img1: SimImage, img2In: SimImage, factor: number, mode: st
     // soft_light that op has image2's side first.
     const [a, b] = mode === 'soft_light' ? [img2.batch, img1.batch] : [img1.batch, img2.batch];
     const line = BLEND_FRAMES_LINE[mode];
-    const extra = line === undefined ? [] : [`  File "/opt/ComfyUI/comfy_extras/nodes_post_processing.py", line ${line}, in blend_mode\n    <source line omitted from recording>\n`];
-    throw new PyException('RuntimeError', `The size of tensor a (${a}) must match the size of tensor b (${b}) at non-singleton dimension 0`, [...frames, ...extra]);
+    const extra =
+      line === undefined
+        ? []
+        : [
+            `  File "/opt/ComfyUI/comfy_extras/nodes_post_processing.py", line ${line}, in blend_mode\n    <source line omitted from recording>\n`,
+          ];
+    throw new PyException(
+      'RuntimeError',
+      `The size of tensor a (${a}) must match the size of tensor b (${b}) at non-singleton dimension 0`,
+      [...frames, ...extra],
+    );
   }
   const batch = Math.max(img1.batch, img2.batch);
   const ch = img1.channels;
   const r1 = new Float32Array(img1.width * ch);
   const r2 = new Float32Array(img1.width * img2.channels);
-  const mix = (a: number, b: number): number => f32(Math.min(1, Math.max(0, f32(f32(a * f32(1 - factor)) + f32(f32(blendValue(a, b, mode)) * factor)))));
+  const mix = (a: number, b: number): number =>
+    f32(Math.min(1, Math.max(0, f32(f32(a * f32(1 - factor)) + f32(f32(blendValue(a, b, mode)) * factor)))));
   const c1 = img1.constant;
   const c2 = img2.constant;
   return new SimImage(
@@ -148,9 +162,17 @@ export function rgbBytes(img: SimImage, b: number): Buffer {
 /** LoadImage's IMAGE and MASK from a decoded PNG. */
 export function fromDecoded(png: DecodedPng): { image: SimImage; mask: SimMask } {
   const { width, height, rgba } = png;
-  const image = new SimImage(1, height, width, 3, (_b, y, out) => {
-    for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) out[x * 3 + c] = f32((rgba[(y * width + x) * 4 + c] ?? 0) / 255);
-  }, null);
+  const image = new SimImage(
+    1,
+    height,
+    width,
+    3,
+    (_b, y, out) => {
+      for (let x = 0; x < width; x++)
+        for (let c = 0; c < 3; c++) out[x * 3 + c] = f32((rgba[(y * width + x) * 4 + c] ?? 0) / 255);
+    },
+    null,
+  );
   const mask = png.hasAlpha
     ? new SimMask(1, height, width, (_b, y, x) => f32(1 - f32((rgba[(y * width + x) * 4 + 3] ?? 255) / 255)))
     : new SimMask(1, 64, 64, () => 0);

@@ -9,7 +9,15 @@ import { DISPLAY_ROOT, DataDirs, annotatedFilepath, getSaveImagePath, listInputI
 import { blend, emptyImage, fromDecoded, invert, rgbBytes, scale, seedColor } from './imageops';
 import { decodePng, encodePng, sniffImageSize } from './png';
 import { PyException, PyFloat, isPyDict, pyJsonStringify, pyNumber, pyRepr, pyStr, pyTypeName, toPlain } from './pyjson';
-import { BUILTIN_ORDER, builtinSchemas, cloneEntry, completeEntry, parseObjectInfoEntry, type BuiltinName, type ObjectInfoEntry } from './schemas';
+import {
+  BUILTIN_ORDER,
+  builtinSchemas,
+  cloneEntry,
+  completeEntry,
+  parseObjectInfoEntry,
+  type BuiltinName,
+  type ObjectInfoEntry,
+} from './schemas';
 import { SimImage, SimLatent, SimMask, SimOpaque } from './tensor';
 import type { SimNodeDef } from './types';
 
@@ -51,7 +59,10 @@ export interface NodeClass {
   run(ctx: RunContext): Promise<NodeOutput>;
 }
 
-const V3_FRAMES = [tracebackFrame('comfy_api/internal/__init__.py', 149, 'wrapped_func'), tracebackFrame('comfy_api/latest/_io.py', 1270, 'EXECUTE_NORMALIZED')];
+const V3_FRAMES = [
+  tracebackFrame('comfy_api/internal/__init__.py', 149, 'wrapped_func'),
+  tracebackFrame('comfy_api/latest/_io.py', 1270, 'EXECUTE_NORMALIZED'),
+];
 
 function num(v: unknown): number {
   return pyNumber(v) ?? 0;
@@ -90,7 +101,8 @@ function saveImages(ctx: RunContext, kind: 'output' | 'temp', prefixAppend: stri
   try {
     sp = getSaveImagePath(ctx.env.dirs, kind, prefix, images.width, images.height);
   } catch (e) {
-    if (e instanceof PyException) throw new PyException(e.excType, e.pyMessage, [tracebackFrame('nodes.py', 1590, 'save_images'), ...e.frames]);
+    if (e instanceof PyException)
+      throw new PyException(e.excType, e.pyMessage, [tracebackFrame('nodes.py', 1590, 'save_images'), ...e.frames]);
     throw e;
   }
   mkdirSync(sp.folder, { recursive: true });
@@ -103,9 +115,22 @@ function saveImages(ctx: RunContext, kind: 'output' | 'temp', prefixAppend: stri
   let counter = sp.counter;
   for (let b = 0; b < images.batch; b++) {
     const file = `${sp.filename.replaceAll('%batch_num%', String(b))}_${String(counter).padStart(5, '0')}_.png`;
-    const bytes = encodePng({ width: images.width, height: images.height, rgb: rgbBytes(images, b), text, compressLevel, paddingBytes: ctx.env.outputPaddingBytes });
+    const bytes = encodePng({
+      width: images.width,
+      height: images.height,
+      rgb: rgbBytes(images, b),
+      text,
+      compressLevel,
+      paddingBytes: ctx.env.outputPaddingBytes,
+    });
     writeFileSync(join(sp.folder, file), bytes);
-    results.push(new Map<string, unknown>([['filename', file], ['subfolder', sp.subfolder], ['type', kind]]));
+    results.push(
+      new Map<string, unknown>([
+        ['filename', file],
+        ['subfolder', sp.subfolder],
+        ['type', kind],
+      ]),
+    );
     counter++;
   }
   return { ui: { images: results } };
@@ -191,7 +216,9 @@ const IMPLS: Record<BuiltinName, Impl> = {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      return { result: [emptyImage(num(i.get('width')), num(i.get('height')), num(i.get('batch_size') ?? 1), num(i.get('color') ?? 0))] };
+      return {
+        result: [emptyImage(num(i.get('width')), num(i.get('height')), num(i.get('batch_size') ?? 1), num(i.get('color') ?? 0))],
+      };
     },
   },
   ImageInvert: {
@@ -204,7 +231,17 @@ const IMPLS: Record<BuiltinName, Impl> = {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      return { result: [scale(image(i.get('image')), str(i.get('upscale_method')), num(i.get('width')), num(i.get('height')), str(i.get('crop')))] };
+      return {
+        result: [
+          scale(
+            image(i.get('image')),
+            str(i.get('upscale_method')),
+            num(i.get('width')),
+            num(i.get('height')),
+            str(i.get('crop')),
+          ),
+        ],
+      };
     },
   },
   ImageBlend: {
@@ -212,7 +249,11 @@ const IMPLS: Record<BuiltinName, Impl> = {
     async run(ctx) {
       const i = ctx.inputs;
       const frames = [...V3_FRAMES, tracebackFrame('comfy_extras/nodes_post_processing.py', 40, 'execute')];
-      return { result: [blend(image(i.get('image1')), image(i.get('image2')), num(i.get('blend_factor')), str(i.get('blend_mode')), frames)] };
+      return {
+        result: [
+          blend(image(i.get('image1')), image(i.get('image2')), num(i.get('blend_factor')), str(i.get('blend_mode')), frames),
+        ],
+      };
     },
   },
   SaveImage: {
@@ -270,14 +311,31 @@ const IMPLS: Record<BuiltinName, Impl> = {
     v3: false,
     async run(ctx) {
       const text = str(ctx.inputs.get('text'));
-      return { result: [new SimOpaque('CONDITIONING', `[[tensor([[[0., 0., 0.,  ..., 0., 0., 0.]]]), {'pooled_output': tensor([[0., 0., 0.,  ..., 0., 0., 0.]])}]]`, { text })] };
+      return {
+        result: [
+          new SimOpaque(
+            'CONDITIONING',
+            `[[tensor([[[0., 0., 0.,  ..., 0., 0., 0.]]]), {'pooled_output': tensor([[0., 0., 0.,  ..., 0., 0., 0.]])}]]`,
+            { text },
+          ),
+        ],
+      };
     },
   },
   EmptyLatentImage: {
     v3: false,
     async run(ctx) {
       const i = ctx.inputs;
-      return { result: [new SimLatent(num(i.get('batch_size') ?? 1), Math.floor(num(i.get('height')) / 8), Math.floor(num(i.get('width')) / 8), null)] };
+      return {
+        result: [
+          new SimLatent(
+            num(i.get('batch_size') ?? 1),
+            Math.floor(num(i.get('height')) / 8),
+            Math.floor(num(i.get('width')) / 8),
+            null,
+          ),
+        ],
+      };
     },
   },
   KSampler: {
@@ -324,16 +382,39 @@ const IMPLS: Record<BuiltinName, Impl> = {
       const images = image(ctx.inputs.get('images'));
       let sp;
       try {
-        sp = getSaveImagePath(ctx.env.dirs, 'output', str(ctx.inputs.get('filename_prefix') ?? 'ComfyUI'), images.width, images.height);
+        sp = getSaveImagePath(
+          ctx.env.dirs,
+          'output',
+          str(ctx.inputs.get('filename_prefix') ?? 'ComfyUI'),
+          images.width,
+          images.height,
+        );
       } catch (e) {
-        if (e instanceof PyException) throw new PyException(e.excType, e.pyMessage, [...V3_FRAMES, tracebackFrame('comfy_extras/nodes_images.py', 219, 'execute'), tracebackFrame('comfy_api/latest/_ui.py', 218, 'get_save_animated_webp_ui'), ...e.frames]);
+        if (e instanceof PyException)
+          throw new PyException(e.excType, e.pyMessage, [
+            ...V3_FRAMES,
+            tracebackFrame('comfy_extras/nodes_images.py', 219, 'execute'),
+            tracebackFrame('comfy_api/latest/_ui.py', 218, 'get_save_animated_webp_ui'),
+            ...e.frames,
+          ]);
         throw e;
       }
       mkdirSync(sp.folder, { recursive: true });
       const file = `${sp.filename}_${String(sp.counter).padStart(5, '0')}_.webp`;
       const animated = images.batch > 1;
       writeFileSync(join(sp.folder, file), webpPlaceholder(images.width, images.height, animated));
-      return { ui: { images: [new Map<string, unknown>([['filename', file], ['subfolder', sp.subfolder], ['type', 'output']])], animated: [animated] } };
+      return {
+        ui: {
+          images: [
+            new Map<string, unknown>([
+              ['filename', file],
+              ['subfolder', sp.subfolder],
+              ['type', 'output'],
+            ]),
+          ],
+          animated: [animated],
+        },
+      };
     },
   },
 };
@@ -354,7 +435,9 @@ function customClass(name: string, def: SimNodeDef): NodeClass {
     schema: () => cloneEntry(schema),
     async run(ctx) {
       const inputs: Record<string, unknown> = {};
-      for (const [k, v] of ctx.inputs) inputs[k] = v instanceof SimImage || v instanceof SimLatent || v instanceof SimMask || v instanceof SimOpaque ? v : toPlain(v);
+      for (const [k, v] of ctx.inputs)
+        inputs[k] =
+          v instanceof SimImage || v instanceof SimLatent || v instanceof SimMask || v instanceof SimOpaque ? v : toPlain(v);
       let ui: Record<string, unknown> | undefined;
       try {
         const out = await def.run?.({
@@ -370,10 +453,14 @@ function customClass(name: string, def: SimNodeDef): NodeClass {
         ui = out?.ui;
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
-        throw new PyException(err.name === 'Error' ? 'Exception' : err.name, err.message, [`  File "${DISPLAY_ROOT}/custom_nodes/${name}/__init__.py", line 1, in run\n    <source line omitted from recording>\n`]);
+        throw new PyException(err.name === 'Error' ? 'Exception' : err.name, err.message, [
+          `  File "${DISPLAY_ROOT}/custom_nodes/${name}/__init__.py", line 1, in run\n    <source line omitted from recording>\n`,
+        ]);
       }
       // ComfyUI concatenates UI lists across calls; a non-list value is taken as one item.
-      const uiLists = ui ? Object.fromEntries(Object.entries(ui).map(([k, v]) => [k, Array.isArray(v) ? (v as unknown[]) : [v]])) : undefined;
+      const uiLists = ui
+        ? Object.fromEntries(Object.entries(ui).map(([k, v]) => [k, Array.isArray(v) ? (v as unknown[]) : [v]]))
+        : undefined;
       return { result: schema.output.map((t) => placeholderOutput(t, name)), ...(uiLists ? { ui: uiLists } : {}) };
     },
   };

@@ -89,7 +89,8 @@ export function encodePng(o: PngOptions): Buffer {
   ihdr.writeUInt32BE(o.height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const parts = [SIGNATURE, pngChunk('IHDR', ihdr)];
-  for (const [k, v] of o.text ?? []) parts.push(pngChunk('tEXt', Buffer.concat([Buffer.from(k, 'latin1'), Buffer.from([0]), Buffer.from(v, 'latin1')])));
+  for (const [k, v] of o.text ?? [])
+    parts.push(pngChunk('tEXt', Buffer.concat([Buffer.from(k, 'latin1'), Buffer.from([0]), Buffer.from(v, 'latin1')])));
   const block = Math.max(MAXBLOCK, o.width * 4);
   for (let k = 0; k < z.length; k += block) parts.push(pngChunk('IDAT', z.subarray(k, k + block)));
   if ((o.paddingBytes ?? 0) > 0) parts.push(pngChunk('paDd', Buffer.alloc(o.paddingBytes ?? 0)));
@@ -202,8 +203,10 @@ export function decodePng(file: Buffer): DecodedPng | null {
 
 /** Width and height of PNG, GIF, JPEG or WebP data, for inputs the decoder does not handle. */
 export function sniffImageSize(file: Buffer): { width: number; height: number } | null {
-  if (file.length >= 24 && file.subarray(0, 8).equals(SIGNATURE)) return { width: file.readUInt32BE(16), height: file.readUInt32BE(20) };
-  if (file.length >= 10 && file.toString('latin1', 0, 3) === 'GIF') return { width: file.readUInt16LE(6), height: file.readUInt16LE(8) };
+  if (file.length >= 24 && file.subarray(0, 8).equals(SIGNATURE))
+    return { width: file.readUInt32BE(16), height: file.readUInt32BE(20) };
+  if (file.length >= 10 && file.toString('latin1', 0, 3) === 'GIF')
+    return { width: file.readUInt16LE(6), height: file.readUInt16LE(8) };
   if (file.length >= 30 && file.toString('latin1', 0, 4) === 'RIFF' && file.toString('latin1', 8, 12) === 'WEBP') {
     const kind = file.toString('latin1', 12, 16);
     if (kind === 'VP8 ') return { width: file.readUInt16LE(26) & 0x3fff, height: file.readUInt16LE(28) & 0x3fff };

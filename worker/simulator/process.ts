@@ -6,7 +6,20 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Aborted, ExecCache, PromptRun, type ExecHost } from './execute';
 import type { NodeClass, NodeEnv } from './nodes';
-import { PyException, PyFloat, isPyDict, pyBool, pyEquals, pyFloat, pyJsonParse, pyStr, pyTypeName, toPlain, type PyDict, type PyValue } from './pyjson';
+import {
+  PyException,
+  PyFloat,
+  isPyDict,
+  pyBool,
+  pyEquals,
+  pyFloat,
+  pyJsonParse,
+  pyStr,
+  pyTypeName,
+  toPlain,
+  type PyDict,
+  type PyValue,
+} from './pyjson';
 import { PromptQueue, publicItem } from './queue';
 import { validatePrompt } from './validate';
 import { WsHub } from './wshub';
@@ -126,8 +139,19 @@ export class ComfyProcess {
       this.number += 1;
     }
     if (!has(json, 'prompt')) {
-      const error = new Map<string, unknown>([['type', 'no_prompt'], ['message', 'No prompt provided'], ['details', 'No prompt provided'], ['extra_info', new Map()]]);
-      return { status: 400, json: new Map<string, unknown>([['error', error], ['node_errors', new Map()]]) };
+      const error = new Map<string, unknown>([
+        ['type', 'no_prompt'],
+        ['message', 'No prompt provided'],
+        ['details', 'No prompt provided'],
+        ['extra_info', new Map()],
+      ]);
+      return {
+        status: 400,
+        json: new Map<string, unknown>([
+          ['error', error],
+          ['node_errors', new Map()],
+        ]),
+      };
     }
     const body = isPyDict(json) ? json : new Map<string, PyValue>();
     const plain = plainBody(text, json);
@@ -137,10 +161,18 @@ export class ComfyProcess {
     const valid = validatePrompt(prompt, partial, this.classes, this.env);
     let extraData: PyValue = body.has('extra_data') ? (body.get('extra_data') as PyValue) : new Map();
     if (body.has('client_id')) {
-      if (!isPyDict(extraData)) throw new PyException('TypeError', `'${pyTypeName(extraData)}' object does not support item assignment`);
+      if (!isPyDict(extraData))
+        throw new PyException('TypeError', `'${pyTypeName(extraData)}' object does not support item assignment`);
       extraData.set('client_id', body.get('client_id') as PyValue);
     }
-    if (!valid.ok) return { status: 400, json: new Map<string, unknown>([['error', valid.error], ['node_errors', valid.nodeErrors]]) };
+    if (!valid.ok)
+      return {
+        status: 400,
+        json: new Map<string, unknown>([
+          ['error', valid.error],
+          ['node_errors', valid.nodeErrors],
+        ]),
+      };
     const sensitive: PyDict = new Map();
     if (isPyDict(extraData)) {
       for (const k of SENSITIVE_EXTRA_DATA_KEYS) {
@@ -153,7 +185,14 @@ export class ComfyProcess {
     this.queueUpdated();
     this.hooks.accepted(promptId, plain);
     this.schedule();
-    return { status: 200, json: new Map<string, unknown>([['prompt_id', promptId], ['number', number], ['node_errors', valid.nodeErrors]]) };
+    return {
+      status: 200,
+      json: new Map<string, unknown>([
+        ['prompt_id', promptId],
+        ['number', number],
+        ['node_errors', valid.nodeErrors],
+      ]),
+    };
   }
 
   // --- the prompt worker ---------------------------------------------------------------------
@@ -201,10 +240,22 @@ export class ComfyProcess {
           if (e instanceof Aborted || this.dead) return;
           throw e;
         }
-        this.queue.taskDone(taskId, result, { status_str: result.success ? 'success' : 'error', completed: result.success, messages: result.messages });
+        this.queue.taskDone(taskId, result, {
+          status_str: result.success ? 'success' : 'error',
+          completed: result.success,
+          messages: result.messages,
+        });
         this.queueUpdated(item.promptId);
         if (result.clientId !== null && !this.dead) {
-          this.hub.send('executing', new Map<string, PyValue>([['node', null], ['prompt_id', item.promptId]]), result.clientId, item.promptId);
+          this.hub.send(
+            'executing',
+            new Map<string, PyValue>([
+              ['node', null],
+              ['prompt_id', item.promptId],
+            ]),
+            result.clientId,
+            item.promptId,
+          );
         }
         this.hooks.promptFinished(item.promptId);
         if (this.freeMemory) {
@@ -258,7 +309,8 @@ export class ComfyProcess {
   postHistory(text: string): void {
     const json = pyJsonParse(text);
     if (has(json, 'clear') && pyBool(get(json, 'clear'))) this.queue.wipeHistory();
-    if (has(json, 'delete')) for (const id of iterate(get(json, 'delete'))) if (typeof id === 'string') this.queue.deleteHistory(id);
+    if (has(json, 'delete'))
+      for (const id of iterate(get(json, 'delete'))) if (typeof id === 'string') this.queue.deleteHistory(id);
   }
 
   /** POST /free: free_memory drops the node cache once the current prompt is done. */

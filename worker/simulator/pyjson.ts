@@ -81,12 +81,12 @@ export function pyJsonParse(text: string): PyValue {
     if (c === '{') return object();
     if (c === '[') return array();
     if (c === '"') return string();
-    if (text.startsWith('null', i)) return (i += 4), null;
-    if (text.startsWith('true', i)) return (i += 4), true;
-    if (text.startsWith('false', i)) return (i += 5), false;
-    if (text.startsWith('NaN', i)) return (i += 3), new PyFloat(NaN);
-    if (text.startsWith('Infinity', i)) return (i += 8), new PyFloat(Infinity);
-    if (text.startsWith('-Infinity', i)) return (i += 9), new PyFloat(-Infinity);
+    if (text.startsWith('null', i)) return ((i += 4), null);
+    if (text.startsWith('true', i)) return ((i += 4), true);
+    if (text.startsWith('false', i)) return ((i += 5), false);
+    if (text.startsWith('NaN', i)) return ((i += 3), new PyFloat(NaN));
+    if (text.startsWith('Infinity', i)) return ((i += 8), new PyFloat(Infinity));
+    if (text.startsWith('-Infinity', i)) return ((i += 9), new PyFloat(-Infinity));
     return number();
   };
   const number = (): PyValue => {
@@ -128,12 +128,12 @@ export function pyJsonParse(text: string): PyValue {
     i++;
     const out: PyValue[] = [];
     ws();
-    if (text[i] === ']') return i++, out;
+    if (text[i] === ']') return (i++, out);
     for (;;) {
       out.push(value());
       ws();
       if (text[i] === ',') i++;
-      else if (text[i] === ']') return i++, out;
+      else if (text[i] === ']') return (i++, out);
       else fail("Expecting ',' delimiter");
     }
   };
@@ -141,7 +141,7 @@ export function pyJsonParse(text: string): PyValue {
     i++;
     const out: PyDict = new Map();
     ws();
-    if (text[i] === '}') return i++, out;
+    if (text[i] === '}') return (i++, out);
     for (;;) {
       ws();
       if (text[i] !== '"') fail('Expecting property name enclosed in double quotes');
@@ -152,7 +152,7 @@ export function pyJsonParse(text: string): PyValue {
       out.set(k, value());
       ws();
       if (text[i] === ',') i++;
-      else if (text[i] === '}') return i++, out;
+      else if (text[i] === '}') return (i++, out);
       else fail("Expecting ',' delimiter");
     }
   };
@@ -176,7 +176,8 @@ function jsonString(s: string): string {
     else if (c === 0x09) out += '\\t';
     else if (c === 0x08) out += '\\b';
     else if (c === 0x0c) out += '\\f';
-    else if (c < 0x20 || c > 0x7e) out += '\\u' + c.toString(16).padStart(4, '0'); // ensure_ascii
+    else if (c < 0x20 || c > 0x7e)
+      out += '\\u' + c.toString(16).padStart(4, '0'); // ensure_ascii
     else out += s[k];
   }
   return out + '"';
@@ -266,7 +267,9 @@ function scaledRound(x: number, p: number): bigint {
 /** Python's '{:.pf}'.format(x). */
 export function formatFixed(x: number, p: number): string {
   if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
-  const digits = scaledRound(x, p).toString().padStart(p + 1, '0');
+  const digits = scaledRound(x, p)
+    .toString()
+    .padStart(p + 1, '0');
   const sign = x < 0 || Object.is(x, -0) ? '-' : '';
   return p === 0 ? sign + digits : sign + digits.slice(0, -p) + '.' + digits.slice(-p);
 }
@@ -367,7 +370,10 @@ export function pyInt(v: unknown): number | bigint {
     }
     throw new PyException('ValueError', `invalid literal for int() with base 10: ${strRepr(v)}`);
   }
-  throw new PyException('TypeError', `int() argument must be a string, a bytes-like object or a real number, not '${pyTypeName(v)}'`);
+  throw new PyException(
+    'TypeError',
+    `int() argument must be a string, a bytes-like object or a real number, not '${pyTypeName(v)}'`,
+  );
 }
 
 export function pyFloat(v: unknown): PyFloat {

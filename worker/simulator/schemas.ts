@@ -140,7 +140,8 @@ const notRecorded: Record<string, ObjectInfoEntry> = {
     output_name: ['CONDITIONING'],
     name: 'CLIPTextEncode',
     display_name: 'CLIP Text Encode (Prompt)',
-    description: 'Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images.',
+    description:
+      'Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model towards generating specific images.',
     python_module: 'nodes',
     category: 'conditioning',
     output_node: false,
@@ -211,7 +212,10 @@ const notRecorded: Record<string, ObjectInfoEntry> = {
       },
       hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' },
     },
-    input_order: { required: ['images', 'filename_prefix', 'fps', 'lossless', 'quality', 'method'], hidden: ['prompt', 'extra_pnginfo'] },
+    input_order: {
+      required: ['images', 'filename_prefix', 'fps', 'lossless', 'quality', 'method'],
+      hidden: ['prompt', 'extra_pnginfo'],
+    },
     output: [],
     output_is_list: [],
     output_name: [],
@@ -262,7 +266,17 @@ export const BUILTIN_ORDER = [
 
 export type BuiltinName = (typeof BUILTIN_ORDER)[number];
 
-const RECORDED = new Set(['EmptyImage', 'SaveImage', 'PreviewImage', 'LoadImage', 'ImageInvert', 'ImageScale', 'ImageBlend', 'KSampler', 'CheckpointLoaderSimple']);
+const RECORDED = new Set([
+  'EmptyImage',
+  'SaveImage',
+  'PreviewImage',
+  'LoadImage',
+  'ImageInvert',
+  'ImageScale',
+  'ImageBlend',
+  'KSampler',
+  'CheckpointLoaderSimple',
+]);
 
 /** Fresh copies of all built-in schemas (static parts). */
 export function builtinSchemas(): Map<BuiltinName, ObjectInfoEntry> {

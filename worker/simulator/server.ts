@@ -8,7 +8,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import type { WebSocketServer } from 'ws';
-import { annotatedFilepath, folderType, guessMime, pyAbspath, pyBasename, pyCommonpath, pyJoin, pyNormpath, pySplitext } from './files';
+import {
+  annotatedFilepath,
+  folderType,
+  guessMime,
+  pyAbspath,
+  pyBasename,
+  pyCommonpath,
+  pyJoin,
+  pyNormpath,
+  pySplitext,
+} from './files';
 import { isFormFile, parseForm } from './multipart';
 import type { NodeClass, NodeEnv } from './nodes';
 import type { ComfyProcess } from './process';
@@ -67,7 +77,8 @@ function send(res: ServerResponse, status: number, headers: Array<[string, strin
   if (res.destroyed) return;
   const buf = typeof body === 'string' ? Buffer.from(body) : body;
   const raw: string[] = [];
-  for (const [k, v] of [...headers, ['Content-Length', String(buf.length)], ['Server', SERVER]] as Array<[string, string]>) raw.push(k, v);
+  for (const [k, v] of [...headers, ['Content-Length', String(buf.length)], ['Server', SERVER]] as Array<[string, string]>)
+    raw.push(k, v);
   res.writeHead(status, raw);
   res.end(head ? undefined : buf);
 }
@@ -111,13 +122,24 @@ function utf8(body: Buffer): string {
   return new TextDecoder('utf-8', { fatal: true }).decode(body);
 }
 
-type Handler = (c: ServerContext, req: IncomingMessage, res: ServerResponse, m: RegExpExecArray, q: URLSearchParams, head: boolean) => Promise<void> | void;
+type Handler = (
+  c: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  m: RegExpExecArray,
+  q: URLSearchParams,
+  head: boolean,
+) => Promise<void> | void;
 
 const routes: Array<[string, RegExp, Handler]> = [
   ['GET', /^\/system_stats$/, (c, _r, res, _m, _q, head) => json(res, 200, c.systemStats(), head)],
   ['GET', /^\/features$/, (c, _r, res, _m, _q, head) => json(res, 200, c.features, head)],
   ['GET', /^\/embeddings$/, (_c, _r, res, _m, _q, head) => json(res, 200, [], head)],
-  ['GET', /^\/object_info$/, (c, _r, res, _m, _q, head) => json(res, 200, new Map([...c.classes].map(([k, cls]) => [k, cls.schema(c.env)])), head)],
+  [
+    'GET',
+    /^\/object_info$/,
+    (c, _r, res, _m, _q, head) => json(res, 200, new Map([...c.classes].map(([k, cls]) => [k, cls.schema(c.env)])), head),
+  ],
   [
     'GET',
     /^\/object_info\/(.+)$/,
@@ -136,7 +158,11 @@ const routes: Array<[string, RegExp, Handler]> = [
       else json(res, 200, folder === 'checkpoints' ? c.models : [], head);
     },
   ],
-  ['GET', /^\/prompt$/, (c, _r, res, _m, _q, head) => json(res, 200, new Map([['exec_info', c.proc().queueInfo().get('exec_info')]]), head)],
+  [
+    'GET',
+    /^\/prompt$/,
+    (c, _r, res, _m, _q, head) => json(res, 200, new Map([['exec_info', c.proc().queueInfo().get('exec_info')]]), head),
+  ],
   ['GET', /^\/queue$/, (c, _r, res, _m, _q, head) => json(res, 200, c.proc().getQueue(), head)],
   [
     'GET',
@@ -151,11 +177,7 @@ const routes: Array<[string, RegExp, Handler]> = [
   ],
   ['GET', /^\/history\/(.+)$/, (c, _r, res, m, _q, head) => json(res, 200, c.proc().queue.historyOne(m[1] ?? ''), head)],
   ['GET', /^\/view$/, (c, req, res, _m, q, head) => view(c, req, res, q, head)],
-  [
-    'GET',
-    /^\/ws$/,
-    (_c, _r, res) => text(res, 400, 'No WebSocket UPGRADE hdr: None\n Can "Upgrade" only to "WebSocket".'),
-  ],
+  ['GET', /^\/ws$/, (_c, _r, res) => text(res, 400, 'No WebSocket UPGRADE hdr: None\n Can "Upgrade" only to "WebSocket".')],
   [
     'POST',
     /^\/prompt$/,
@@ -200,7 +222,13 @@ const routes: Array<[string, RegExp, Handler]> = [
 ];
 
 /** GET /view: folder_paths rules, then aiohttp's FileResponse headers. */
-async function view(c: ServerContext, req: IncomingMessage, res: ServerResponse, q: URLSearchParams, head: boolean): Promise<void> {
+async function view(
+  c: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  q: URLSearchParams,
+  head: boolean,
+): Promise<void> {
   if (c.faults.viewDelayMs > 0) await c.delay(c.faults.viewDelayMs);
   const raw = q.get('filename');
   if (raw === null) return empty(res, 404, head);
@@ -228,7 +256,8 @@ async function view(c: ServerContext, req: IncomingMessage, res: ServerResponse,
   if (!st.isFile()) return empty(res, 404, head);
   let ct = guessMime(name) ?? 'application/octet-stream';
   // ComfyUI forces these to download instead of rendering.
-  if (['text/html', 'text/html-sandboxed', 'application/xhtml+xml', 'text/javascript', 'text/css'].includes(ct)) ct = 'application/octet-stream';
+  if (['text/html', 'text/html-sandboxed', 'application/xhtml+xml', 'text/javascript', 'text/css'].includes(ct))
+    ct = 'application/octet-stream';
   const size = Number(st.size);
   const etag = `"${st.mtimeNs.toString(16)}-${size.toString(16)}"`;
   const lastModified = new Date(Number(st.mtimeMs)).toUTCString();
@@ -278,7 +307,8 @@ async function upload(c: ServerContext, req: IncomingMessage, res: ServerRespons
   const overwrite = form.get('overwrite');
   const typeField = form.get('type');
   const type = typeField === undefined ? 'input' : typeof typeField === 'string' ? folderType(typeField) : null;
-  if (type === null) throw new PyException('UnboundLocalError', "cannot access local variable 'type_dir' where it is not associated with a value");
+  if (type === null)
+    throw new PyException('UnboundLocalError', "cannot access local variable 'type_dir' where it is not associated with a value");
   if (image === undefined || (!isFormFile(image) && image.length === 0)) return empty(res, 400);
   if (!isFormFile(image)) throw new PyException('AttributeError', "'str' object has no attribute 'file'");
   const sub = form.get('subfolder');
@@ -302,7 +332,15 @@ async function upload(c: ServerContext, req: IncomingMessage, res: ServerRespons
     }
   }
   if (!duplicate) writeFileSync(filepath, image.data);
-  json(res, 200, new Map([['name', filename], ['subfolder', subfolder], ['type', type]]));
+  json(
+    res,
+    200,
+    new Map([
+      ['name', filename],
+      ['subfolder', subfolder],
+      ['type', type],
+    ]),
+  );
 }
 
 function decodePath(p: string): string {
@@ -331,9 +369,16 @@ export function createRequestHandler(c: ServerContext): (req: IncomingMessage, r
       Promise.resolve()
         .then(() => h(c, req, res, match, url.searchParams, head))
         .catch((e: unknown) => {
-          if (e instanceof TooLarge) return text(res, 413, `Maximum request body size ${MAX_BODY} exceeded, actual body size ${e.actual}`);
-          if (!(e instanceof PyException) && !(e instanceof SyntaxError) && !(e instanceof TypeError && /decode/i.test(e.message))) {
-            process.stderr.write(`comfyui simulator: ${req.method} ${url.pathname}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+          if (e instanceof TooLarge)
+            return text(res, 413, `Maximum request body size ${MAX_BODY} exceeded, actual body size ${e.actual}`);
+          if (
+            !(e instanceof PyException) &&
+            !(e instanceof SyntaxError) &&
+            !(e instanceof TypeError && /decode/i.test(e.message))
+          ) {
+            process.stderr.write(
+              `comfyui simulator: ${req.method} ${url.pathname}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+            );
           }
           text(res, 500, ERROR_500);
         });
@@ -345,14 +390,19 @@ export function createRequestHandler(c: ServerContext): (req: IncomingMessage, r
   };
 }
 
-export function createUpgradeHandler(c: ServerContext, wss: WebSocketServer): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+export function createUpgradeHandler(
+  c: ServerContext,
+  wss: WebSocketServer,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     c.record(req.method ?? 'GET', url.pathname);
     const path = url.pathname.startsWith('/api/') ? url.pathname.slice(4) : url.pathname;
     socket.on('error', () => undefined);
     if (path !== '/ws') {
-      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\nServer: ${SERVER}\r\nConnection: close\r\n\r\n404: Not Found`);
+      socket.end(
+        `HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\nServer: ${SERVER}\r\nConnection: close\r\n\r\n404: Not Found`,
+      );
       return;
     }
     if (c.faults.rejectWebsocket) {
@@ -374,7 +424,16 @@ export function createUpgradeHandler(c: ServerContext, wss: WebSocketServer): (r
 /** The recorded /system_stats, with argv showing where this simulator listens. */
 export function systemStats(recorded: unknown, host: string, port: number): unknown {
   const copy = JSON.parse(JSON.stringify(recorded)) as { system?: { argv?: string[] } };
-  if (copy.system) copy.system.argv = ['main.py', '--cpu', '--listen', host, '--port', String(port), '--disable-auto-launch', '--disable-api-nodes'];
+  if (copy.system)
+    copy.system.argv = [
+      'main.py',
+      '--cpu',
+      '--listen',
+      host,
+      '--port',
+      String(port),
+      '--disable-auto-launch',
+      '--disable-api-nodes',
+    ];
   return copy;
 }
-

@@ -61,9 +61,21 @@ class SimulatorImpl implements Simulator {
     this.dataDir = resolve(opts.dataDir ?? mkdtempSync(join(tmpdir(), 'comfy-sim-')));
     this.nodeDelaySetting = opts.nodeDelayMs ?? 0;
     this.models = [...(opts.models ?? DEFAULT_MODELS)];
-    this.faults = { viewDelayMs: 0, stallWebsocket: false, dropWebsocketAfterEvents: null, dieAfterEvents: null, rejectWebsocket: false, ...opts.faults };
+    this.faults = {
+      viewDelayMs: 0,
+      stallWebsocket: false,
+      dropWebsocketAfterEvents: null,
+      dieAfterEvents: null,
+      rejectWebsocket: false,
+      ...opts.faults,
+    };
     this.classes = nodeClasses(opts.extraNodes);
-    this.env = { dirs: new DataDirs(this.dataDir), models: this.models, outputPaddingBytes: opts.outputPaddingBytes ?? 0, stepDelayMs: opts.stepDelayMs ?? 0 };
+    this.env = {
+      dirs: new DataDirs(this.dataDir),
+      models: this.models,
+      outputPaddingBytes: opts.outputPaddingBytes ?? 0,
+      stepDelayMs: opts.stepDelayMs ?? 0,
+    };
     for (const d of ['input', 'output', 'temp']) mkdirSync(join(this.dataDir, d), { recursive: true });
     seedExampleImage(join(this.dataDir, 'input'));
     this.current = this.newProcess();

@@ -24,9 +24,16 @@ export class SimImage implements PyReprable {
 
   static filled(batch: number, height: number, width: number, color: readonly number[]): SimImage {
     const c = color.map(f32);
-    return new SimImage(batch, height, width, c.length, (_b, _y, out) => {
-      for (let x = 0; x < out.length; x++) out[x] = c[x % c.length] ?? 0;
-    }, c);
+    return new SimImage(
+      batch,
+      height,
+      width,
+      c.length,
+      (_b, _y, out) => {
+        for (let x = 0; x < out.length; x++) out[x] = c[x % c.length] ?? 0;
+      },
+      c,
+    );
   }
 
   /** One value; rows are cached because summaries sample the same rows repeatedly. */
@@ -161,13 +168,21 @@ export function torchRepr(shape: number[], get: (idx: number[]) => number): stri
     const head = cut ? [0, 1, 2] : Array.from({ length: size }, (_, k) => k);
     const tail = cut ? [size - 3, size - 2, size - 1] : [];
     if (remaining === 1) {
-      const data = [...head.map((i) => fmt.format(get([...idx, i]))), ...(cut ? [' ...'] : []), ...tail.map((i) => fmt.format(get([...idx, i])))];
+      const data = [
+        ...head.map((i) => fmt.format(get([...idx, i]))),
+        ...(cut ? [' ...'] : []),
+        ...tail.map((i) => fmt.format(get([...idx, i]))),
+      ];
       const perLine = Math.max(1, Math.floor((LINEWIDTH - indent) / (fmt.width + 2)));
       const lines: string[] = [];
       for (let k = 0; k < data.length; k += perLine) lines.push(data.slice(k, k + perLine).join(', '));
       return '[' + lines.join(',\n' + ' '.repeat(indent + 1)) + ']';
     }
-    const slices = [...head.map((i) => render(d + 1, [...idx, i], indent + 1)), ...(cut ? ['...'] : []), ...tail.map((i) => render(d + 1, [...idx, i], indent + 1))];
+    const slices = [
+      ...head.map((i) => render(d + 1, [...idx, i], indent + 1)),
+      ...(cut ? ['...'] : []),
+      ...tail.map((i) => render(d + 1, [...idx, i], indent + 1)),
+    ];
     return '[' + slices.join(',' + '\n'.repeat(remaining - 1) + ' '.repeat(indent + 1)) + ']';
   };
   return 'tensor(' + render(0, [], 7) + ')';

@@ -28,8 +28,7 @@ type Reason = Map<string, unknown>;
 type Validated = { ok: boolean; reasons: Reason[] };
 
 export type ValidationResult =
-  | { ok: true; outputs: string[]; nodeErrors: PyDict }
-  | { ok: false; error: Reason; outputs: string[]; nodeErrors: PyDict };
+  { ok: true; outputs: string[]; nodeErrors: PyDict } | { ok: false; error: Reason; outputs: string[]; nodeErrors: PyDict };
 
 const frame = (line: number, fn = 'validate_inputs'): string => tracebackFrame('execution.py', line, fn);
 /** Lines of execution.py v0.3.65 that raise or recurse inside validate_inputs. */
@@ -67,7 +66,15 @@ export function validateNodeInput(received: InputType, input: InputType): boolea
   return [...r].some((t) => i.has(t));
 }
 
-function inputInfo(schema: ObjectInfoEntry, name: string): { type: InputType; category: 'required' | 'optional' | 'hidden'; extra: Record<string, unknown>; spec: InputSpec | null } | null {
+function inputInfo(
+  schema: ObjectInfoEntry,
+  name: string,
+): {
+  type: InputType;
+  category: 'required' | 'optional' | 'hidden';
+  extra: Record<string, unknown>;
+  spec: InputSpec | null;
+} | null {
   for (const category of ['required', 'optional'] as const) {
     const spec = schema.input[category]?.[name];
     if (spec) return { type: spec[0], category, extra: spec[1] ?? {}, spec };
@@ -126,7 +133,8 @@ class Validator {
     const node = this.node(id);
     const inputs = node.get('inputs');
     if (!node.has('inputs')) throw new PyException('KeyError', "'inputs'", [frame(LINE.inputs)]);
-    if (!isPyDict(inputs)) throw new PyException('TypeError', `argument of type '${pyTypeName(inputs)}' is not iterable`, [frame(LINE.inputs + 27)]);
+    if (!isPyDict(inputs))
+      throw new PyException('TypeError', `argument of type '${pyTypeName(inputs)}' is not iterable`, [frame(LINE.inputs + 27)]);
     const cls = this.classOf(id);
     const schema = cls.schema(this.env);
     const validateArgs = cls.validateInputs?.args ?? [];
@@ -139,22 +147,33 @@ class Validator {
       const info = inputInfo(schema, x);
       if (!info) continue;
       if (!inputs.has(x)) {
-        if (info.category === 'required') errors.push(reason('required_input_missing', 'Required input is missing', x, [['input_name', x]]));
+        if (info.category === 'required')
+          errors.push(reason('required_input_missing', 'Required input is missing', x, [['input_name', x]]));
         continue;
       }
       let val = inputs.get(x) as PyValue;
       const config = [info.type, info.extra];
       if (Array.isArray(val)) {
         if (val.length !== 2) {
-          errors.push(reason('bad_linked_input', 'Bad linked input, must be a length-2 list of [node_id, slot_index]', x, [['input_name', x], ['input_config', config], ['received_value', val]]));
+          errors.push(
+            reason('bad_linked_input', 'Bad linked input, must be a length-2 list of [node_id, slot_index]', x, [
+              ['input_name', x],
+              ['input_config', config],
+              ['received_value', val],
+            ]),
+          );
           continue;
         }
         const [oid, slot] = val as [PyValue, PyValue];
-        if (Array.isArray(oid) || isPyDict(oid)) throw new PyException('TypeError', `unhashable type: '${pyTypeName(oid)}'`, [frame(LINE.classLookup)]);
-        if (typeof oid !== 'string' || !this.prompt.has(oid)) throw new PyException('KeyError', pyRepr(oid), [frame(LINE.classLookup)]);
+        if (Array.isArray(oid) || isPyDict(oid))
+          throw new PyException('TypeError', `unhashable type: '${pyTypeName(oid)}'`, [frame(LINE.classLookup)]);
+        if (typeof oid !== 'string' || !this.prompt.has(oid))
+          throw new PyException('KeyError', pyRepr(oid), [frame(LINE.classLookup)]);
         const returnTypes = this.classOf(oid).schema(this.env).output;
         if (typeof slot === 'boolean' || (typeof slot !== 'bigint' && (typeof slot !== 'number' || !Number.isInteger(slot)))) {
-          throw new PyException('TypeError', `tuple indices must be integers or slices, not ${pyTypeName(slot)}`, [frame(LINE.returnType)]);
+          throw new PyException('TypeError', `tuple indices must be integers or slices, not ${pyTypeName(slot)}`, [
+            frame(LINE.returnType),
+          ]);
         }
         const index = Number(slot);
         const receivedType = index < 0 ? returnTypes[returnTypes.length + index] : returnTypes[index];
@@ -162,12 +181,17 @@ class Validator {
         receivedTypes.set(x, receivedType);
         if (!validateArgs.includes('input_types') && !validateNodeInput(receivedType, info.type)) {
           errors.push(
-            reason('return_type_mismatch', 'Return type mismatch between linked nodes', `${x}, received_type(${receivedType}) mismatch input_type(${pyStr(info.type)})`, [
-              ['input_name', x],
-              ['input_config', config],
-              ['received_type', receivedType],
-              ['linked_node', val],
-            ]),
+            reason(
+              'return_type_mismatch',
+              'Return type mismatch between linked nodes',
+              `${x}, received_type(${receivedType}) mismatch input_type(${pyStr(info.type)})`,
+              [
+                ['input_name', x],
+                ['input_config', config],
+                ['received_type', receivedType],
+                ['linked_node', val],
+              ],
+            ),
           );
           continue;
         }
@@ -202,12 +226,17 @@ class Validator {
       } catch (e) {
         if (!(e instanceof PyException)) throw e;
         errors.push(
-          reason('invalid_input_type', `Failed to convert an input value to a ${pyStr(info.type)} value`, `${x}, ${pyStr(val)}, ${e.pyMessage}`, [
-            ['input_name', x],
-            ['input_config', config],
-            ['received_value', val],
-            ['exception_message', e.pyMessage],
-          ]),
+          reason(
+            'invalid_input_type',
+            `Failed to convert an input value to a ${pyStr(info.type)} value`,
+            `${x}, ${pyStr(val)}, ${e.pyMessage}`,
+            [
+              ['input_name', x],
+              ['input_config', config],
+              ['received_value', val],
+              ['exception_message', e.pyMessage],
+            ],
+          ),
         );
         continue;
       }
@@ -216,27 +245,48 @@ class Validator {
         if (!(key in info.extra)) return false;
         const limit = info.extra[key];
         if (pyNumber(val) === null || pyNumber(limit) === null) {
-          throw new PyException('TypeError', `'${key === 'min' ? '<' : '>'}' not supported between instances of '${pyTypeName(val)}' and '${pyTypeName(limit)}'`, [frame(LINE.recurse + 46)]);
+          throw new PyException(
+            'TypeError',
+            `'${key === 'min' ? '<' : '>'}' not supported between instances of '${pyTypeName(val)}' and '${pyTypeName(limit)}'`,
+            [frame(LINE.recurse + 46)],
+          );
         }
         return key === 'min' ? pyLess(val, limit) : pyLess(limit, val);
       };
       if (bound('min')) {
-        errors.push(reason('value_smaller_than_min', `Value ${pyStr(val)} smaller than min of ${pyStr(info.extra['min'])}`, x, [['input_name', x], ['input_config', config], ['received_value', val]]));
+        errors.push(
+          reason('value_smaller_than_min', `Value ${pyStr(val)} smaller than min of ${pyStr(info.extra['min'])}`, x, [
+            ['input_name', x],
+            ['input_config', config],
+            ['received_value', val],
+          ]),
+        );
         continue;
       }
       if (bound('max')) {
-        errors.push(reason('value_bigger_than_max', `Value ${pyStr(val)} bigger than max of ${pyStr(info.extra['max'])}`, x, [['input_name', x], ['input_config', config], ['received_value', val]]));
+        errors.push(
+          reason('value_bigger_than_max', `Value ${pyStr(val)} bigger than max of ${pyStr(info.extra['max'])}`, x, [
+            ['input_name', x],
+            ['input_config', config],
+            ['received_value', val],
+          ]),
+        );
         continue;
       }
       const options = info.spec ? comboOptions(info.spec) : null;
       if (options && !options.some((o) => pyEquals(o, val))) {
         const big = options.length > 20;
         errors.push(
-          reason('value_not_in_list', 'Value not in list', `${x}: '${pyStr(val)}' not in ${big ? `(list of length ${options.length})` : pyRepr(options)}`, [
-            ['input_name', x],
-            ['input_config', big ? null : config],
-            ['received_value', val],
-          ]),
+          reason(
+            'value_not_in_list',
+            'Value not in list',
+            `${x}: '${pyStr(val)}' not in ${big ? `(list of length ${options.length})` : pyRepr(options)}`,
+            [
+              ['input_name', x],
+              ['input_config', big ? null : config],
+              ['received_value', val],
+            ],
+          ),
         );
       }
     }
@@ -247,7 +297,12 @@ class Validator {
   }
 
   /** VALIDATE_INPUTS with the arguments it names (constants; links are None here). */
-  private customValidation(cls: NodeClass, schema: ObjectInfoEntry, inputs: PyDict, receivedTypes: Map<string, unknown>): Reason[] {
+  private customValidation(
+    cls: NodeClass,
+    schema: ObjectInfoEntry,
+    inputs: PyDict,
+    receivedTypes: Map<string, unknown>,
+  ): Reason[] {
     const fn = cls.validateInputs;
     if (!fn) return [];
     const filtered = new Map<string, unknown>();
@@ -276,8 +331,18 @@ class Validator {
 }
 
 /** execution.validate_prompt. `partial` is partial_execution_targets (undefined when absent). */
-export function validatePrompt(prompt: unknown, partial: unknown, classes: ReadonlyMap<string, NodeClass>, env: NodeEnv): ValidationResult {
-  const noOutputs = (): ValidationResult => ({ ok: false, error: promptError('prompt_no_outputs', 'Prompt has no outputs', ''), outputs: [], nodeErrors: new Map() });
+export function validatePrompt(
+  prompt: unknown,
+  partial: unknown,
+  classes: ReadonlyMap<string, NodeClass>,
+  env: NodeEnv,
+): ValidationResult {
+  const noOutputs = (): ValidationResult => ({
+    ok: false,
+    error: promptError('prompt_no_outputs', 'Prompt has no outputs', ''),
+    outputs: [],
+    nodeErrors: new Map(),
+  });
   if (!isPyDict(prompt)) {
     if ((typeof prompt === 'string' || Array.isArray(prompt)) && prompt.length === 0) return noOutputs();
     throw new PyException('TypeError', `'${pyTypeName(prompt)}' object is not subscriptable`);
@@ -285,14 +350,28 @@ export function validatePrompt(prompt: unknown, partial: unknown, classes: Reado
   const outputs: string[] = [];
   for (const [x, node] of prompt) {
     if (!pyIn('class_type', node)) {
-      return { ok: false, error: promptError('invalid_prompt', 'Cannot execute because a node is missing the class_type property.', `Node ID '#${x}'`), outputs: [], nodeErrors: new Map() };
+      return {
+        ok: false,
+        error: promptError(
+          'invalid_prompt',
+          'Cannot execute because a node is missing the class_type property.',
+          `Node ID '#${x}'`,
+        ),
+        outputs: [],
+        nodeErrors: new Map(),
+      };
     }
     if (!isPyDict(node)) throw new PyException('TypeError', 'string indices must be integers');
     const ct = node.get('class_type');
     if (Array.isArray(ct) || isPyDict(ct)) throw new PyException('TypeError', `unhashable type: '${pyTypeName(ct)}'`);
     const cls = typeof ct === 'string' ? classes.get(ct) : undefined;
     if (!cls) {
-      return { ok: false, error: promptError('invalid_prompt', `Cannot execute because node ${pyStr(ct)} does not exist.`, `Node ID '#${x}'`), outputs: [], nodeErrors: new Map() };
+      return {
+        ok: false,
+        error: promptError('invalid_prompt', `Cannot execute because node ${pyStr(ct)} does not exist.`, `Node ID '#${x}'`),
+        outputs: [],
+        nodeErrors: new Map(),
+      };
     }
     if (cls.schema(env).output_node === true && (partial === undefined || partial === null || pyIn(x, partial))) outputs.push(x);
   }
@@ -343,8 +422,15 @@ export function validatePrompt(prompt: unknown, partial: unknown, classes: Reado
   }
   const goodOutputs = pySetOrder(good);
   if (goodOutputs.length === 0) {
-    const details = failed.flatMap(([, rs]) => rs.map((r) => `${String(r.get('message'))}: ${String(r.get('details'))}`)).join('\n');
-    return { ok: false, error: promptError('prompt_outputs_failed_validation', 'Prompt outputs failed validation', details), outputs: [], nodeErrors };
+    const details = failed
+      .flatMap(([, rs]) => rs.map((r) => `${String(r.get('message'))}: ${String(r.get('details'))}`))
+      .join('\n');
+    return {
+      ok: false,
+      error: promptError('prompt_outputs_failed_validation', 'Prompt outputs failed validation', details),
+      outputs: [],
+      nodeErrors,
+    };
   }
   return { ok: true, outputs: goodOutputs, nodeErrors };
 }

@@ -5,6 +5,7 @@ import { parseWrapperRequest, replaceRandomInts, type WrapperContext } from './r
 const ctx: WrapperContext = {
   modifiers: ModifierRegistry.load(),
   inputs: { allowPrivateUrls: false, downloadMaxBytes: 1024, downloadTimeoutMs: 1000 },
+  delivery: { s3Defaults: {}, defaultWebhookUrl: undefined, allowPrivateUrls: false },
   includeComfyResponse: false,
 };
 const workflow = {

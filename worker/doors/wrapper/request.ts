@@ -9,6 +9,7 @@ import { RANDOM_INT, type ModifierRegistry } from '../../../modifiers';
 import { checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
 import type { Workflow } from '../../comfy/types';
 import { parseWorkflow } from '../../comfy/workflow';
+import { parseDelivery, type DeliveryContext } from '../../delivery/request';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
@@ -20,6 +21,7 @@ const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export interface WrapperContext {
   modifiers: ModifierRegistry;
   inputs: InputLimits;
+  delivery: DeliveryContext;
   /** INCLUDE_COMFYUI_RESPONSE */
   includeComfyResponse: boolean;
 }
@@ -87,6 +89,11 @@ export async function parseWrapperRequest(
   const withUrls = extractUrlInputs(replaceRandomInts(workflow), images);
   await checkInputImages(images, `${field}.images`, ctx.inputs);
 
+  const delivery = await parseDelivery(
+    { s3: { value: raw.s3, field: `${field}.s3` }, webhook: { value: raw.webhook, field: `${field}.webhook` } },
+    ctx.delivery,
+  );
+
   const spec: JobSpec = {
     workflow: withUrls,
     images,
@@ -95,7 +102,9 @@ export async function parseWrapperRequest(
     includeComfyResponse: ctx.includeComfyResponse || headerFlag(headers['x-include-comfyui-response']),
     allowPartial: input.allow_partial_results ?? false,
   };
-  const secrets: JobSecrets = {};
+  if (delivery.s3) spec.s3 = delivery.s3;
+  if (delivery.webhook) spec.webhook = delivery.webhook;
+  const secrets: JobSecrets = { ...delivery.secrets };
   // Both spellings are documented; comfy_org_api_key wins when both are sent.
   const apiKey = input.comfy_org_api_key ?? input.api_key_comfy_org;
   if (provided(apiKey)) secrets.comfyOrgApiKey = apiKey;

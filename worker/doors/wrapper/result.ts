@@ -1,4 +1,5 @@
 // The api-wrapper's Result envelope and its HTTP status, built from a job record.
+import type { DoorView } from '../../delivery/webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobProgress, JobRecord } from '../../jobs/types';
 
@@ -94,4 +95,10 @@ export function toWrapperResult(
   if (job.error) body.error = job.error;
   if (result && result.warnings.length > 0) body.warnings = result.warnings;
   return body;
+}
+
+/** How a job looks in a webhook sent for the api-wrapper door (and the Vast door). */
+export function wrapperView(job: JobRecord, fileData: (output: JobOutput) => string | undefined): DoorView {
+  const result = toWrapperResult(job, fileData);
+  return { message: result.message, output: result.output, timings: result.timings };
 }

@@ -1,0 +1,161 @@
+// S3 delivery against a real S3-compatible server on 127.0.0.1.
+import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
+import { postJson, startTestWorker, type TestWorker } from '../support/worker';
+import { PNG_MAGIC, saveWorkflow } from '../support/workflows';
+
+let sim: Simulator;
+let s3: TestS3;
+const workers: TestWorker[] = [];
+
+beforeAll(async () => {
+  sim = await startSimulator();
+  s3 = await startS3(['outputs', 'other']);
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+});
+afterAll(async () => {
+  await s3?.stop();
+  await sim?.close();
+});
+
+async function worker(env: Record<string, string>): Promise<TestWorker> {
+  const w = await startTestWorker(sim.url, env);
+  workers.push(w);
+  return w;
+}
+
+const envS3 = () => ({
+  S3_ACCESS_KEY_ID: S3_KEY,
+  S3_SECRET_ACCESS_KEY: S3_SECRET,
+  S3_BUCKET_NAME: 'outputs',
+  S3_ENDPOINT_URL: s3.endpoint,
+  S3_REGION: 'us-east-1',
+});
+
+const sync = (w: TestWorker, input: Record<string, unknown>) => postJson(`${w.url}/generate/sync`, { input });
+
+async function viewBytes(filename: string, subfolder = ''): Promise<Buffer> {
+  const query = new URLSearchParams({ filename, subfolder, type: 'output' });
+  return Buffer.from(await (await fetch(`${sim.url}/view?${query}`)).arrayBuffer());
+}
+
+test('env-level settings: uploaded under <job id>/<subfolder>/<file>, presigned URL gives the same bytes', async () => {
+  const w = await worker(envS3());
+  const res = await sync(w, { request_id: 's3-env-1', workflow_json: saveWorkflow('shots/cat') });
+  expect(res.status).toBe(200);
+  const [out] = res.body.output;
+  expect(out.data).toBeUndefined();
+  expect(out.url).toMatch(new RegExp(`^${s3.endpoint}/outputs/s3-env-1/shots/cat_[0-9a-f]{8}_00001_\\.png\\?.*X-Amz-Signature=`));
+  expect(out.url).toContain('X-Amz-Expires=604800');
+  const downloaded = Buffer.from(await (await fetch(out.url)).arrayBuffer());
+  expect(downloaded.subarray(0, 8).equals(PNG_MAGIC)).toBe(true);
+  expect(downloaded.equals(await viewBytes(out.filename, 'shots'))).toBe(true);
+  expect((await s3.get('outputs', `s3-env-1/shots/${out.filename}`))?.equals(downloaded)).toBe(true);
+});
+
+test('request-level settings win over the environment, field by field', async () => {
+  // The environment points at the other bucket with a key the server does not know.
+  const w = await worker({
+    ...envS3(),
+    S3_ACCESS_KEY_ID: 'NOT-A-KEY',
+    S3_BUCKET_NAME: 'other',
+    ALLOW_PRIVATE_URLS: 'true',
+    S3_PREFIX: 'env-prefix',
+  });
+  const res = await sync(w, {
+    request_id: 's3-req-1',
+    workflow_json: saveWorkflow('req'),
+    s3: {
+      access_key_id: S3_KEY,
+      secret_access_key: S3_SECRET,
+      bucket_name: 'outputs',
+      endpoint_url: s3.endpoint,
+      prefix: 'team-a',
+    },
+  });
+  expect(res.status).toBe(200);
+  expect(res.body.output[0].url).toContain('/outputs/team-a/s3-req-1/');
+  expect(await s3.get('outputs', `team-a/s3-req-1/${res.body.output[0].filename}`)).toBeDefined();
+
+  // Without the request block the (broken) environment settings apply, and fail clearly.
+  const envOnly = await sync(w, { workflow_json: saveWorkflow('envonly') });
+  expect(envOnly.status).toBe(500);
+  expect(envOnly.body.error.code).toBe('output_error');
+  expect(envOnly.body.message).toContain('S3 rejected the credentials');
+  expect(envOnly.body.message).toContain('InvalidAccessKeyId');
+  expect(JSON.stringify(envOnly.body)).not.toContain(S3_SECRET === 'S3RVER' ? 'NOT-A-KEY' : S3_SECRET);
+});
+
+test("worker-comfyui's BUCKET_ENDPOINT_URL (bucket in the URL) works with a custom endpoint", async () => {
+  const w = await worker({
+    BUCKET_ENDPOINT_URL: `${s3.endpoint}/outputs`,
+    BUCKET_ACCESS_KEY_ID: S3_KEY,
+    BUCKET_SECRET_ACCESS_KEY: S3_SECRET,
+  });
+  const res = await sync(w, { request_id: 's3-bucket-url', workflow_json: saveWorkflow('bucketurl') });
+  expect(res.status).toBe(200);
+  expect(await s3.get('outputs', `s3-bucket-url/${res.body.output[0].filename}`)).toBeDefined();
+});
+
+test('return_outputs_as_base64 inlines the bytes even with S3 configured (and still uploads)', async () => {
+  const w = await worker(envS3());
+  const res = await sync(w, { workflow_json: saveWorkflow('both'), return_outputs_as_base64: true });
+  expect(res.status).toBe(200);
+  const [out] = res.body.output;
+  expect(Buffer.from(out.data, 'base64').equals(Buffer.from(await (await fetch(out.url)).arrayBuffer()))).toBe(true);
+});
+
+test('a missing bucket is reported clearly', async () => {
+  const w = await worker({ ...envS3(), S3_BUCKET_NAME: 'no-such-bucket' });
+  const res = await sync(w, { workflow_json: saveWorkflow('nobucket') });
+  expect(res.status).toBe(500);
+  expect(res.body.output).toEqual([]);
+  expect(res.body.message).toContain('bucket no-such-bucket does not exist (NoSuchBucket)');
+  expect(res.body.error.details.outputs[0].upload_error).toContain('NoSuchBucket');
+});
+
+test('the S3 server down during the upload: retried, then reported on the output and the job', async () => {
+  const w = await worker({ ...envS3(), S3_CONNECT_ATTEMPTS: '2', S3_CONNECT_TIMEOUT: '1' });
+  await s3.stop();
+  try {
+    const res = await sync(w, { workflow_json: saveWorkflow('s3down') });
+    expect(res.status).toBe(500);
+    expect(res.body.message).toContain('cannot reach S3');
+  } finally {
+    await s3.start();
+  }
+  const after = await sync(w, { workflow_json: saveWorkflow('s3back') });
+  expect(after.status).toBe(200);
+});
+
+test('incomplete or malformed s3 blocks and private endpoints are 400s naming the field', async () => {
+  const w = await worker({});
+  const cases: Array<[unknown, string, string]> = [
+    ['s3://bucket', 'input.s3', 'must be an object'],
+    [{ bucket_name: 5 }, 'input.s3.bucket_name', 'must be a string'],
+    [
+      { bucket_name: 'outputs' },
+      'input.s3',
+      'access_key_id (S3_ACCESS_KEY_ID), secret_access_key (S3_SECRET_ACCESS_KEY) missing',
+    ],
+    [
+      { bucket_name: 'b', access_key_id: 'k', secret_access_key: 's', endpoint_url: 'ftp://x' },
+      'input.s3.endpoint_url',
+      'http or https',
+    ],
+    [
+      { bucket_name: 'b', access_key_id: 'k', secret_access_key: 's', endpoint_url: s3.endpoint },
+      'input.s3.endpoint_url',
+      'private',
+    ],
+  ];
+  for (const [block, field, message] of cases) {
+    const res = await sync(w, { workflow_json: saveWorkflow(), s3: block });
+    expect(res.status).toBe(400);
+    expect(res.body.error.field).toBe(field);
+    expect(res.body.error.message).toContain(message);
+    expect(JSON.stringify(res.body)).not.toContain('"s"');
+  }
+});

@@ -1,0 +1,213 @@
+// Webhooks against a real receiver: signatures, events, progress throttling, retries with
+// backoff, delivery across a restart, and exhausted retries made visible.
+import path from 'node:path';
+import { verify } from '../../worker/delivery/webhooks/sign';
+import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startReceiver, type Receiver } from '../support/receiver';
+import { tempDir } from '../support/tmp';
+import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
+import { saveWorkflow } from '../support/workflows';
+
+let sim: Simulator;
+let receiver: Receiver;
+const workers: TestWorker[] = [];
+
+beforeAll(async () => {
+  sim = await startSimulator();
+});
+beforeEach(async () => {
+  receiver = await startReceiver();
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  await receiver.close();
+});
+afterAll(async () => {
+  await sim?.close();
+});
+
+async function worker(env: Record<string, string> = {}): Promise<TestWorker> {
+  const w = await startTestWorker(sim.url, { ALLOW_PRIVATE_URLS: 'true', ...env });
+  workers.push(w);
+  return w;
+}
+const sync = (w: TestWorker, input: Record<string, unknown>) => postJson(`${w.url}/generate/sync`, { input });
+
+test('completed: signed body with the job, its outputs, timings, extra params and a timestamp', async () => {
+  const w = await worker();
+  const res = await sync(w, {
+    request_id: 'hook-1',
+    workflow_json: saveWorkflow('hook'),
+    webhook: { url: receiver.url, extra_params: { user: 'u1', ticket: 7 }, secret: 's3cret' },
+  });
+  expect(res.status).toBe(200);
+  const [delivery] = await receiver.waitFor(1);
+  expect(delivery!.headers['content-type']).toBe('application/json');
+  expect(verify('s3cret', delivery!.raw, delivery!.headers['x-webhook-signature'] as string)).toBe(true);
+  expect(verify('other', delivery!.raw, delivery!.headers['x-webhook-signature'] as string)).toBe(false);
+  const body = delivery!.body;
+  expect(body).toMatchObject({
+    event: 'completed',
+    id: 'hook-1',
+    status: 'completed',
+    message: 'Processing complete.',
+    extra: { user: 'u1', ticket: 7 },
+  });
+  expect(body.output).toEqual(res.body.output);
+  expect(body.timings.total_ms).toBeGreaterThanOrEqual(0);
+  expect(Math.abs(body.timestamp - Date.now() / 1000)).toBeLessThan(30);
+  expect(delivery!.headers['x-webhook-timestamp']).toBe(String(body.timestamp));
+});
+
+test('WEBHOOK_URL and WEBHOOK_SECRET are the defaults; an explicit empty secret sends it unsigned', async () => {
+  const w = await worker({ WEBHOOK_URL: receiver.url, WEBHOOK_SECRET: 'env-secret' });
+  await sync(w, { request_id: 'hook-env', workflow_json: saveWorkflow() });
+  await sync(w, { request_id: 'hook-unsigned', workflow_json: saveWorkflow(), webhook: { url: receiver.url, secret: '' } });
+  const deliveries = await receiver.waitFor(2);
+  const byId = new Map(deliveries.map((d) => [d.body.id, d]));
+  expect(verify('env-secret', byId.get('hook-env')!.raw, byId.get('hook-env')!.headers['x-webhook-signature'] as string)).toBe(
+    true,
+  );
+  expect(byId.get('hook-unsigned')!.headers['x-webhook-signature']).toBeUndefined();
+});
+
+test('failed and cancelled jobs are reported too', async () => {
+  const w = await worker();
+  const bad = await sync(w, {
+    request_id: 'hook-failed',
+    workflow_json: { '1': { class_type: 'NoSuchNode', inputs: {} } },
+    webhook: { url: receiver.url },
+  });
+  expect(bad.status).toBe(400);
+  sim.setNodeDelay({ ImageScale: 1_500 });
+  const controller = new AbortController();
+  const slow = {
+    '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
+    '2': {
+      class_type: 'ImageScale',
+      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 4, height: 4, crop: 'disabled' },
+    },
+    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'c' } },
+  };
+  const pending = postJson(
+    `${w.url}/generate/sync`,
+    { input: { request_id: 'hook-cancelled', workflow_json: slow, webhook: { url: receiver.url } } },
+    { signal: controller.signal },
+  ).catch(() => undefined);
+  await until(() => w.runner.runningJobId === 'hook-cancelled', 5_000, 'running');
+  controller.abort();
+  await pending;
+  const deliveries = await receiver.waitFor(2);
+  sim.setNodeDelay(0);
+  const byId = new Map(deliveries.map((d) => [d.body.id, d.body]));
+  expect(byId.get('hook-failed')).toMatchObject({ event: 'failed', status: 'failed', error: { code: 'comfy_validation' } });
+  expect(byId.get('hook-cancelled')).toMatchObject({
+    event: 'cancelled',
+    status: 'cancelled',
+    error: { code: 'client_disconnected' },
+  });
+});
+
+test('progress is sent at most once per WEBHOOK_PROGRESS_INTERVAL_S and never retried', async () => {
+  const w = await worker({ WEBHOOK_PROGRESS_INTERVAL_S: '0.3' });
+  const stepping = await startSimulator({ stepDelayMs: 40 });
+  const w2 = await startTestWorker(stepping.url, { ALLOW_PRIVATE_URLS: 'true', WEBHOOK_PROGRESS_INTERVAL_S: '0.3' });
+  try {
+    receiver.failProgress = true; // failed progress POSTs must not be sent again
+    const res = await sync(w2, {
+      modifier: 'Text2Image',
+      modifications: { width: 64, height: 64, steps: 30, seed: 1 },
+      webhook: { url: receiver.url, extra_params: { k: 'v' } },
+    });
+    expect(res.status).toBe(200);
+    await receiver.waitFor(1);
+    const progress = receiver.deliveries.filter((d) => d.body.event === 'progress');
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(progress.length).toBeLessThanOrEqual(Math.ceil(1.2 / 0.3) + 2); // 30 steps × 40 ms ≈ 1.2 s
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(250);
+    expect(progress[0]!.body).toMatchObject({ status: 'processing', extra: { k: 'v' }, progress: { total_nodes: 7 } });
+    const percentages = progress.map((d) => d.body.progress.percentage);
+    expect(percentages).toEqual([...percentages].sort((a, b) => a - b));
+    expect(new Set(progress.map((d) => d.raw)).size).toBe(progress.length);
+  } finally {
+    await w2.stop();
+    await stepping.close();
+  }
+  void w;
+});
+
+test('a receiver that fails three times: delivered once, with growing gaps, without holding up jobs', async () => {
+  const w = await worker({ WEBHOOK_BACKOFF_S: '0.2', WEBHOOK_MAX_BACKOFF_S: '5' });
+  receiver.failNext = 3;
+  const started = Date.now();
+  const res = await sync(w, { request_id: 'hook-retry', workflow_json: saveWorkflow(), webhook: { url: receiver.url } });
+  expect(res.status).toBe(200);
+  const next = await sync(w, { workflow_json: saveWorkflow('next') });
+  expect(next.status).toBe(200);
+  expect(Date.now() - started).toBeLessThan(1_000); // both jobs done long before the retries end
+  const deliveries = await receiver.waitFor(4, (d) => d.body.id === 'hook-retry' && d.body.event !== 'progress');
+  expect(deliveries.map((d) => d.answered)).toEqual([500, 500, 500, 200]);
+  const gaps = deliveries.slice(1).map((d, i) => d.at - deliveries[i]!.at);
+  expect(gaps[0]).toBeGreaterThanOrEqual(180);
+  expect(gaps[1]).toBeGreaterThan(gaps[0]!);
+  expect(gaps[2]).toBeGreaterThan(gaps[1]!);
+  await new Promise((r) => setTimeout(r, 1_000));
+  expect(receiver.finals().filter((d) => d.body.id === 'hook-retry')).toHaveLength(4);
+});
+
+test('a receiver down while the worker restarts: delivered after the restart', async () => {
+  const dbPath = path.join(tempDir('hook-restart-'), 'jobs.db');
+  const port = receiver.port;
+  await receiver.close();
+  const first = await startTestWorker(sim.url, { ALLOW_PRIVATE_URLS: 'true', SQLITE_DB_PATH: dbPath, WEBHOOK_BACKOFF_S: '0.1' });
+  const res = await sync(first, {
+    request_id: 'hook-restart',
+    workflow_json: saveWorkflow(),
+    webhook: { url: `http://127.0.0.1:${port}/hook` },
+  });
+  expect(res.status).toBe(200);
+  await new Promise((r) => setTimeout(r, 300)); // a first attempt fails against the closed port
+  await first.stop();
+
+  receiver = await startReceiver(port);
+  const second = await worker({ SQLITE_DB_PATH: dbPath });
+  const [delivery] = await receiver.waitFor(1);
+  expect(delivery!.body).toMatchObject({ id: 'hook-restart', event: 'completed' });
+  void second;
+});
+
+test('exhausted retries: marked failed and visible in the metrics', async () => {
+  const w = await worker({ WEBHOOK_RETRIES: '2', WEBHOOK_BACKOFF_S: '0.05' });
+  receiver.failNext = 100;
+  await sync(w, { request_id: 'hook-exhausted', workflow_json: saveWorkflow(), webhook: { url: receiver.url } });
+  await receiver.waitFor(3);
+  await until(
+    async () => (await (await fetch(`${w.url}/metrics`)).text()).includes('comfyui_worker_webhooks{state="failed"} 1'),
+    5_000,
+    'metric',
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  expect(receiver.finals()).toHaveLength(3);
+  const metrics = await (await fetch(`${w.url}/metrics`)).text();
+  expect(metrics).toContain('comfyui_worker_webhook_attempts_total{result="failed"} 1');
+  expect(metrics).toContain('comfyui_worker_webhook_attempts_total{result="retrying"} 2');
+});
+
+test('malformed webhook blocks, non-http and private URLs are 400s naming the field', async () => {
+  const strict = await startTestWorker(sim.url);
+  workers.push(strict);
+  const cases: Array<[unknown, string, string]> = [
+    ['http://example.com/hook', 'input.webhook', 'must be an object'],
+    [{ url: 'ftp://example.com/hook' }, 'input.webhook.url', 'must be an http or https URL'],
+    [{ url: 'http://127.0.0.1:9/hook' }, 'input.webhook.url', 'private'],
+    [{ url: 'http://169.254.169.254/latest/meta-data' }, 'input.webhook.url', 'private'],
+    [{ url: 'https://8.8.8.8/h', extra_params: [1] }, 'input.webhook.extra_params', 'must be an object'],
+    [{ url: 'https://8.8.8.8/h', timeout: 'long' }, 'input.webhook.timeout', 'must be a number'],
+  ];
+  for (const [webhook, field, message] of cases) {
+    const res = await sync(strict, { workflow_json: saveWorkflow(), webhook });
+    expect(res.status).toBe(400);
+    expect(res.body.error.field).toBe(field);
+    expect(res.body.error.message).toContain(message);
+  }
+});

@@ -1,0 +1,101 @@
+import { ConfigError, loadConfig } from '../config';
+import { missingS3Settings, objectKey, parseBucketEndpoint, resolveS3Destination, s3Defaults } from './s3';
+
+describe('BUCKET_ENDPOINT_URL', () => {
+  test.each([
+    [
+      'https://my-bucket.s3.eu-west-1.amazonaws.com',
+      { bucket: 'my-bucket', region: 'eu-west-1', endpoint: undefined, forcePathStyle: false },
+    ],
+    [
+      'https://my-bucket.s3.amazonaws.com',
+      { bucket: 'my-bucket', region: 'us-east-1', endpoint: undefined, forcePathStyle: false },
+    ],
+    [
+      'https://abc.r2.cloudflarestorage.com/renders',
+      { bucket: 'renders', endpoint: 'https://abc.r2.cloudflarestorage.com', forcePathStyle: true },
+    ],
+    ['http://minio:9000/out/', { bucket: 'out', endpoint: 'http://minio:9000', forcePathStyle: true }],
+  ])('%s', (url, expected) => {
+    expect(parseBucketEndpoint(url)).toEqual(expected);
+  });
+
+  test('a URL without a bucket is a configuration error naming the variable', () => {
+    expect(() => parseBucketEndpoint('https://s3.example.com')).toThrow(ConfigError);
+    expect(() => parseBucketEndpoint('https://s3.example.com')).toThrow(/^BUCKET_ENDPOINT_URL: /);
+  });
+});
+
+describe('settings precedence', () => {
+  const env = loadConfig({
+    S3_ACCESS_KEY_ID: 'env-key',
+    S3_SECRET_ACCESS_KEY: 'env-secret',
+    S3_BUCKET_NAME: 'env-bucket',
+    S3_ENDPOINT_URL: 'https://s3.backblaze.example',
+    S3_REGION: 'eu-central-1',
+    S3_PREFIX: '/env/prefix/',
+  }).s3;
+
+  test('environment alone', () => {
+    expect(resolveS3Destination(s3Defaults(env), undefined, {})).toEqual({
+      bucket: 'env-bucket',
+      region: 'eu-central-1',
+      endpoint: 'https://s3.backblaze.example',
+      forcePathStyle: true,
+      prefix: 'env/prefix',
+      accessKeyId: 'env-key',
+      secretAccessKey: 'env-secret',
+    });
+  });
+
+  test('request fields win one by one; the rest comes from the environment', () => {
+    const dest = resolveS3Destination(s3Defaults(env), { bucketName: 'req-bucket' }, { s3SecretAccessKey: 'req-secret' });
+    expect(dest).toMatchObject({
+      bucket: 'req-bucket',
+      accessKeyId: 'env-key',
+      secretAccessKey: 'req-secret',
+      endpoint: 'https://s3.backblaze.example',
+    });
+  });
+
+  test('S3_* first, BUCKET_* fills the gaps', () => {
+    const mixed = loadConfig({
+      S3_BUCKET_NAME: 'named',
+      BUCKET_ENDPOINT_URL: 'https://from-url.s3.us-west-2.amazonaws.com',
+      BUCKET_ACCESS_KEY_ID: 'bk',
+      BUCKET_SECRET_ACCESS_KEY: 'bs',
+    }).s3;
+    expect(resolveS3Destination(s3Defaults(mixed), undefined, {})).toMatchObject({
+      bucket: 'named',
+      region: 'us-west-2',
+      endpoint: undefined,
+      forcePathStyle: false,
+      accessKeyId: 'bk',
+    });
+  });
+
+  test('nothing configured: no upload; what is missing is named', () => {
+    expect(resolveS3Destination({}, undefined, {})).toBeUndefined();
+    expect(missingS3Settings({}, { bucketName: 'b' }, {})).toEqual([
+      'access_key_id (S3_ACCESS_KEY_ID)',
+      'secret_access_key (S3_SECRET_ACCESS_KEY)',
+    ]);
+  });
+
+  test('AWS endpoints use virtual-hosted addressing unless told otherwise', () => {
+    const aws = resolveS3Destination(
+      { accessKeyId: 'k', secretAccessKey: 's', bucket: 'b' },
+      { endpointUrl: 'https://s3.us-east-2.amazonaws.com' },
+      {},
+    );
+    expect(aws?.forcePathStyle).toBe(false);
+    const forced = loadConfig({ S3_FORCE_PATH_STYLE: 'true', S3_ENDPOINT_URL: 'https://s3.amazonaws.com' }).s3;
+    expect(s3Defaults(forced).forcePathStyle).toBe(true);
+  });
+});
+
+test('object key: <prefix>/<job id>/<subfolder>/<filename> without empty parts', () => {
+  const dest = { bucket: 'b', region: 'r', endpoint: undefined, forcePathStyle: false, accessKeyId: 'k', secretAccessKey: 's' };
+  expect(objectKey({ ...dest, prefix: 'p/q' }, 'job-1', 'audio', 'a.flac')).toBe('p/q/job-1/audio/a.flac');
+  expect(objectKey({ ...dest, prefix: '' }, 'job-1', '', 'img.png')).toBe('job-1/img.png');
+});

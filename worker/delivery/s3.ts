@@ -1,0 +1,252 @@
+// S3 delivery: where an output goes (request settings over environment settings), and the upload
+// itself, streamed from ComfyUI's /view into a multipart upload so memory does not grow with the
+// file. Works with AWS and S3-compatible stores (R2, Backblaze, MinIO): path-style addressing for
+// custom endpoints, checksums only when the operation requires them (R2 rejects the others).
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { Readable } from 'node:stream';
+import { ConfigError, type Config } from '../config';
+import type { JobSecrets, S3Target } from '../jobs/types';
+
+/** 5 MiB is S3's smallest part; two in flight keep memory flat for any file size. */
+const PART_SIZE = 5 * 1024 * 1024;
+const PARTS_IN_FLIGHT = 2;
+const MAX_CACHED_CLIENTS = 16;
+
+export type S3Env = Config['s3'];
+
+/** Everything needed to upload, credentials included. Never logged. */
+export interface S3Destination {
+  bucket: string;
+  region: string;
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  prefix: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** Environment defaults after reading both naming schemes (S3_* first, BUCKET_* fills gaps). */
+export interface S3Defaults {
+  bucket?: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  prefix?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}
+
+const AWS_VIRTUAL_HOST = /^([^.]+)\.s3[.-](?:([a-z0-9-]+)\.)?amazonaws\.com$/;
+
+/**
+ * worker-comfyui's BUCKET_ENDPOINT_URL holds the bucket: `https://<bucket>.s3.<region>.amazonaws.com`
+ * (virtual-hosted AWS) or `<endpoint>/<bucket>` (any S3-compatible store, path-style).
+ */
+export function parseBucketEndpoint(raw: string): Pick<S3Defaults, 'bucket' | 'region' | 'endpoint' | 'forcePathStyle'> {
+  const url = new URL(raw);
+  const aws = AWS_VIRTUAL_HOST.exec(url.hostname);
+  if (aws) {
+    const region = aws[2] && aws[2] !== 's3' ? aws[2] : 'us-east-1';
+    return { bucket: aws[1], region, endpoint: undefined, forcePathStyle: false };
+  }
+  const bucket = url.pathname.split('/').filter(Boolean)[0];
+  if (!bucket) {
+    throw new ConfigError(
+      `BUCKET_ENDPOINT_URL: "${raw}" names no bucket; use https://<bucket>.s3.<region>.amazonaws.com or <endpoint>/<bucket>`,
+    );
+  }
+  return { bucket, endpoint: url.origin, forcePathStyle: true };
+}
+
+export function s3Defaults(env: S3Env): S3Defaults {
+  const fromBucketUrl = env.bucketEndpointUrl ? parseBucketEndpoint(env.bucketEndpointUrl) : {};
+  return {
+    bucket: env.bucketName ?? fromBucketUrl.bucket,
+    region: env.region ?? fromBucketUrl.region,
+    endpoint: env.endpointUrl ?? fromBucketUrl.endpoint,
+    forcePathStyle: env.forcePathStyle ?? fromBucketUrl.forcePathStyle,
+    prefix: env.prefix,
+    accessKeyId: env.accessKeyId ?? env.bucketAccessKeyId,
+    secretAccessKey: env.secretAccessKey ?? env.bucketSecretAccessKey,
+  };
+}
+
+/** Which of the settings an upload needs are known neither from the request nor the environment. */
+export function missingS3Settings(defaults: S3Defaults, target: S3Target | undefined, secrets: JobSecrets): string[] {
+  return [
+    !(target?.bucketName ?? defaults.bucket) && 'bucket_name (S3_BUCKET_NAME)',
+    !(secrets.s3AccessKeyId ?? defaults.accessKeyId) && 'access_key_id (S3_ACCESS_KEY_ID)',
+    !(secrets.s3SecretAccessKey ?? defaults.secretAccessKey) && 'secret_access_key (S3_SECRET_ACCESS_KEY)',
+  ].filter((name): name is string => typeof name === 'string');
+}
+
+/**
+ * Request settings win field by field; the environment fills the rest. Uploads are on when a key,
+ * a secret and a bucket are all known.
+ */
+export function resolveS3Destination(
+  defaults: S3Defaults,
+  target: S3Target | undefined,
+  secrets: JobSecrets,
+): S3Destination | undefined {
+  const bucket = target?.bucketName ?? defaults.bucket;
+  const accessKeyId = secrets.s3AccessKeyId ?? defaults.accessKeyId;
+  const secretAccessKey = secrets.s3SecretAccessKey ?? defaults.secretAccessKey;
+  if (!bucket || !accessKeyId || !secretAccessKey) return undefined;
+  const endpoint = target?.endpointUrl ?? defaults.endpoint;
+  const custom = endpoint !== undefined && !/\.amazonaws\.com$/.test(new URL(endpoint).hostname);
+  return {
+    bucket,
+    region: target?.region ?? defaults.region ?? 'us-east-1',
+    endpoint,
+    forcePathStyle: target?.endpointUrl !== undefined ? custom : (defaults.forcePathStyle ?? custom),
+    prefix: (target?.prefix ?? defaults.prefix ?? '').replace(/^\/+|\/+$/g, ''),
+    accessKeyId,
+    secretAccessKey,
+  };
+}
+
+/** `<prefix>/<job id>/<subfolder>/<filename>`, without empty parts. */
+export function objectKey(dest: S3Destination, jobId: string, subfolder: string, filename: string): string {
+  return [dest.prefix, jobId, subfolder, filename].filter((part) => part !== '').join('/');
+}
+
+export interface S3Options {
+  connectTimeoutMs: number;
+  attempts: number;
+  presignExpiresS: number;
+}
+
+/** One S3 client per destination, reused across jobs (a few are kept). */
+export class S3Clients {
+  private readonly clients = new Map<string, S3Client>();
+  private readonly opts: S3Options;
+
+  constructor(opts: S3Options) {
+    this.opts = opts;
+  }
+
+  get presignExpiresS(): number {
+    return this.opts.presignExpiresS;
+  }
+
+  get attempts(): number {
+    return this.opts.attempts;
+  }
+
+  for(dest: S3Destination): S3Client {
+    const key = createHash('sha256')
+      .update([dest.endpoint, dest.region, dest.forcePathStyle, dest.accessKeyId, dest.secretAccessKey].join('\0'))
+      .digest('hex');
+    let client = this.clients.get(key);
+    if (!client) {
+      if (this.clients.size >= MAX_CACHED_CLIENTS) {
+        const [oldestKey, oldest] = this.clients.entries().next().value as [string, S3Client];
+        oldest.destroy();
+        this.clients.delete(oldestKey);
+      }
+      client = new S3Client({
+        region: dest.region,
+        endpoint: dest.endpoint,
+        forcePathStyle: dest.forcePathStyle,
+        credentials: { accessKeyId: dest.accessKeyId, secretAccessKey: dest.secretAccessKey },
+        maxAttempts: this.opts.attempts,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler: { connectionTimeout: this.opts.connectTimeoutMs, requestTimeout: 5 * 60_000 },
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  destroy(): void {
+    for (const client of this.clients.values()) client.destroy();
+    this.clients.clear();
+  }
+}
+
+/** Streams one body into the bucket (multipart when large); aborts with the signal. */
+export async function uploadStream(
+  client: S3Client,
+  dest: S3Destination,
+  key: string,
+  body: Readable,
+  contentType: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const upload = new Upload({
+    client,
+    params: { Bucket: dest.bucket, Key: key, Body: body, ContentType: contentType },
+    partSize: PART_SIZE,
+    queueSize: PARTS_IN_FLIGHT,
+    leavePartsOnError: false,
+  });
+  const onAbort = () => void upload.abort().catch(() => undefined);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await upload.done();
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+export function presign(client: S3Client, dest: S3Destination, key: string, expiresS: number): Promise<string> {
+  return getSignedUrl(client, new GetObjectCommand({ Bucket: dest.bucket, Key: key }), { expiresIn: expiresS });
+}
+
+interface SdkError {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  cause?: { code?: unknown };
+  /** Set on every error S3 answered: 'client' for 4xx, 'server' for 5xx. */
+  $fault?: unknown;
+}
+
+/**
+ * The S3 error name or network error code behind an upload failure (the SDK wraps some). Errors
+ * are read by shape, not `instanceof`: lib-storage and a test runner may load another copy.
+ */
+function errorName(err: unknown): string {
+  const e = err as SdkError;
+  if (e.$fault !== undefined && typeof e.name === 'string') return e.name;
+  if (typeof e.code === 'string') return e.code;
+  if (typeof e.cause?.code === 'string') return e.cause.code;
+  const code = /\b(E[A-Z]{4,})\b/.exec(String(e.message ?? ''))?.[1];
+  return code ?? (typeof e.name === 'string' ? e.name : 'Error');
+}
+
+/** Worth another attempt: the network or the server failed, not the request (4xx). */
+export function isRetryableS3Error(err: unknown): boolean {
+  return (err as SdkError).$fault !== 'client';
+}
+
+/** A reason a client can act on, without credentials or internals. */
+export function describeS3Error(err: unknown, dest: S3Destination): string {
+  const name = errorName(err);
+  const where = dest.endpoint ? `${dest.endpoint} bucket ${dest.bucket}` : `bucket ${dest.bucket}`;
+  switch (name) {
+    case 'NoSuchBucket':
+      return `S3 ${where} does not exist (NoSuchBucket)`;
+    case 'InvalidAccessKeyId':
+    case 'SignatureDoesNotMatch':
+    case 'AccessDenied':
+    case 'InvalidToken':
+    case 'ExpiredToken':
+      return `S3 rejected the credentials for ${where} (${name})`;
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ETIMEDOUT':
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'TimeoutError':
+      return `cannot reach S3 at ${where} (${name})`;
+    default:
+      return `S3 upload to ${where} failed (${name})`;
+  }
+}

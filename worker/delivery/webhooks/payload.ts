@@ -1,0 +1,52 @@
+// Webhook bodies. One envelope for every door; `output` is in the shape of the door the job came
+// through (each door supplies a renderer), so a client reads a webhook like the answer it would
+// have got:
+//   {"event": "completed"|"failed"|"cancelled"|"progress", "id", "status", "message", "output",
+//    "error"?, "timings"?, "progress"?, "extra"?, "timestamp"}
+import type { ErrorBody } from '../../errors';
+import type { JobProgress, JobRecord } from '../../jobs/types';
+
+export interface WebhookBody {
+  event: 'completed' | 'failed' | 'cancelled' | 'progress';
+  id: string;
+  status: string;
+  message?: string;
+  output?: unknown;
+  error?: ErrorBody;
+  timings?: Record<string, number>;
+  progress?: JobProgress;
+  extra?: Record<string, unknown>;
+  /** Unix seconds when this attempt was sent; signed with the body so receivers can refuse replays. */
+  timestamp: number;
+}
+
+/** How a door presents a finished job: its message, its outputs (base64 inlined), its timings. */
+export interface DoorView {
+  message: string;
+  output: unknown;
+  timings?: Record<string, number>;
+}
+
+export type DoorRenderer = (job: JobRecord) => DoorView;
+
+export function finalBody(job: JobRecord, extra: Record<string, unknown>, render: DoorRenderer, nowS: number): WebhookBody {
+  const view = render(job);
+  const body: WebhookBody = {
+    event: job.status === 'completed' ? 'completed' : job.status === 'cancelled' ? 'cancelled' : 'failed',
+    id: job.id,
+    status: job.status,
+    message: view.message,
+    output: view.output,
+    timestamp: Math.floor(nowS),
+  };
+  if (view.timings) body.timings = view.timings;
+  if (job.error) body.error = job.error;
+  if (Object.keys(extra).length > 0) body.extra = extra;
+  return body;
+}
+
+export function progressBody(job: JobRecord, progress: JobProgress, extra: Record<string, unknown>, nowS: number): WebhookBody {
+  const body: WebhookBody = { event: 'progress', id: job.id, status: 'processing', progress, timestamp: Math.floor(nowS) };
+  if (Object.keys(extra).length > 0) body.extra = extra;
+  return body;
+}

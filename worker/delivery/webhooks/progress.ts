@@ -1,0 +1,68 @@
+// Progress webhooks: while a job runs, at most one POST per WEBHOOK_PROGRESS_INTERVAL_S with its
+// progress. Sent once, never retried, never awaited by the job: progress is a hint, not a record.
+import type { AxiosInstance } from 'axios';
+import type { JobEvents } from '../../jobs/events';
+import type { JobProgress, JobRecord } from '../../jobs/types';
+import type { Logger } from '../../observability/logger';
+import type { DueDelivery, WebhookOutbox } from './outbox';
+import { progressBody } from './payload';
+import { postWebhook } from './post';
+
+const PROGRESS_TIMEOUT_MS = 10_000;
+
+export interface ProgressOptions {
+  events: JobEvents;
+  outbox: WebhookOutbox;
+  client: AxiosInstance;
+  intervalS: number;
+  envSecret: string | undefined;
+  logger: Logger;
+  clock?: () => number;
+}
+
+export class ProgressNotifier {
+  private readonly opts: ProgressOptions;
+  private readonly clock: () => number;
+  private readonly running = new Map<string, { target: DueDelivery; lastSentMs: number }>();
+  private readonly listeners = {
+    started: (job: JobRecord) => {
+      const target = this.opts.outbox.target(job.id);
+      if (target) this.running.set(job.id, { target, lastSentMs: -Infinity });
+    },
+    progress: (job: JobRecord, progress: JobProgress) => this.onProgress(job, progress),
+    finished: (job: JobRecord) => {
+      this.running.delete(job.id);
+    },
+  };
+
+  constructor(opts: ProgressOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  start(): void {
+    this.opts.events.on('started', this.listeners.started);
+    this.opts.events.on('progress', this.listeners.progress);
+    this.opts.events.on('finished', this.listeners.finished);
+  }
+
+  stop(): void {
+    this.opts.events.off('started', this.listeners.started);
+    this.opts.events.off('progress', this.listeners.progress);
+    this.opts.events.off('finished', this.listeners.finished);
+    this.running.clear();
+  }
+
+  private onProgress(job: JobRecord, progress: JobProgress): void {
+    const entry = this.running.get(job.id);
+    const now = this.clock();
+    if (!entry || now - entry.lastSentMs < this.opts.intervalS * 1000) return;
+    entry.lastSentMs = now;
+    const { target } = entry;
+    const body = progressBody(job, progress, target.extraParams, now / 1000);
+    const secret = target.signed ? (target.secret ?? this.opts.envSecret) : undefined;
+    void postWebhook(this.opts.client, target.url, body, secret, PROGRESS_TIMEOUT_MS).then((error) => {
+      if (error) this.opts.logger.debug({ jobId: job.id, error }, 'progress webhook not delivered (not retried)');
+    });
+  }
+}

@@ -1,0 +1,125 @@
+// Sends final webhooks from the outbox in the background, so delivery never holds up the next
+// job. A delivery that fails is retried with exponential backoff and jitter; after the last retry
+// it is marked failed (visible in /status and the metrics). It sleeps until the next delivery is
+// due (or a job finishes), without polling.
+import type { AxiosInstance } from 'axios';
+import type { JobEvents } from '../../jobs/events';
+import type { JobStore } from '../../jobs/store';
+import type { Logger } from '../../observability/logger';
+import { retryDelayS, type RetryPolicy } from './backoff';
+import type { WebhookOutbox } from './outbox';
+import { finalBody, type DoorRenderer } from './payload';
+import { postWebhook } from './post';
+
+const MAX_IN_FLIGHT = 4;
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
+export interface SenderOptions {
+  outbox: WebhookOutbox;
+  store: JobStore;
+  events: JobEvents;
+  client: AxiosInstance;
+  policy: RetryPolicy;
+  timeoutS: number;
+  /** WEBHOOK_SECRET: signs deliveries whose request brought no secret of its own. */
+  envSecret: string | undefined;
+  render: DoorRenderer;
+  logger: Logger;
+  onResult?: (result: 'delivered' | 'retrying' | 'failed') => void;
+}
+
+export class WebhookSender {
+  private readonly opts: SenderOptions;
+  private readonly inFlight = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  /** Aborts attempts in flight at stop; they stay pending for the next process. */
+  private aborter = new AbortController();
+  private readonly onFinished = () => this.wake();
+
+  constructor(opts: SenderOptions) {
+    this.opts = opts;
+  }
+
+  /** Starts sending, beginning with what a previous process left pending. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.aborter = new AbortController();
+    this.opts.events.on('finished', this.onFinished);
+    this.wake();
+  }
+
+  /** Stops sending. An attempt in flight is abandoned unrecorded: the next process makes it again. */
+  stop(): void {
+    this.stopped = true;
+    this.aborter.abort();
+    this.opts.events.off('finished', this.onFinished);
+    clearTimeout(this.timer);
+  }
+
+  get pending(): number {
+    return this.inFlight.size;
+  }
+
+  wake(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    const now = this.opts.store.now();
+    const free = MAX_IN_FLIGHT - this.inFlight.size;
+    if (free > 0) {
+      const due = this.opts.outbox.due(now, free + this.inFlight.size).filter((d) => !this.inFlight.has(d.jobId));
+      for (const delivery of due.slice(0, free)) {
+        this.inFlight.add(delivery.jobId);
+        void this.send(delivery).finally(() => {
+          this.inFlight.delete(delivery.jobId);
+          this.wake();
+        });
+      }
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    const next = this.opts.outbox.nextDueAt();
+    if (next === undefined || this.stopped) return;
+    const waitMs = Math.min(Math.max(0, (next - this.opts.store.now()) * 1000), LONGEST_TIMER_MS);
+    // Rows that are due but already in flight are rescheduled when their attempt ends.
+    if (waitMs === 0 && this.inFlight.size > 0) return;
+    this.timer = setTimeout(() => this.wake(), waitMs);
+    this.timer.unref();
+  }
+
+  private async send(delivery: ReturnType<WebhookOutbox['due']>[number]): Promise<void> {
+    const { outbox, store, policy, logger } = this.opts;
+    const job = store.get(delivery.jobId);
+    if (!job) return;
+    const body = finalBody(job, delivery.extraParams, this.opts.render, store.now());
+    const secret = delivery.signed ? (delivery.secret ?? this.opts.envSecret) : undefined;
+    const timeoutMs = (delivery.timeoutS ?? this.opts.timeoutS) * 1000;
+    const error = await postWebhook(this.opts.client, delivery.url, body, secret, timeoutMs, this.aborter.signal);
+    if (this.stopped) return;
+    const now = store.now();
+    const attempt = delivery.attempts + 1;
+    if (error === undefined) {
+      outbox.recordDelivered(delivery.jobId, now);
+      logger.info({ jobId: delivery.jobId, attempt }, 'webhook delivered');
+      this.opts.onResult?.('delivered');
+      return;
+    }
+    const retriesDone = attempt - 1;
+    if (retriesDone < policy.retries) {
+      const next = now + retryDelayS(policy, retriesDone + 1);
+      outbox.recordFailure(delivery.jobId, error, now, next);
+      logger.warn(
+        { jobId: delivery.jobId, attempt, error, retryInS: Math.round((next - now) * 10) / 10 },
+        'webhook failed; will retry',
+      );
+      this.opts.onResult?.('retrying');
+    } else {
+      outbox.recordFailure(delivery.jobId, error, now, undefined);
+      logger.error({ jobId: delivery.jobId, attempts: attempt, error }, 'webhook delivery failed for good');
+      this.opts.onResult?.('failed');
+    }
+  }
+}
