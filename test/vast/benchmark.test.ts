@@ -2,6 +2,9 @@
 // runs: runs that vary by more than 20% are logged; a run that fails after the warm-up fails
 // the benchmark; sampler it/s is logged beside the reference.
 import { startSimulator, type Simulator } from '../../worker/simulator';
+import type { JobRecord } from '../../worker/jobs/types';
+import { startReceiver } from '../support/receiver';
+import { startS3, S3_KEY, S3_SECRET } from '../support/s3';
 import { until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { startVastWorker, type VastTestWorker } from './support/vast-worker';
@@ -56,4 +59,35 @@ test('a run that fails after the warm-up fails the benchmark: error report namin
   const report = fake.statusReports.find((r) => r.body.error_msg !== '')!.body;
   expect(report.error_msg).toMatch(/^Benchmark run 2\/2 failed: /);
   expect(report.max_perf).toBe(0);
+});
+
+test('benchmark jobs deliver nothing: no webhook, no S3 upload, no stored images', async () => {
+  const receiver = await startReceiver();
+  const s3 = await startS3();
+  try {
+    worker = await startVastWorker(sim.url, fake, {
+      ALLOW_PRIVATE_URLS: 'true',
+      WEBHOOK_URL: receiver.url,
+      S3_ACCESS_KEY_ID: S3_KEY,
+      S3_SECRET_ACCESS_KEY: S3_SECRET,
+      S3_BUCKET_NAME: 'outputs',
+      S3_ENDPOINT_URL: s3.endpoint,
+    });
+    const finished: JobRecord[] = [];
+    worker.events.on('finished', (job) => finished.push(job));
+    await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
+    const benchmarkJobs = finished.filter((j) => j.door === 'benchmark');
+    expect(benchmarkJobs.length).toBeGreaterThanOrEqual(2);
+    for (const job of benchmarkJobs) {
+      expect(job.status).toBe('completed');
+      expect(job.result!.outputs.length).toBeGreaterThan(0);
+      expect(job.result!.outputs.every((o) => o.blob === undefined && o.url === undefined)).toBe(true);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.deliveries).toHaveLength(0);
+    expect(await s3.get('outputs', `${benchmarkJobs[0]!.id}/${benchmarkJobs[0]!.result!.outputs[0]!.filename}`)).toBeUndefined();
+  } finally {
+    await receiver.close();
+    await s3.stop();
+  }
 });
