@@ -18,6 +18,8 @@ export function wrapperRoutes(deps: WrapperRouteDeps): Router {
   router.post('/generate/sync', async (req, res) => {
     if (!deps.comfy.isReady) throw notReadyError(deps.comfy);
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.wrapper, req.headers);
+    // The caller may have gone while the request was checked (URL lookups): run nothing for nobody.
+    if (req.socket.destroyed) return;
     const job = deps.queue.submit({ id, door: 'wrapper', sync: true, spec, secrets });
     await answerWhenFinished(deps.queue, job, res);
   });
