@@ -129,6 +129,15 @@ const envSchema = z.object({
   JOB_SECRETS_KEY: optionalText,
   JOB_SECRETS_KEY_FILE: optionalText,
 
+  // Upkeep of the job database
+  CLEANUP_INTERVAL_S: number(3600, { min: 0.01 }),
+  JOB_RETENTION_HOURS: number(24, { min: 0 }),
+  STUCK_JOB_HOURS: number(2, { min: 0.001 }),
+
+  // Access control of the HTTP door
+  API_KEY: optionalText,
+  ADMIN_API_KEY: optionalText,
+
   // Logging
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -173,6 +182,12 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string) {
       secretsKey: env.JOB_SECRETS_KEY,
       secretsKeyFile: env.JOB_SECRETS_KEY_FILE === undefined ? undefined : path.resolve(cwd, env.JOB_SECRETS_KEY_FILE),
     },
+    upkeep: {
+      intervalS: env.CLEANUP_INTERVAL_S,
+      retentionHours: env.JOB_RETENTION_HOURS,
+      stuckHours: env.STUCK_JOB_HOURS,
+    },
+    access: { apiKey: env.API_KEY, adminApiKey: env.ADMIN_API_KEY },
     log: { level: env.LOG_LEVEL },
   };
 }

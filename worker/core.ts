@@ -9,9 +9,11 @@ import type { WrapperContext } from './doors/wrapper/request';
 import { JobEvents } from './jobs/events';
 import { createExecutor } from './jobs/execute';
 import { JobQueue } from './jobs/queue';
+import { createRecovery } from './jobs/recovery';
 import { Runner } from './jobs/runner';
 import { SecretBox } from './jobs/secrets';
 import { JobStore } from './jobs/store';
+import { Upkeep } from './jobs/upkeep';
 import { createOutboundClient } from './net/outbound';
 import { createLogger, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
@@ -31,6 +33,7 @@ export interface Core {
   events: JobEvents;
   runner: Runner;
   queue: JobQueue;
+  upkeep: Upkeep;
   metrics: Metrics;
   wrapper: WrapperContext;
 }
@@ -73,13 +76,27 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     logger,
     jobTimeoutMs: config.jobs.timeoutS * 1000,
     readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
+    recovery: createRecovery({
+      comfy,
+      maxInlineBytes: config.outputs.base64MaxBytes,
+      jobTimeoutMs: config.jobs.timeoutS * 1000,
+      clock: opts.clock,
+    }),
   });
   const queue = new JobQueue({ store, runner, events, maxQueueSize: config.jobs.maxQueueSize });
+  const upkeep = new Upkeep({
+    store,
+    runner,
+    logger,
+    intervalS: config.upkeep.intervalS,
+    retentionHours: config.upkeep.retentionHours,
+    stuckHours: config.upkeep.stuckHours,
+  });
   const metrics = new Metrics({ events, store, comfy });
   const wrapper: WrapperContext = {
     modifiers: ModifierRegistry.load(),
     inputs,
     includeComfyResponse: config.outputs.includeComfyResponse,
   };
-  return { config, logger, comfy, store, events, runner, queue, metrics, wrapper };
+  return { config, logger, comfy, store, events, runner, queue, upkeep, metrics, wrapper };
 }

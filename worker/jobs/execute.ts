@@ -4,7 +4,7 @@ import type { AxiosInstance } from 'axios';
 import type { ComfyClient } from '../comfy/client';
 import { collectOutputs } from '../comfy/history';
 import { uploadInputImages, type InputLimits } from '../comfy/inputs';
-import type { ComfyEvent } from '../comfy/types';
+import type { ComfyEvent, HistoryEntry } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
 import { deliverOutputs } from '../delivery/outputs';
 import type { JobRecord, JobResult, JobSecrets } from './types';
@@ -49,30 +49,54 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent });
     const generated = clock();
 
-    const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
-    const delivered = await deliverOutputs(
-      deps.comfy.http,
-      refs,
-      values,
-      { maxInlineBytes: deps.maxInlineBytes, allowPartial: spec.allowPartial },
-      signal,
-    );
-    const finished = clock();
-    const queuedAt = Math.round(job.createdAt * 1000);
-    const result: JobResult = {
-      outputs: delivered.outputs,
-      warnings,
-      timings: {
-        queued_at_ms: queuedAt,
-        started_at_ms: started,
-        preprocess_ms: submitted - started,
-        generation_ms: generated - submitted,
-        postprocess_ms: finished - generated,
-        completed_at_ms: finished,
-        total_ms: finished - queuedAt,
-      },
-    };
-    if (spec.includeComfyResponse) result.comfyResponse = { [promptId]: entry };
-    return { result, files: delivered.files };
+    return deliverFinished(deps, job, entry, { warnings, started, submitted, generated }, signal);
   };
+}
+
+/** When each phase of a run began (epoch ms) and what ComfyUI warned about. */
+export interface RunMarks {
+  warnings: string[];
+  started: number;
+  submitted: number;
+  generated: number;
+}
+
+/**
+ * Collects and delivers the outputs of a prompt that finished successfully, and builds the job's
+ * result. Shared by a normal run and by recovery (a prompt a previous process submitted).
+ */
+export async function deliverFinished(
+  deps: Pick<ExecuteDeps, 'comfy' | 'maxInlineBytes' | 'clock'>,
+  job: JobRecord,
+  entry: HistoryEntry,
+  marks: RunMarks,
+  signal: AbortSignal,
+): Promise<Execution> {
+  const clock = deps.clock ?? Date.now;
+  const { spec } = job;
+  const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
+  const delivered = await deliverOutputs(
+    deps.comfy.http,
+    refs,
+    values,
+    { maxInlineBytes: deps.maxInlineBytes, allowPartial: spec.allowPartial },
+    signal,
+  );
+  const finished = clock();
+  const queuedAt = Math.round(job.createdAt * 1000);
+  const result: JobResult = {
+    outputs: delivered.outputs,
+    warnings: marks.warnings,
+    timings: {
+      queued_at_ms: queuedAt,
+      started_at_ms: marks.started,
+      preprocess_ms: marks.submitted - marks.started,
+      generation_ms: marks.generated - marks.submitted,
+      postprocess_ms: finished - marks.generated,
+      completed_at_ms: finished,
+      total_ms: finished - queuedAt,
+    },
+  };
+  if (spec.includeComfyResponse && job.promptId !== null) result.comfyResponse = { [job.promptId]: entry };
+  return { result, files: delivered.files };
 }

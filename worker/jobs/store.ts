@@ -30,6 +30,25 @@ interface JobRow {
 
 export type StatusCounts = Record<JobStatus, number>;
 
+interface RecentRow {
+  id: string;
+  status: string;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+}
+
+/** A job's summary without its spec or result. */
+export interface RecentJob {
+  id: string;
+  status: JobStatus;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  error: ErrorBody | null;
+}
+
 export interface StoreOptions {
   path: string;
   secrets: SecretBox;
@@ -112,6 +131,13 @@ function prepareStatements(db: Db) {
     pendingCount: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending'`),
     running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
     pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
+    requeue: db.prepare(
+      `UPDATE jobs SET status = 'pending', started_at = NULL, prompt_id = NULL WHERE id = ? AND status = 'running'`,
+    ),
+    recent: db.prepare(`SELECT id, status, created_at, started_at, completed_at, error FROM jobs ORDER BY seq DESC LIMIT ?`),
+    deleteOld: db.prepare(`DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?`),
+    runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
+    deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
     addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
     file: db.prepare('SELECT bytes FROM job_files WHERE job_id = ? AND idx = ?'),
   };
@@ -167,7 +193,17 @@ export class JobStore {
   /** The job's credentials, while it is not finished. */
   secretsOf(id: string): JobSecrets {
     const row = this.stmt.get.get(id) as JobRow | undefined;
-    return row?.secrets ? this.box.unseal<JobSecrets>(row.secrets) : {};
+    if (!row?.secrets) return {};
+    try {
+      return this.box.unseal<JobSecrets>(row.secrets);
+    } catch {
+      // The job is run without its credentials never: it fails with a reason an operator can act on.
+      throw new WorkerError(
+        500,
+        'internal',
+        `The credentials of job ${id} cannot be decrypted: they were sealed with another JOB_SECRETS_KEY (or key file)`,
+      );
+    }
   }
 
   /** Atomically marks the oldest pending job running with the given prompt id. */
@@ -202,6 +238,41 @@ export class JobStore {
   /** Cancels a job only if it has not started; false otherwise. */
   cancelPending(id: string, error: ErrorBody): boolean {
     return this.stmt.cancelPending.run({ id, now: this.now(), error: JSON.stringify(error) }).changes === 1;
+  }
+
+  /**
+   * Puts a job a previous process left running back at the head of the queue (its seq keeps its
+   * place), to be claimed again with a new prompt id. False if it was not running.
+   */
+  requeue(id: string): boolean {
+    return this.stmt.requeue.run(id).changes === 1;
+  }
+
+  /** The latest jobs, newest first (for /stats). */
+  recent(limit: number): RecentJob[] {
+    return (this.stmt.recent.all(limit) as RecentRow[]).map((row) => ({
+      id: row.id,
+      status: row.status as JobStatus,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      completedAt: row.completed_at,
+      error: row.error ? (JSON.parse(row.error) as ErrorBody) : null,
+    }));
+  }
+
+  /** Deletes completed, failed and cancelled jobs that ended before `cutoff` (epoch s), files too. */
+  deleteFinishedBefore(cutoff: number): number {
+    return this.stmt.deleteOld.run(cutoff).changes;
+  }
+
+  /** Jobs running since before `cutoff` (epoch s). */
+  runningSince(cutoff: number): JobRecord[] {
+    return (this.stmt.runningSince.all(cutoff) as JobRow[]).map(rowToRecord);
+  }
+
+  /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
+  deleteFinished(id: string): boolean {
+    return this.stmt.deleteTerminal.run(id).changes === 1;
   }
 
   file(id: string, index: number): Buffer | undefined {
