@@ -1,7 +1,7 @@
 // Starts a real worker (in this process, on an ephemeral port, with its own SQLite file) against
 // a simulator, and waits until it is connected to it.
 import path from 'node:path';
-import { startWorker, type RunningWorker } from '../../worker/app';
+import { startWorker, type RunningWorker, type WorkerOptions } from '../../worker/app';
 import { loadConfig } from '../../worker/config';
 import { createLogger } from '../../worker/observability/logger';
 import { tempDir } from './tmp';
@@ -10,9 +10,14 @@ export interface TestWorker extends RunningWorker {
   dbPath: string;
 }
 
-export async function startTestWorker(comfyUrl: string, env: Record<string, string> = {}, ready = true): Promise<TestWorker> {
+export async function startTestWorker(
+  comfyUrl: string,
+  env: Record<string, string> = {},
+  ready = true,
+  opts: WorkerOptions = {},
+): Promise<TestWorker> {
   const dir = tempDir('worker-');
-  const dbPath = path.join(dir, 'jobs.db');
+  const dbPath = env.SQLITE_DB_PATH ?? path.join(dir, 'jobs.db');
   const config = loadConfig({
     COMFYUI_API_BASE: comfyUrl,
     API_HOST: '127.0.0.1',
@@ -21,7 +26,7 @@ export async function startTestWorker(comfyUrl: string, env: Record<string, stri
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });
-  const worker = await startWorker(config, { logger: createLogger(config.log.level) });
+  const worker = await startWorker(config, { logger: createLogger(config.log.level), ...opts });
   if (ready) await until(() => worker.comfy.isReady, 10_000, 'worker connected to ComfyUI');
   return { ...worker, dbPath };
 }
@@ -60,4 +65,26 @@ export async function getJson(url: string): Promise<{ status: number; body: any 
   const res = await fetch(url);
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Any method, optional JSON body and headers; the body is parsed as JSON when it is JSON. */
+export async function callJson(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
 }
