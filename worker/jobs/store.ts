@@ -127,8 +127,8 @@ function prepareStatements(db: Db) {
        WHERE id = @id AND status = 'pending'`,
     ),
     position: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending' AND seq < ?`),
-    counts: db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
-    pendingCount: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending'`),
+    counts: db.prepare('SELECT status, n FROM job_counts'),
+    pendingCount: db.prepare(`SELECT n FROM job_counts WHERE status = 'pending'`),
     running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
     pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
     requeue: db.prepare(
@@ -166,23 +166,41 @@ export class JobStore {
   insert(job: NewJob): JobRecord {
     const { images, ...spec } = job.spec;
     const hasSecrets = job.secrets !== undefined && Object.values(job.secrets).some((v) => v !== undefined);
+    const createdAt = this.now();
+    let seq: number;
     try {
-      this.stmt.insert.run({
+      const info = this.stmt.insert.run({
         id: job.id,
         door: job.door,
         sync: job.sync ? 1 : 0,
-        created_at: this.now(),
+        created_at: createdAt,
         secrets: hasSecrets ? this.box.seal(job.secrets) : null,
         spec: JSON.stringify(spec),
         inputs: images.length > 0 ? JSON.stringify(images) : null,
       });
+      seq = Number(info.lastInsertRowid);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
       }
       throw err;
     }
-    return this.get(job.id) as JobRecord;
+    // Built here rather than read back: admission is on the hot path of a deep queue.
+    return {
+      id: job.id,
+      seq,
+      door: job.door,
+      sync: job.sync,
+      status: 'pending',
+      spec: job.spec,
+      promptId: null,
+      attempts: 0,
+      result: null,
+      error: null,
+      createdAt,
+      startedAt: null,
+      completedAt: null,
+    };
   }
 
   get(id: string): JobRecord | undefined {
