@@ -391,3 +391,24 @@ describe('bad input', () => {
     }
   });
 });
+
+test('GET /health: job counts and the database path; 503 when the database is unusable', async () => {
+  const own = await startTestWorker(sim.url);
+  try {
+    const healthy = await callJson('GET', `${own.url}/health`);
+    expect(healthy.status).toBe(200);
+    expect(healthy.body).toMatchObject({
+      status: 'healthy',
+      database_path: own.dbPath,
+      job_stats: { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0, total: 0 },
+    });
+    own.runner.pause();
+    own.store.close();
+    const broken = await callJson('GET', `${own.url}/health`);
+    expect(broken.status).toBe(503);
+    expect(broken.body).toMatchObject({ status: 'unhealthy', job_stats: null });
+    expect(broken.body.database_error).toEqual(expect.any(String));
+  } finally {
+    await own.stop();
+  }
+});

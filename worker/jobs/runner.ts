@@ -179,9 +179,10 @@ export class Runner {
    */
   private async recoverLeftovers(): Promise<void> {
     const { recovery, store, logger } = this.opts;
-    for (const job of recovery ? store.running() : []) {
+    for (const job of store.running()) {
+      if (!recovery) break;
       if (this.stopping || this.paused) return;
-      const plan = await (recovery as Recovery).plan(job);
+      const plan = await recovery.plan(job);
       if (store.get(job.id)?.status !== 'running') {
         // Cancelled or reset while we looked: make sure ComfyUI drops it too.
         if (plan.kind === 'resume' && job.promptId !== null) await this.opts.comfy.cancelPrompt(job.promptId);
