@@ -167,10 +167,9 @@ describe('cancel', () => {
     const id = (await run({ workflow: slowWorkflow('cancel_running') })).body.job_id;
     await waitForStatus(worker.url, id, ['running']);
     await until(() => submittedPrefixes(sim.prompts).some((p) => p.startsWith('cancel_running')), 5_000, 'submitted');
-    const started = Date.now();
+    // Had the cancel waited for the prompt to finish, the job would be completed, not cancelled.
     const res = await postJson(`${worker.url}/cancel/${id}`, {});
     expect(res.body).toEqual({ message: `Successfully cancelled request ${id}`, status: 'cancelled' });
-    expect(Date.now() - started).toBeLessThan(1_400);
     expect((await status(id)).body.status).toBe('cancelled');
     const prompt = sim.prompts.find((p) => JSON.stringify(p.body).includes('cancel_running'));
     expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/interrupt')).toBe(true);
