@@ -33,5 +33,5 @@ USER node
 EXPOSE 8000 3000
 STOPSIGNAL SIGTERM
 # --optimize-for-size: the worker only orchestrates; a small, steady heap matters more than peak JIT
-# speed (perf/jobs-api.ts: peak RSS ~100 MB instead of ~170 MB under 10,000 submissions, same rate).
+# speed (perf/jobs-api.ts: peak RSS ~100 MB instead of ~170 MB under 10,000 submissions).
 CMD ["node", "--enable-source-maps", "--optimize-for-size", "dist/worker/main.js"]
