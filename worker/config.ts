@@ -174,6 +174,14 @@ const envSchema = z.object({
   BENCHMARK_RUNS: number(8, { min: 1, int: true }),
   BENCHMARK_CACHE_PATH: text('.has_benchmark'),
   BENCHMARK_MIN_PERF: optionalNumber({ min: 0 }),
+  // Upkeep of the job database
+  CLEANUP_INTERVAL_S: number(3600, { min: 0.01 }),
+  JOB_RETENTION_HOURS: number(24, { min: 0 }),
+  STUCK_JOB_HOURS: number(2, { min: 0.001 }),
+
+  // Access control of the HTTP door
+  API_KEY: optionalText,
+  ADMIN_API_KEY: optionalText,
 
   // Logging
   LOG_LEVEL: z
@@ -295,6 +303,12 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       cachePath: path.resolve(cwd, env.BENCHMARK_CACHE_PATH),
       minPerf: env.BENCHMARK_MIN_PERF,
     },
+    upkeep: {
+      intervalS: env.CLEANUP_INTERVAL_S,
+      retentionHours: env.JOB_RETENTION_HOURS,
+      stuckHours: env.STUCK_JOB_HOURS,
+    },
+    access: { apiKey: env.API_KEY, adminApiKey: env.ADMIN_API_KEY },
     log: { level: env.LOG_LEVEL },
   };
 }

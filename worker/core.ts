@@ -12,11 +12,13 @@ import { wrapperView } from './doors/wrapper/result';
 import type { Config } from './config';
 import type { WrapperContext } from './doors/wrapper/request';
 import { JobEvents } from './jobs/events';
-import { createExecutor } from './jobs/execute';
+import { createExecutor, type DeliveryDeps } from './jobs/execute';
 import { JobQueue } from './jobs/queue';
+import { createRecovery } from './jobs/recovery';
 import { Runner } from './jobs/runner';
 import { SecretBox } from './jobs/secrets';
 import { JobStore } from './jobs/store';
+import { Upkeep } from './jobs/upkeep';
 import { createOutboundClient } from './net/outbound';
 import { createLogger, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
@@ -36,6 +38,7 @@ export interface Core {
   events: JobEvents;
   runner: Runner;
   queue: JobQueue;
+  upkeep: Upkeep;
   metrics: Metrics;
   wrapper: WrapperContext;
   webhooks: { outbox: WebhookOutbox; sender: WebhookSender; progress: ProgressNotifier };
@@ -69,16 +72,20 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     attempts: config.s3.attempts,
     presignExpiresS: config.s3.presignExpiresS,
   });
-  const execute = createExecutor({
+  // What collecting and delivering outputs needs, for a normal run and for a recovered one.
+  const delivery: DeliveryDeps = {
     comfy,
-    outbound: createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls }),
-    inputs,
     maxInlineBytes: config.outputs.base64MaxBytes,
-    orgApiKey: config.comfy.orgApiKey,
     s3Defaults: defaults3,
     s3Clients,
     logger,
     clock: opts.clock,
+  };
+  const execute = createExecutor({
+    ...delivery,
+    outbound: createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls }),
+    inputs,
+    orgApiKey: config.comfy.orgApiKey,
   });
   const events = new JobEvents();
   const runner = new Runner({
@@ -89,8 +96,17 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     logger,
     jobTimeoutMs: config.jobs.timeoutS * 1000,
     readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
+    recovery: createRecovery({ ...delivery, jobTimeoutMs: config.jobs.timeoutS * 1000 }),
   });
   const queue = new JobQueue({ store, runner, events, maxQueueSize: config.jobs.maxQueueSize });
+  const upkeep = new Upkeep({
+    store,
+    runner,
+    logger,
+    intervalS: config.upkeep.intervalS,
+    retentionHours: config.upkeep.retentionHours,
+    stuckHours: config.upkeep.stuckHours,
+  });
   const outbox = new WebhookOutbox(store);
   const metrics = new Metrics({ events, store, comfy, outbox });
   const webhookClient = createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls });
@@ -124,5 +140,5 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     delivery: { s3Defaults: defaults3, defaultWebhookUrl: config.webhooks.url, allowPrivateUrls: config.inputs.allowPrivateUrls },
     includeComfyResponse: config.outputs.includeComfyResponse,
   };
-  return { config, logger, comfy, store, events, runner, queue, metrics, wrapper, webhooks, s3Clients };
+  return { config, logger, comfy, store, events, runner, queue, upkeep, metrics, wrapper, webhooks, s3Clients };
 }

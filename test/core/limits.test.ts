@@ -24,8 +24,8 @@ test('a body over MAX_BODY_MB is a 413 JSON error naming the limit', async () =>
 });
 
 test('WEBSOCKET_TRACE=true logs every frame; off by default', async () => {
-  const traced = await startTestWorker(sim.url, { WEBSOCKET_TRACE: 'true', LOG_LEVEL: 'info' }, true, true);
-  const quiet = await startTestWorker(sim.url, { LOG_LEVEL: 'info' }, true, true);
+  const traced = await startTestWorker(sim.url, { WEBSOCKET_TRACE: 'true', LOG_LEVEL: 'info' }, true, { captureLogs: true });
+  const quiet = await startTestWorker(sim.url, { LOG_LEVEL: 'info' }, true, { captureLogs: true });
   try {
     await postJson(`${traced.url}/generate/sync`, { input: { workflow_json: saveWorkflow('traced') } });
     await postJson(`${quiet.url}/generate/sync`, { input: { workflow_json: saveWorkflow('quiet') } });
@@ -50,7 +50,7 @@ test('credentials from the request and the environment never reach the logs', as
       S3_CONNECT_ATTEMPTS: '1',
     },
     true,
-    true,
+    { captureLogs: true },
   );
   try {
     await postJson(`${worker.url}/generate/sync`, {

@@ -49,7 +49,7 @@ beforeAll(async () => {
   });
 }, 30_000);
 afterAll(async () => {
-  await worker?.stop();
+  await worker?.kill('SIGTERM');
   await s3?.stop();
   await sim?.close();
 });

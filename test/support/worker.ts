@@ -2,7 +2,7 @@
 // a simulator, and waits until it is connected to it.
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { startWorker, type RunningWorker } from '../../worker/app';
+import { startWorker, type RunningWorker, type WorkerOptions } from '../../worker/app';
 import { loadConfig } from '../../worker/config';
 import { createLogger } from '../../worker/observability/logger';
 import { tempDir } from './tmp';
@@ -17,10 +17,10 @@ export async function startTestWorker(
   comfyUrl: string,
   env: Record<string, string> = {},
   ready = true,
-  captureLogs = false,
+  opts: WorkerOptions & { captureLogs?: boolean } = {},
 ): Promise<TestWorker> {
   const dir = tempDir('worker-');
-  const dbPath = path.join(dir, 'jobs.db');
+  const dbPath = env.SQLITE_DB_PATH ?? path.join(dir, 'jobs.db');
   const config = loadConfig({
     COMFYUI_API_BASE: comfyUrl,
     API_HOST: '127.0.0.1',
@@ -36,8 +36,9 @@ export async function startTestWorker(
       done();
     },
   });
+  const { captureLogs, ...workerOpts } = opts;
   const logger = captureLogs ? createLogger(env.LOG_LEVEL ?? 'debug', sink) : createLogger(config.log.level);
-  const worker = await startWorker(config, { logger });
+  const worker = await startWorker(config, { logger, ...workerOpts });
   if (ready) await until(() => worker.comfy.isReady, 10_000, 'worker connected to ComfyUI');
   return { ...worker, dbPath, logs };
 }
@@ -76,4 +77,26 @@ export async function getJson(url: string): Promise<{ status: number; body: any 
   const res = await fetch(url);
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Any method, optional JSON body and headers; the body is parsed as JSON when it is JSON. */
+export async function callJson(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep text
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
 }

@@ -4,7 +4,7 @@ import type { AxiosInstance } from 'axios';
 import type { ComfyClient } from '../comfy/client';
 import { collectOutputs, withoutSecrets } from '../comfy/history';
 import { uploadInputImages, type InputLimits } from '../comfy/inputs';
-import type { ComfyEvent, OutputFileRef, OutputValue } from '../comfy/types';
+import type { ComfyEvent, HistoryEntry, OutputFileRef, OutputValue } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
 import { deliverOutputs, type DeliveryPlan } from '../delivery/outputs';
 import { resolveS3Destination, type S3Clients, type S3Defaults } from '../delivery/s3';
@@ -54,31 +54,59 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent });
     const generated = clock();
 
-    const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
-    const delivered = spec.skipDelivery
-      ? { outputs: listOnly(refs, values), files: [] }
-      : await deliverOutputs(deps.comfy.http, refs, values, deliveryPlan(deps, job, secrets), signal);
-    const finished = clock();
-    const queuedAt = Math.round(job.createdAt * 1000);
-    const result: JobResult = {
-      outputs: delivered.outputs,
-      warnings,
-      timings: {
-        queued_at_ms: queuedAt,
-        started_at_ms: started,
-        preprocess_ms: submitted - started,
-        generation_ms: generated - submitted,
-        postprocess_ms: finished - generated,
-        completed_at_ms: finished,
-        total_ms: finished - queuedAt,
-      },
-    };
-    if (spec.includeComfyResponse) result.comfyResponse = { [promptId]: withoutSecrets(entry) };
-    return { result, files: delivered.files };
+    return deliverFinished(deps, job, secrets, entry, { warnings, started, submitted, generated }, signal);
   };
 }
 
-function deliveryPlan(deps: ExecuteDeps, job: JobRecord, secrets: JobSecrets): DeliveryPlan {
+/** What delivering a finished prompt's outputs needs (a subset of the executor's deps). */
+export type DeliveryDeps = Pick<ExecuteDeps, 'comfy' | 'maxInlineBytes' | 'clock' | 's3Defaults' | 's3Clients' | 'logger'>;
+
+/** When each phase of a run began (epoch ms) and what ComfyUI warned about. */
+export interface RunMarks {
+  warnings: string[];
+  started: number;
+  submitted: number;
+  generated: number;
+}
+
+/**
+ * Collects and delivers the outputs of a prompt that finished successfully, and builds the job's
+ * result. Shared by a normal run and by recovery (a prompt a previous process submitted).
+ */
+export async function deliverFinished(
+  deps: DeliveryDeps,
+  job: JobRecord,
+  secrets: JobSecrets,
+  entry: HistoryEntry,
+  marks: RunMarks,
+  signal: AbortSignal,
+): Promise<Execution> {
+  const clock = deps.clock ?? Date.now;
+  const { spec } = job;
+  const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
+  const delivered = spec.skipDelivery
+    ? { outputs: listOnly(refs, values), files: [] }
+    : await deliverOutputs(deps.comfy.http, refs, values, deliveryPlan(deps, job, secrets), signal);
+  const finished = clock();
+  const queuedAt = Math.round(job.createdAt * 1000);
+  const result: JobResult = {
+    outputs: delivered.outputs,
+    warnings: marks.warnings,
+    timings: {
+      queued_at_ms: queuedAt,
+      started_at_ms: marks.started,
+      preprocess_ms: marks.submitted - marks.started,
+      generation_ms: marks.generated - marks.submitted,
+      postprocess_ms: finished - marks.generated,
+      completed_at_ms: finished,
+      total_ms: finished - queuedAt,
+    },
+  };
+  if (spec.includeComfyResponse && job.promptId !== null) result.comfyResponse = { [job.promptId]: withoutSecrets(entry) };
+  return { result, files: delivered.files };
+}
+
+function deliveryPlan(deps: DeliveryDeps, job: JobRecord, secrets: JobSecrets): DeliveryPlan {
   const dest = resolveS3Destination(deps.s3Defaults, job.spec.s3, secrets);
   return {
     jobId: job.id,

@@ -31,7 +31,27 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (job_id, idx)
   ) WITHOUT ROWID;
   `,
-  // 2: the webhook outbox: one final delivery per job that asked for a webhook. The row is made
+  // 2: job counts per status kept by triggers, so admission (MAX_QUEUE_SIZE), /stats and /health
+  //    read five rows instead of counting a deep queue on every request
+  `
+  CREATE TABLE job_counts (
+    status TEXT    PRIMARY KEY,
+    n      INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO job_counts (status, n) VALUES ('pending', 0), ('running', 0), ('completed', 0), ('failed', 0), ('cancelled', 0);
+  UPDATE job_counts SET n = (SELECT COUNT(*) FROM jobs WHERE jobs.status = job_counts.status);
+  CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+    UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;
+  END;
+  CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+  END;
+  CREATE TRIGGER jobs_count_update AFTER UPDATE OF status ON jobs WHEN OLD.status <> NEW.status BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+    UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;
+  END;
+  `,
+  // 3: the webhook outbox: one final delivery per job that asked for a webhook. The row is made
   // with the job ('waiting') and armed in the same transaction that ends the job ('pending'),
   // so a crash can neither lose nor duplicate it.
   `

@@ -90,7 +90,8 @@ export class JobQueue {
 
   /**
    * Cancels a job: a pending one at once; a running one by interrupting its prompt (it ends as
-   * cancelled shortly after, reported through `finished`).
+   * cancelled shortly after, reported through `finished`); one a previous process left running,
+   * not yet recovered, at once.
    */
   cancel(id: string, reason: WorkerError): CancelOutcome {
     const job = this.require(id);
@@ -99,7 +100,9 @@ export class JobQueue {
       if (final) this.events.emit('finished', final);
       return 'cancelled';
     }
-    if (this.runner.abortRunning(id, reason)) return 'cancelling';
+    const stopped = this.runner.stopJob(id, reason);
+    if (stopped === 'aborting') return 'cancelling';
+    if (stopped === 'ended') return 'cancelled';
     return 'already_finished';
   }
 }

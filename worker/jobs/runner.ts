@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
 import type { JobEvents } from './events';
 import type { JobExecutor } from './execute';
+import type { Recovery } from './recovery';
 import { ProgressTracker } from './progress';
 import type { JobStore } from './store';
 import type { JobProgress, JobRecord } from './types';
@@ -24,6 +25,16 @@ export interface RunnerOptions {
   jobTimeoutMs: number;
   /** How long queued synchronous callers wait for an unreachable ComfyUI before getting a 503. */
   readyTimeoutMs: number;
+  /** Decides what becomes of jobs a previous process left running; without it they are left alone. */
+  recovery?: Recovery;
+}
+
+/** Whether a job is being stopped: aborting (it is the running one) or ended (it was a leftover). */
+export type StopOutcome = 'aborting' | 'ended' | false;
+
+/** The terminal status a job ends with when it stops for this reason. */
+function statusFor(error: WorkerError): 'cancelled' | 'failed' {
+  return error.code === 'cancelled' || error.code === 'client_disconnected' ? 'cancelled' : 'failed';
 }
 
 interface Current {
@@ -39,6 +50,8 @@ export class Runner {
   private loopDone: Promise<void> | undefined;
   private stopping = false;
   private paused = false;
+  /** Jobs left running by a previous process are dealt with before the first claim. */
+  private recovered = false;
   private readonly stopController = new AbortController();
 
   constructor(opts: RunnerOptions) {
@@ -82,6 +95,22 @@ export class Runner {
   }
 
   /**
+   * Stops a running job: the one this runner runs is aborted (it ends shortly after, its prompt
+   * interrupted); one a previous process left running that recovery has not reached yet (ComfyUI
+   * still away) is ended at once and its prompt taken out of ComfyUI if it can be reached.
+   */
+  stopJob(jobId: string, reason: WorkerError): StopOutcome {
+    if (this.abortRunning(jobId, reason)) return 'aborting';
+    const { store, comfy } = this.opts;
+    const job = store.get(jobId);
+    if (job?.status !== 'running') return false;
+    if (!store.finish(jobId, statusFor(reason), { error: reason.toBody() })) return false;
+    if (job.promptId !== null) void comfy.cancelPrompt(job.promptId);
+    this.emitFinished(jobId);
+    return 'ended';
+  }
+
+  /**
    * Stops taking jobs. A running job is given `graceMs` to finish; after that it is left as it is
    * in ComfyUI and in the store (not interrupted), for the next process to recover.
    */
@@ -104,6 +133,8 @@ export class Runner {
           await this.idle();
         } else if (!this.opts.comfy.isReady) {
           await this.waitForComfy();
+        } else if (!this.recovered) {
+          await this.recoverLeftovers();
         } else {
           const job = this.opts.store.claimNext(randomUUID());
           if (job) await this.run(job);
@@ -141,14 +172,42 @@ export class Runner {
     }
   }
 
-  private async run(job: JobRecord): Promise<void> {
+  /**
+   * Jobs a previous process left running, oldest first, once ComfyUI is ready and before any new
+   * claim: a resumed one occupies the runner like any running job, so nothing else is submitted
+   * meanwhile and the order of the queue is kept. If ComfyUI goes away halfway, the loop retries.
+   */
+  private async recoverLeftovers(): Promise<void> {
+    const { recovery, store, logger } = this.opts;
+    for (const job of store.running()) {
+      if (!recovery) break;
+      if (this.stopping || this.paused) return;
+      const plan = await recovery.plan(job);
+      if (store.get(job.id)?.status !== 'running') {
+        // Cancelled or reset while we looked: make sure ComfyUI drops it too.
+        if (plan.kind === 'resume' && job.promptId !== null) await this.opts.comfy.cancelPrompt(job.promptId);
+        continue;
+      }
+      logger.info({ jobId: job.id, promptId: job.promptId, plan: plan.kind }, 'recovering a job left running');
+      if (plan.kind === 'resume') {
+        await this.run(job, plan.execute, plan.timeoutMs);
+      } else if (plan.kind === 'requeue') {
+        store.requeue(job.id);
+      } else if (store.finish(job.id, 'failed', { error: plan.error.toBody() })) {
+        this.emitFinished(job.id);
+      }
+    }
+    this.recovered = true;
+  }
+
+  private async run(job: JobRecord, execute: JobExecutor = this.opts.execute, timeoutMs = this.opts.jobTimeoutMs): Promise<void> {
     const { store, events, logger } = this.opts;
     const controller = new AbortController();
     const timeoutS = this.opts.jobTimeoutMs / 1000;
     const deadline = setTimeout(
       () =>
         controller.abort(new WorkerError(504, 'timeout', `Job ${job.id} exceeded its deadline of ${timeoutS} s (JOB_TIMEOUT_S)`)),
-      this.opts.jobTimeoutMs,
+      Math.max(0, timeoutMs),
     );
     const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
     this.current = { job, controller, tracker };
@@ -156,7 +215,7 @@ export class Runner {
     logger.info({ jobId: job.id, promptId: job.promptId, door: job.door }, 'job started');
     try {
       const secrets = store.secretsOf(job.id);
-      const { result, files } = await this.opts.execute(job, secrets, controller.signal, (event) => {
+      const { result, files } = await execute(job, secrets, controller.signal, (event) => {
         events.emit('comfyEvent', job, event);
         if (tracker.update(event)) events.emit('progress', job, tracker.snapshot());
       });
@@ -164,7 +223,7 @@ export class Runner {
       logger.info({ jobId: job.id, ms: result.timings.total_ms, outputs: result.outputs.length }, 'job completed');
     } catch (err) {
       const error = toWorkerError(err);
-      const status = error.code === 'cancelled' || error.code === 'client_disconnected' ? 'cancelled' : 'failed';
+      const status = statusFor(error);
       if (error.code === 'internal') logger.error({ jobId: job.id, err }, 'job failed unexpectedly');
       else logger.warn({ jobId: job.id, code: error.code, status: error.status, msg: error.message }, `job ${status}`);
       store.finish(job.id, status, { error: error.toBody() });

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../../test/support/tmp';
+import Database from 'better-sqlite3';
 import { ConfigError } from '../config';
+import { MIGRATIONS } from './migrations';
 import { SecretBox } from './secrets';
 import { JobStore } from './store';
 import type { JobSpec, NewJob } from './types';
@@ -124,5 +126,88 @@ describe('JobStore', () => {
     expect(() => new JobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
       /SQLITE_DB_PATH: cannot create the folder/,
     );
+  });
+
+  test('requeue puts a job left running back at the head of the queue, to be claimed with a new prompt id', () => {
+    const store = openStore();
+    const a = store.insert(newJob());
+    const b = store.insert(newJob());
+    store.claimNext('first-prompt');
+    expect(store.requeue(a.id)).toBe(true);
+    expect(store.get(a.id)).toMatchObject({ status: 'pending', promptId: null, startedAt: null, attempts: 1 });
+    expect(store.requeue(a.id)).toBe(false); // only running jobs
+    expect(store.queuePosition(store.get(b.id)!)).toBe(1);
+    expect(store.claimNext('second-prompt')).toMatchObject({ id: a.id, promptId: 'second-prompt', attempts: 2 });
+  });
+
+  test('counts are kept per status through every transition and deletion', () => {
+    const store = openStore();
+    const ids = Array.from({ length: 6 }, () => store.insert(newJob()).id);
+    store.claimNext('p1');
+    store.finish(ids[0]!, 'completed', { files: [Buffer.from('x')] });
+    store.claimNext('p2');
+    store.finish(ids[1]!, 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
+    store.cancelPending(ids[2]!, { code: 'cancelled', message: 'x', status: 499 });
+    store.claimNext('p3');
+    store.requeue(ids[3]!);
+    store.claimNext('p4');
+    expect(store.deleteFinished(ids[0]!)).toBe(true);
+    expect(store.deleteFinished(ids[3]!)).toBe(false); // running
+    expect(store.deleteFinished(ids[4]!)).toBe(false); // pending
+    expect(store.counts()).toEqual({ pending: 2, running: 1, completed: 0, failed: 1, cancelled: 1 });
+    expect(store.pendingCount()).toBe(2);
+  });
+
+  test('a version 1 database gets its counts on migration', () => {
+    const file = path.join(dir, 'v1.db');
+    const v1 = new Database(file);
+    v1.exec(MIGRATIONS[0]!);
+    v1.pragma('user_version = 1');
+    const insert = v1.prepare(
+      `INSERT INTO jobs (id, door, status, created_at, spec) VALUES (?, 'http', ?, 1, '{"workflow":{}}')`,
+    );
+    ['pending', 'pending', 'running', 'completed', 'failed', 'failed', 'failed'].forEach((status, i) =>
+      insert.run(`old-${i}`, status),
+    );
+    v1.close();
+    const store = new JobStore({ path: file, secrets });
+    opened.push(store);
+    expect(store.counts()).toEqual({ pending: 2, running: 1, completed: 1, failed: 3, cancelled: 0 });
+    store.insert(newJob());
+    expect(store.pendingCount()).toBe(3);
+  });
+
+  test('recent jobs newest first; old ended jobs deleted with their files; running since a time', () => {
+    let now = 1_700_000_000_000;
+    const store = openStore(() => now);
+    const a = store.insert(newJob());
+    const b = store.insert(newJob());
+    const c = store.insert(newJob());
+    store.claimNext('pa');
+    store.finish(a.id, 'completed', { files: [Buffer.from('png')] });
+    now += 3_600_000;
+    store.claimNext('pb');
+    store.finish(b.id, 'failed', { error: { code: 'execution_error', message: 'boom', status: 500 } });
+    store.claimNext('pc');
+    expect(store.recent(2).map((j) => [j.id, j.status, j.error?.message ?? null])).toEqual([
+      [c.id, 'running', null],
+      [b.id, 'failed', 'boom'],
+    ]);
+    expect(store.runningSince(store.now() + 1).map((j) => j.id)).toEqual([c.id]);
+    expect(store.runningSince(store.now() - 1)).toEqual([]);
+    expect(store.deleteFinishedBefore(store.now() - 1800)).toBe(1);
+    expect(store.get(a.id)).toBeUndefined();
+    expect(store.file(a.id, 0)).toBeUndefined();
+    expect(store.get(b.id)?.status).toBe('failed');
+  });
+
+  test('secrets sealed with another key: a clear error, never the plaintext', () => {
+    const file = path.join(dir, 'rekey.db');
+    const first = new JobStore({ path: file, secrets: SecretBox.open({ key: 'one', keyFile: '' }) });
+    const job = first.insert(newJob({ secrets: { comfyOrgApiKey: 'the-key' } }));
+    first.close();
+    const second = new JobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
+    opened.push(second);
+    expect(() => second.secretsOf(job.id)).toThrow('sealed with another JOB_SECRETS_KEY');
   });
 });

@@ -30,6 +30,25 @@ interface JobRow {
 
 export type StatusCounts = Record<JobStatus, number>;
 
+interface RecentRow {
+  id: string;
+  status: string;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+}
+
+/** A job's summary without its spec or result. */
+export interface RecentJob {
+  id: string;
+  status: JobStatus;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  error: ErrorBody | null;
+}
+
 export interface StoreOptions {
   path: string;
   secrets: SecretBox;
@@ -108,10 +127,17 @@ function prepareStatements(db: Db) {
        WHERE id = @id AND status = 'pending'`,
     ),
     position: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending' AND seq < ?`),
-    counts: db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status'),
-    pendingCount: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending'`),
+    counts: db.prepare('SELECT status, n FROM job_counts'),
+    pendingCount: db.prepare(`SELECT n FROM job_counts WHERE status = 'pending'`),
     running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
     pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
+    requeue: db.prepare(
+      `UPDATE jobs SET status = 'pending', started_at = NULL, prompt_id = NULL WHERE id = ? AND status = 'running'`,
+    ),
+    recent: db.prepare(`SELECT id, status, created_at, started_at, completed_at, error FROM jobs ORDER BY seq DESC LIMIT ?`),
+    deleteOld: db.prepare(`DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?`),
+    runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
+    deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
     addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
     addWebhook: db.prepare(
       `INSERT INTO webhook_deliveries (job_id, url, extra, signed, secret, timeout_s, status, created_at)
@@ -157,18 +183,20 @@ export class JobStore {
     const { images, ...spec } = job.spec;
     const { webhookSecret, ...jobSecrets } = job.secrets ?? {};
     const hasSecrets = Object.values(jobSecrets).some((v) => v !== undefined);
-    const now = this.now();
+    const createdAt = this.now();
+    let seq = 0;
     try {
       this.db.transaction(() => {
-        this.stmt.insert.run({
+        const info = this.stmt.insert.run({
           id: job.id,
           door: job.door,
           sync: job.sync ? 1 : 0,
-          created_at: now,
+          created_at: createdAt,
           secrets: hasSecrets ? this.box.seal(jobSecrets) : null,
           spec: JSON.stringify(spec),
           inputs: images.length > 0 ? JSON.stringify(images) : null,
         });
+        seq = Number(info.lastInsertRowid);
         const hook = job.spec.webhook;
         if (hook) {
           // The webhook's secret lives with its delivery, which outlives the job's other secrets.
@@ -179,7 +207,7 @@ export class JobStore {
             signed: hook.signed ? 1 : 0,
             secret: webhookSecret !== undefined ? this.box.seal(webhookSecret) : null,
             timeout_s: hook.timeoutS ?? null,
-            now,
+            now: createdAt,
           });
         }
       })();
@@ -189,7 +217,22 @@ export class JobStore {
       }
       throw err;
     }
-    return this.get(job.id) as JobRecord;
+    // Built here rather than read back: admission is on the hot path of a deep queue.
+    return {
+      id: job.id,
+      seq,
+      door: job.door,
+      sync: job.sync,
+      status: 'pending',
+      spec: job.spec,
+      promptId: null,
+      attempts: 0,
+      result: null,
+      error: null,
+      createdAt,
+      startedAt: null,
+      completedAt: null,
+    };
   }
 
   get(id: string): JobRecord | undefined {
@@ -200,7 +243,17 @@ export class JobStore {
   /** The job's credentials, while it is not finished. */
   secretsOf(id: string): JobSecrets {
     const row = this.stmt.get.get(id) as JobRow | undefined;
-    return row?.secrets ? this.box.unseal<JobSecrets>(row.secrets) : {};
+    if (!row?.secrets) return {};
+    try {
+      return this.box.unseal<JobSecrets>(row.secrets);
+    } catch {
+      // The job is run without its credentials never: it fails with a reason an operator can act on.
+      throw new WorkerError(
+        500,
+        'internal',
+        `The credentials of job ${id} cannot be decrypted: they were sealed with another JOB_SECRETS_KEY (or key file)`,
+      );
+    }
   }
 
   /** Atomically marks the oldest pending job running with the given prompt id. */
@@ -241,6 +294,41 @@ export class JobStore {
       this.stmt.armWebhook.run({ id, now });
       return true;
     })();
+  }
+
+  /**
+   * Puts a job a previous process left running back at the head of the queue (its seq keeps its
+   * place), to be claimed again with a new prompt id. False if it was not running.
+   */
+  requeue(id: string): boolean {
+    return this.stmt.requeue.run(id).changes === 1;
+  }
+
+  /** The latest jobs, newest first (for /stats). */
+  recent(limit: number): RecentJob[] {
+    return (this.stmt.recent.all(limit) as RecentRow[]).map((row) => ({
+      id: row.id,
+      status: row.status as JobStatus,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      completedAt: row.completed_at,
+      error: row.error ? (JSON.parse(row.error) as ErrorBody) : null,
+    }));
+  }
+
+  /** Deletes completed, failed and cancelled jobs that ended before `cutoff` (epoch s), files too. */
+  deleteFinishedBefore(cutoff: number): number {
+    return this.stmt.deleteOld.run(cutoff).changes;
+  }
+
+  /** Jobs running since before `cutoff` (epoch s). */
+  runningSince(cutoff: number): JobRecord[] {
+    return (this.stmt.runningSince.all(cutoff) as JobRow[]).map(rowToRecord);
+  }
+
+  /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
+  deleteFinished(id: string): boolean {
+    return this.stmt.deleteTerminal.run(id).changes === 1;
   }
 
   file(id: string, index: number): Buffer | undefined {

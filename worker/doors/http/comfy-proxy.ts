@@ -3,6 +3,7 @@
 import type { Server } from 'node:http';
 import type { RequestHandler } from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
+import { checkKey, type RequiredKey } from './auth';
 
 export const COMFY_PROXY_PREFIX = '/comfy';
 
@@ -12,7 +13,8 @@ export interface ComfyProxy {
   attach(server: Server): void;
 }
 
-export function createComfyProxy(comfyBaseUrl: string): ComfyProxy {
+/** Websocket upgrades bypass Express, so they are checked against the API key here. */
+export function createComfyProxy(comfyBaseUrl: string, access: RequiredKey): ComfyProxy {
   const proxy = createProxyMiddleware({
     target: comfyBaseUrl,
     changeOrigin: true,
@@ -23,7 +25,13 @@ export function createComfyProxy(comfyBaseUrl: string): ComfyProxy {
     middleware: proxy as unknown as RequestHandler,
     attach(server) {
       server.on('upgrade', (req, socket, head) => {
-        if (req.url?.startsWith(`${COMFY_PROXY_PREFIX}/`)) proxy.upgrade(req, socket as never, head);
+        if (!req.url?.startsWith(`${COMFY_PROXY_PREFIX}/`)) return;
+        const denied = checkKey(access, req);
+        if (denied) {
+          socket.end(`HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+          return;
+        }
+        proxy.upgrade(req, socket as never, head);
       });
     },
   };

@@ -1,9 +1,17 @@
-// The api-wrapper contract's routes on the HTTP door.
+// The api-wrapper contract's routes on the HTTP door: /generate/sync (wait for the answer),
+// /generate (202, then poll /result/{id}), /cancel/{id} (any job, seed-style ones too) and
+// /queue-info, with the wrapper's shapes and status codes.
 import { Router } from 'express';
 import type { ComfyClient } from '../../comfy/client';
+import { WorkerError } from '../../errors';
 import type { JobQueue } from '../../jobs/queue';
+import { TERMINAL_STATUSES } from '../../jobs/types';
 import { answerWhenFinished, notReadyError } from '../wrapper/answer';
 import { parseWrapperRequest, type WrapperContext } from '../wrapper/request';
+import { toWrapperResult, wrapperHttpStatus, type WrapperResult } from '../wrapper/result';
+
+/** How long POST /cancel waits for a running job to let go, to report how it really ended. */
+const CANCEL_SETTLE_MS = 5_000;
 
 export interface WrapperRouteDeps {
   queue: JobQueue;
@@ -13,6 +21,7 @@ export interface WrapperRouteDeps {
 
 export function wrapperRoutes(deps: WrapperRouteDeps): Router {
   const router = Router();
+  const { queue } = deps;
 
   /** Admits a job, waits for it and answers with the Result envelope. */
   router.post('/generate/sync', async (req, res) => {
@@ -20,8 +29,67 @@ export function wrapperRoutes(deps: WrapperRouteDeps): Router {
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.wrapper, req.headers);
     // The caller may have gone while the request was checked (URL lookups): run nothing for nobody.
     if (req.socket.destroyed) return;
-    const job = deps.queue.submit({ id, door: 'wrapper', sync: true, spec, secrets });
-    await answerWhenFinished(deps.queue, job, res);
+    const job = queue.submit({ id, door: 'wrapper', sync: true, spec, secrets });
+    await answerWhenFinished(queue, job, res);
+  });
+
+  /** Admits a job and answers 202 at once; it waits in the queue even while ComfyUI is away. */
+  router.post('/generate', async (req, res) => {
+    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.wrapper, req.headers);
+    const job = queue.submit({ id, door: 'wrapper', sync: false, spec, secrets });
+    res.status(202).json(toWrapperResult(job, () => undefined));
+  });
+
+  router.get('/result/:id', (req, res) => {
+    const job = queue.get(req.params.id);
+    if (!job) {
+      const missing: WrapperResult = {
+        id: req.params.id,
+        status: 'failed',
+        message: 'Request ID not found',
+        output: [],
+        timings: {},
+        comfyui_response: {},
+      };
+      res.status(404).json(missing);
+      return;
+    }
+    res.status(wrapperHttpStatus(job)).json(toWrapperResult(job, (o) => queue.inlineData(job, o), queue.progress(job.id)));
+  });
+
+  router.post('/cancel/:id', async (req, res) => {
+    const id = req.params.id;
+    const job = queue.get(id);
+    if (!job) {
+      res.status(404).json({ error: `Request ${id} not found` });
+      return;
+    }
+    if (TERMINAL_STATUSES.includes(job.status)) {
+      res.json({ message: `Request ${id} is already ${job.status}`, status: job.status });
+      return;
+    }
+    const outcome = queue.cancel(id, new WorkerError(499, 'cancelled', 'Request cancelled by client'));
+    // A running job lets go within moments (its prompt is interrupted); report how it ended.
+    const final =
+      outcome === 'cancelling'
+        ? await queue.wait(id, AbortSignal.timeout(CANCEL_SETTLE_MS)).catch(() => undefined)
+        : queue.get(id);
+    if (final?.status === 'cancelled') {
+      res.json({ message: `Successfully cancelled request ${id}`, status: 'cancelled' });
+    } else if (final && TERMINAL_STATUSES.includes(final.status)) {
+      res.json({ message: `Request ${id} is already ${final.status}`, status: final.status });
+    } else {
+      res.json({ message: `Cancelling request ${id}: its prompt was interrupted`, status: 'cancelling' });
+    }
+  });
+
+  /**
+   * One queue here, mapped onto the wrapper's three: admitted jobs waiting (where MAX_QUEUE_SIZE
+   * applies, as for the wrapper's preprocess queue), the job in ComfyUI, and no post-processing queue.
+   */
+  router.get('/queue-info', (_req, res) => {
+    const counts = queue.store.counts();
+    res.json({ preprocess_queue_size: counts.pending, generation_queue_size: counts.running, postprocess_queue_size: 0 });
   });
 
   return router;

@@ -1,0 +1,44 @@
+// The standalone HTTP API's /admin routes: cleanup and stuck-job reset on demand (the same
+// operations the background upkeep runs), and deleting one ended job.
+import { Router } from 'express';
+import type { Config } from '../../config';
+import { invalidField } from '../../errors';
+import type { JobQueue } from '../../jobs/queue';
+import type { Upkeep } from '../../jobs/upkeep';
+import { queryNumber } from './query';
+
+export interface AdminRouteDeps {
+  config: Config;
+  queue: JobQueue;
+  upkeep: Upkeep;
+}
+
+/** Mounted under /admin. */
+export function adminRoutes(deps: AdminRouteDeps): Router {
+  const router = Router();
+
+  router.post('/cleanup', (req, res) => {
+    const hours = queryNumber(req.query.max_age_hours, 'max_age_hours', deps.config.upkeep.retentionHours);
+    const deleted = deps.upkeep.cleanup(hours);
+    res.json({ message: `Cleaned up ${deleted} old jobs`, deleted });
+  });
+
+  router.post('/reset-stuck', (req, res) => {
+    const hours = queryNumber(req.query.max_running_time_hours, 'max_running_time_hours', deps.config.upkeep.stuckHours);
+    const reset = deps.upkeep.resetStuck(hours);
+    res.json({ message: `Reset ${reset} stuck jobs`, reset });
+  });
+
+  router.delete('/job/:jobId', (req, res) => {
+    const job = deps.queue.require(req.params.jobId);
+    if (!deps.queue.store.deleteFinished(job.id)) {
+      throw invalidField(
+        'job_id',
+        `Can only delete completed, failed or cancelled jobs; job ${job.id} is ${job.status} (cancel it with POST /cancel/${job.id})`,
+      );
+    }
+    res.json({ message: `Job ${job.id} deleted successfully` });
+  });
+
+  return router;
+}

@@ -1,0 +1,47 @@
+// The body of GET /status/{job_id}, the seed's shape:
+//   {job_id, status, result, error, created_at, started_at, completed_at}
+// with epoch-second timestamps, `progress` while running and `queue_position` (pending jobs
+// ahead) while pending. `result` is set once the job completed, in the shape the job came in:
+// the worker-comfyui output object, or the API-wrapper Result for wrapper-form jobs. `error` is
+// the message (a string) or null; `error_code` and, when there are any, `error_details` sit beside it.
+import type { JobQueue } from '../../jobs/queue';
+import type { JobProgress, JobRecord, JobStatus } from '../../jobs/types';
+import { toWorkerComfyOutput, type WorkerComfyOutput } from '../worker-comfyui/output';
+import { toWrapperResult, type WrapperResult } from '../wrapper/result';
+
+export interface StatusBody {
+  job_id: string;
+  status: JobStatus;
+  result: WorkerComfyOutput | WrapperResult | null;
+  error: string | null;
+  error_code: string | null;
+  error_details?: unknown;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  progress?: JobProgress | null;
+  queue_position?: number;
+}
+
+function resultOf(job: JobRecord, queue: JobQueue): StatusBody['result'] {
+  if (job.status !== 'completed' || job.result === null) return null;
+  const fileData = queue.inlineData.bind(queue, job);
+  return job.door === 'wrapper' ? toWrapperResult(job, fileData) : toWorkerComfyOutput(job.result, fileData);
+}
+
+export function statusBody(job: JobRecord, queue: JobQueue): StatusBody {
+  const body: StatusBody = {
+    job_id: job.id,
+    status: job.status,
+    result: resultOf(job, queue),
+    error: job.error?.message ?? null,
+    error_code: job.error?.code ?? null,
+    created_at: job.createdAt,
+    started_at: job.startedAt,
+    completed_at: job.completedAt,
+  };
+  if (job.error?.details !== undefined) body.error_details = job.error.details;
+  if (job.status === 'running') body.progress = queue.progress(job.id) ?? null;
+  if (job.status === 'pending') body.queue_position = queue.queuePosition(job);
+  return body;
+}

@@ -1,0 +1,59 @@
+// The standalone HTTP API's job routes (the seed's /run, /status and /stats).
+import { Router } from 'express';
+import type { JobQueue } from '../../jobs/queue';
+import type { RecentJob } from '../../jobs/store';
+import type { WrapperContext } from '../wrapper/request';
+import { statusBody } from './job-status';
+import { queryBool } from './query';
+import { parseRunRequest } from './run-request';
+
+/** How many jobs `/stats?include_recent=true` lists, newest first. */
+export const RECENT_JOBS = 50;
+
+export interface JobsRouteDeps {
+  queue: JobQueue;
+  wrapper: WrapperContext;
+}
+
+function recentBody(job: RecentJob) {
+  return {
+    id: job.id,
+    status: job.status,
+    created_at: job.createdAt,
+    started_at: job.startedAt,
+    completed_at: job.completedAt,
+    error: job.error?.message ?? null,
+  };
+}
+
+export function jobsRoutes(deps: JobsRouteDeps): Router {
+  const router = Router();
+  const { queue } = deps;
+
+  /** Stores a job and answers at once; the job waits for ComfyUI if it is not ready yet. */
+  router.post('/run', async (req, res) => {
+    const { id, door, spec, secrets } = await parseRunRequest(req.body, deps.wrapper, req.headers);
+    const job = queue.submit({ id, door, sync: false, spec, secrets });
+    res.json({ job_id: job.id, status: job.status });
+  });
+
+  router.get('/status/:jobId', (req, res) => {
+    res.json(statusBody(queue.require(req.params.jobId), queue));
+  });
+
+  router.get('/stats', (req, res) => {
+    const includeRecent = queryBool(req.query.include_recent, 'include_recent', false);
+    const counts = queue.store.counts();
+    res.json({
+      total_jobs: Object.values(counts).reduce((a, b) => a + b, 0),
+      pending_jobs: counts.pending,
+      running_jobs: counts.running,
+      completed_jobs: counts.completed,
+      failed_jobs: counts.failed,
+      cancelled_jobs: counts.cancelled,
+      ...(includeRecent ? { recent_jobs: queue.store.recent(RECENT_JOBS).map(recentBody) } : {}),
+    });
+  });
+
+  return router;
+}

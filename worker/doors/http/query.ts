@@ -1,0 +1,30 @@
+// Query-string parameters of the HTTP door, checked with a 400 that names the parameter.
+import { invalidField } from '../../errors';
+
+function single(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw invalidField(name, 'must be given once, as a plain value');
+  return value.trim() === '' ? undefined : value.trim();
+}
+
+/** A number >= `min`, or the fallback when absent. */
+export function queryNumber(value: unknown, name: string, fallback: number, min = 0): number {
+  const raw = single(value, name);
+  if (raw === undefined) return fallback;
+  const parsed = Number(raw);
+  if (!Number.isFinite(parsed) || parsed < min) throw invalidField(name, `must be a number >= ${min}, got "${raw}"`);
+  return parsed;
+}
+
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
+
+/** true/false, 1/0, yes/no, on/off (any case), or the fallback when absent. */
+export function queryBool(value: unknown, name: string, fallback: boolean): boolean {
+  const raw = single(value, name);
+  if (raw === undefined) return fallback;
+  const word = raw.toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  throw invalidField(name, `must be true or false, got "${raw}"`);
+}

@@ -1,0 +1,73 @@
+// The worker-comfyui job output, which the standalone HTTP API's /status and the RunPod door return:
+//   {"images": [{"filename", "type": "base64" | "s3_url", "data"}], "errors"?: [warnings]}
+// Every output kind is returned, not only images (worker-comfyui drops videos and audio): each
+// kind ComfyUI reported (`gifs`, `audio`, `videos`, unknown keys) gets its own list of items of the
+// same shape; text values come as `{"type": "text", "data": "<text>"}`. Items also carry `node_id`,
+// and `subfolder` and `mimetype` when known. No outputs at all: `{"status": "success_no_images",
+// "images": []}`, as worker-comfyui answers.
+import type { ErrorBody } from '../../errors';
+import type { JobOutput, JobResult } from '../../jobs/types';
+
+export interface WorkerComfyItem {
+  filename?: string;
+  type?: 'base64' | 's3_url' | 'text';
+  /** base64 without a data-URI prefix, a URL, or the text itself. */
+  data?: string;
+  node_id: string;
+  subfolder?: string;
+  mimetype?: string;
+  /** Why a file could not be delivered (only with partial results). */
+  error?: string;
+}
+
+export interface WorkerComfyOutput {
+  images: WorkerComfyItem[];
+  status?: 'success_no_images';
+  errors?: string[];
+  [kind: string]: WorkerComfyItem[] | string | string[] | undefined;
+}
+
+const RESERVED = new Set(['status', 'errors']);
+
+function toItem(output: JobOutput, data: string | undefined): WorkerComfyItem {
+  const item: WorkerComfyItem = { node_id: output.node_id };
+  if (output.filename === undefined) {
+    item.type = 'text';
+    item.data = typeof output.value === 'string' ? output.value : JSON.stringify(output.value);
+    return item;
+  }
+  item.filename = output.filename;
+  if (output.url !== undefined) {
+    item.type = 's3_url';
+    item.data = output.url;
+  } else if (data !== undefined) {
+    item.type = 'base64';
+    item.data = data;
+  }
+  if (output.subfolder) item.subfolder = output.subfolder;
+  if (output.mimetype !== undefined) item.mimetype = output.mimetype;
+  const error = output.error ?? output.upload_error;
+  if (error !== undefined && item.data === undefined) item.error = error;
+  return item;
+}
+
+/**
+ * @param fileData base64 of an inline output's stored bytes (undefined when not kept inline)
+ */
+export function toWorkerComfyOutput(result: JobResult, fileData: (output: JobOutput) => string | undefined): WorkerComfyOutput {
+  const out: WorkerComfyOutput = { images: [] };
+  for (const output of result.outputs) {
+    // A node's output key must not overwrite the envelope's own keys.
+    const kind = RESERVED.has(output.output_type) ? `${output.output_type}_outputs` : output.output_type;
+    const list = (out[kind] ??= []) as WorkerComfyItem[];
+    list.push(toItem(output, fileData(output)));
+  }
+  if (result.outputs.length === 0) out.status = 'success_no_images';
+  if (result.warnings.length > 0) out.errors = result.warnings;
+  return out;
+}
+
+/** A failed job, as worker-comfyui returns it: `{"error": message, "details"?: ...}`. */
+export function toWorkerComfyError(error: ErrorBody): { error: string; details?: unknown } {
+  return error.details === undefined ? { error: error.message } : { error: error.message, details: error.details };
+}

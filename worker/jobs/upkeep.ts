@@ -1,0 +1,87 @@
+// Keeps the job database in shape: every CLEANUP_INTERVAL_S, ended jobs older than
+// JOB_RETENTION_HOURS are deleted (their output files with them), and jobs running longer than
+// STUCK_JOB_HOURS are failed after their prompt is interrupted. The same two operations serve
+// /admin/cleanup and /admin/reset-stuck with other thresholds. Pending jobs never expire.
+import { WorkerError } from '../errors';
+import type { Logger } from '../observability/logger';
+import type { Runner } from './runner';
+import type { JobStore } from './store';
+
+const HOUR_S = 3600;
+
+export interface UpkeepOptions {
+  store: JobStore;
+  runner: Runner;
+  logger: Logger;
+  intervalS: number;
+  retentionHours: number;
+  stuckHours: number;
+}
+
+export class Upkeep {
+  private readonly opts: UpkeepOptions;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: UpkeepOptions) {
+    this.opts = opts;
+  }
+
+  /**
+   * Deletes old ended jobs now (safe beside recovery), then runs both operations every interval.
+   * Stuck jobs are not looked at right away: a job left running by a previous process is
+   * recovery's to reconcile, not to be failed as stuck.
+   */
+  start(): void {
+    if (this.timer) return;
+    this.safely(() => this.cleanup(this.opts.retentionHours));
+    this.timer = setInterval(() => this.pass(), this.opts.intervalS * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One scheduled pass. */
+  pass(): void {
+    this.safely(() => this.cleanup(this.opts.retentionHours));
+    this.safely(() => this.resetStuck(this.opts.stuckHours));
+  }
+
+  /** Deletes completed, failed and cancelled jobs that ended more than `maxAgeHours` ago. */
+  cleanup(maxAgeHours: number): number {
+    const deleted = this.opts.store.deleteFinishedBefore(this.opts.store.now() - maxAgeHours * HOUR_S);
+    if (deleted > 0) this.opts.logger.info({ deleted, maxAgeHours }, 'deleted old jobs');
+    return deleted;
+  }
+
+  /**
+   * Fails jobs running for more than `maxRunningHours`: the running one is aborted through the
+   * runner (its prompt interrupted, the job failed when the runner lets go of it); one left by a
+   * previous process is failed at once and its prompt taken out of ComfyUI.
+   */
+  resetStuck(maxRunningHours: number): number {
+    const { store, runner, logger } = this.opts;
+    let reset = 0;
+    for (const job of store.runningSince(store.now() - maxRunningHours * HOUR_S)) {
+      const reason = new WorkerError(
+        504,
+        'timeout',
+        `Job timed out (stuck in running state for more than ${maxRunningHours} h); its prompt was interrupted`,
+      );
+      if (runner.stopJob(job.id, reason) !== false) reset++;
+    }
+    if (reset > 0) logger.warn({ reset, maxRunningHours }, 'failed stuck jobs');
+    return reset;
+  }
+
+  private safely(operation: () => number): void {
+    try {
+      operation();
+    } catch (err) {
+      // A failed pass (disk full, database locked for too long) is retried at the next interval.
+      this.opts.logger.error({ err }, 'job database upkeep failed');
+    }
+  }
+}
