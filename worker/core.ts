@@ -8,6 +8,7 @@ import { S3Clients, s3Defaults } from './delivery/s3';
 import { WebhookOutbox } from './delivery/webhooks/outbox';
 import { ProgressNotifier } from './delivery/webhooks/progress';
 import { WebhookSender } from './delivery/webhooks/sender';
+import { workerComfyView } from './doors/worker-comfyui/output';
 import { wrapperView } from './doors/wrapper/result';
 import type { Config } from './config';
 import type { WrapperContext } from './doors/wrapper/request';
@@ -120,7 +121,11 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       policy: { retries: config.webhooks.retries, baseS: config.webhooks.backoffS, maxS: config.webhooks.maxBackoffS },
       timeoutS: config.webhooks.timeoutS,
       envSecret: config.webhooks.secret,
-      render: (job) => wrapperView(job, (o) => queue.inlineData(job, o)),
+      // A webhook shows a job the way its door answers: worker-comfyui's output or the wrapper's.
+      render: (job) => {
+        const view = job.door === 'http' || job.door === 'runpod' ? workerComfyView : wrapperView;
+        return view(job, (o) => queue.inlineData(job, o));
+      },
       logger,
       onResult: (result) => metrics.webhookDeliveries.inc({ result }),
     }),

@@ -14,7 +14,9 @@ afterAll(async () => {
 test('a body over MAX_BODY_MB is a 413 JSON error naming the limit', async () => {
   const worker = await startTestWorker(sim.url, { MAX_BODY_MB: '0.01' });
   try {
-    const res = await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: saveWorkflow(), pad: 'x'.repeat(20_000) } });
+    const res = await postJson(`${worker.url}/generate/sync`, {
+      input: { workflow_json: saveWorkflow(), pad: 'x'.repeat(20_000) },
+    });
     expect(res.status).toBe(413);
     expect(res.body.error).toMatchObject({ code: 'payload_too_large', field: 'body' });
     expect(res.body.error.message).toContain('larger than MAX_BODY_MB');
@@ -57,7 +59,12 @@ test('credentials from the request and the environment never reach the logs', as
       input: {
         workflow_json: saveWorkflow('secret'),
         comfy_org_api_key: 'req-org-key-789',
-        s3: { access_key_id: 'AKIA-REQ', secret_access_key: 'req-s3-secret-000', bucket_name: 'b', endpoint_url: 'http://127.0.0.1:1' },
+        s3: {
+          access_key_id: 'AKIA-REQ',
+          secret_access_key: 'req-s3-secret-000',
+          bucket_name: 'b',
+          endpoint_url: 'http://127.0.0.1:1',
+        },
       },
     });
     const withComfyResponse = await postJson(
@@ -70,7 +77,8 @@ test('credentials from the request and the environment never reach the logs', as
     expect(JSON.stringify(withComfyResponse.body)).not.toContain('env-org-key-123');
     const text = JSON.stringify(worker.logs);
     expect(worker.logs.length).toBeGreaterThan(5);
-    for (const secret of ['env-org-key-123', 'env-hook-secret-456', 'req-org-key-789', 'req-s3-secret-000']) expect(text).not.toContain(secret);
+    for (const secret of ['env-org-key-123', 'env-hook-secret-456', 'req-org-key-789', 'req-s3-secret-000'])
+      expect(text).not.toContain(secret);
   } finally {
     await worker.stop();
   }

@@ -5,7 +5,7 @@ import { startSimulator, type Simulator } from '../../worker/simulator';
 import { spawnWorker, type WorkerProcess } from '../support/process';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
 import { tempDir } from '../support/tmp';
-import { postJson } from '../support/worker';
+import { postJson, until } from '../support/worker';
 
 const MB = 1024 * 1024;
 let sim: Simulator;
@@ -47,6 +47,7 @@ beforeAll(async () => {
     S3_BUCKET_NAME: 'outputs',
     S3_ENDPOINT_URL: s3.endpoint,
   });
+  await until(async () => (await fetch(`${worker.url}/health`)).status === 200, 15_000, 'worker healthy');
 }, 30_000);
 afterAll(async () => {
   await worker?.kill('SIGTERM');

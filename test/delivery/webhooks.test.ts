@@ -5,7 +5,7 @@ import { verify } from '../../worker/delivery/webhooks/sign';
 import { startSimulator, type Simulator } from '../../worker/simulator';
 import { startReceiver, type Receiver } from '../support/receiver';
 import { tempDir } from '../support/tmp';
-import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
+import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { saveWorkflow } from '../support/workflows';
 
 let sim: Simulator;
@@ -210,4 +210,53 @@ test('malformed webhook blocks, non-http and private URLs are 400s naming the fi
     expect(res.body.error.field).toBe(field);
     expect(res.body.error.message).toContain(message);
   }
+});
+
+test("the job API: callback_url and RunPod's top-level webhook, in worker-comfyui's shape; /status shows the delivery", async () => {
+  const w = await worker({ WEBHOOK_RETRIES: '1', WEBHOOK_BACKOFF_S: '0.05' });
+  const viaCallback = await postJson(`${w.url}/run`, { input: { workflow: saveWorkflow('cb'), callback_url: receiver.url } });
+  const viaTopLevel = await postJson(`${w.url}/run`, { input: { workflow: saveWorkflow('top') }, webhook: receiver.url });
+  expect(viaCallback.status).toBe(200);
+  expect(viaTopLevel.status).toBe(200);
+  const deliveries = await receiver.waitFor(2);
+  const ids = deliveries.map((d) => d.body.id).sort();
+  expect(ids).toEqual([viaCallback.body.job_id, viaTopLevel.body.job_id].sort());
+  for (const d of deliveries) {
+    expect(d.body).toMatchObject({ event: 'completed', status: 'completed' });
+    expect(d.body.output.images[0]).toMatchObject({ type: 'base64', node_id: '2' });
+  }
+  await until(
+    async () => (await getJson(`${w.url}/status/${viaCallback.body.job_id}`)).body.webhook?.status === 'delivered',
+    5_000,
+    'delivered',
+  );
+  const status = await getJson(`${w.url}/status/${viaCallback.body.job_id}`);
+  expect(status.body.webhook).toEqual({ status: 'delivered', attempts: 1, last_error: null });
+
+  receiver.failNext = 100;
+  const failing = await postJson(`${w.url}/run`, { workflow: saveWorkflow('fails'), callback_url: receiver.url });
+  await until(
+    async () => (await getJson(`${w.url}/status/${failing.body.job_id}`)).body.webhook?.status === 'failed',
+    5_000,
+    'failed',
+  );
+  const failed = await getJson(`${w.url}/status/${failing.body.job_id}`);
+  expect(failed.body.webhook).toEqual({ status: 'failed', attempts: 2, last_error: 'HTTP 500' });
+  expect(JSON.stringify(failed.body)).not.toContain(receiver.url);
+});
+
+test('cleanup keeps a finished job until its webhook is delivered or has failed', async () => {
+  let now = Date.now();
+  const w = await startTestWorker(sim.url, { ALLOW_PRIVATE_URLS: 'true', WEBHOOK_BACKOFF_S: '3600' }, true, { clock: () => now });
+  workers.push(w);
+  receiver.failNext = 1; // the first attempt fails; the retry is an hour away
+  const res = await postJson(`${w.url}/generate/sync`, {
+    input: { request_id: 'hook-keep', workflow_json: saveWorkflow(), webhook: { url: receiver.url } },
+  });
+  expect(res.status).toBe(200);
+  await receiver.waitFor(1);
+  now += 48 * 3600 * 1000;
+  const cleaned = await postJson(`${w.url}/admin/cleanup?max_age_hours=1`, {});
+  expect(cleaned.status).toBe(200);
+  expect((await getJson(`${w.url}/status/hook-keep`)).status).toBe(200);
 });

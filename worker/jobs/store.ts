@@ -135,7 +135,11 @@ function prepareStatements(db: Db) {
       `UPDATE jobs SET status = 'pending', started_at = NULL, prompt_id = NULL WHERE id = ? AND status = 'running'`,
     ),
     recent: db.prepare(`SELECT id, status, created_at, started_at, completed_at, error FROM jobs ORDER BY seq DESC LIMIT ?`),
-    deleteOld: db.prepare(`DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?`),
+    // A job whose webhook is still to be delivered is kept until it is (or gives up).
+    deleteOld: db.prepare(
+      `DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.job_id = jobs.id AND d.status IN ('waiting', 'pending'))`,
+    ),
     runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
     deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
     addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),

@@ -5,6 +5,7 @@ import http from 'node:http';
 import express from 'express';
 import type { ComfyClient } from '../../comfy/client';
 import type { Config } from '../../config';
+import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
 import type { JobQueue } from '../../jobs/queue';
 import type { Upkeep } from '../../jobs/upkeep';
 import type { Logger } from '../../observability/logger';
@@ -24,6 +25,7 @@ export interface HttpDoorDeps {
   upkeep: Upkeep;
   comfy: ComfyClient;
   wrapper: WrapperContext;
+  webhooks: { outbox: WebhookOutbox };
   metrics: Metrics;
   logger: Logger;
 }

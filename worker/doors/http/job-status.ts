@@ -4,6 +4,7 @@
 // ahead) while pending. `result` is set once the job completed, in the shape the job came in:
 // the worker-comfyui output object, or the API-wrapper Result for wrapper-form jobs. `error` is
 // the message (a string) or null; `error_code` and, when there are any, `error_details` sit beside it.
+import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobProgress, JobRecord, JobStatus } from '../../jobs/types';
 import { toWorkerComfyOutput, type WorkerComfyOutput } from '../worker-comfyui/output';
@@ -21,6 +22,8 @@ export interface StatusBody {
   completed_at: number | null;
   progress?: JobProgress | null;
   queue_position?: number;
+  /** The job's webhook delivery: waiting (for the job), pending, delivered or failed. */
+  webhook?: { status: string; attempts: number; last_error: string | null };
 }
 
 function resultOf(job: JobRecord, queue: JobQueue): StatusBody['result'] {
@@ -29,7 +32,7 @@ function resultOf(job: JobRecord, queue: JobQueue): StatusBody['result'] {
   return job.door === 'wrapper' ? toWrapperResult(job, fileData) : toWorkerComfyOutput(job.result, fileData);
 }
 
-export function statusBody(job: JobRecord, queue: JobQueue): StatusBody {
+export function statusBody(job: JobRecord, queue: JobQueue, outbox: WebhookOutbox): StatusBody {
   const body: StatusBody = {
     job_id: job.id,
     status: job.status,
@@ -43,5 +46,8 @@ export function statusBody(job: JobRecord, queue: JobQueue): StatusBody {
   if (job.error?.details !== undefined) body.error_details = job.error.details;
   if (job.status === 'running') body.progress = queue.progress(job.id) ?? null;
   if (job.status === 'pending') body.queue_position = queue.queuePosition(job);
+  const hook = outbox.state(job.id);
+  // The URL is left out: it may carry a token.
+  if (hook) body.webhook = { status: hook.status, attempts: hook.attempts, last_error: hook.last_error };
   return body;
 }

@@ -1,5 +1,6 @@
 // The standalone HTTP API's job routes (the seed's /run, /status and /stats).
 import { Router } from 'express';
+import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
 import type { JobQueue } from '../../jobs/queue';
 import type { RecentJob } from '../../jobs/store';
 import type { WrapperContext } from '../wrapper/request';
@@ -13,6 +14,7 @@ export const RECENT_JOBS = 50;
 export interface JobsRouteDeps {
   queue: JobQueue;
   wrapper: WrapperContext;
+  webhooks: { outbox: WebhookOutbox };
 }
 
 function recentBody(job: RecentJob) {
@@ -38,7 +40,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
   });
 
   router.get('/status/:jobId', (req, res) => {
-    res.json(statusBody(queue.require(req.params.jobId), queue));
+    res.json(statusBody(queue.require(req.params.jobId), queue, deps.webhooks.outbox));
   });
 
   router.get('/stats', (req, res) => {

@@ -28,13 +28,13 @@ export async function parseRunRequest(body: unknown, ctx: WrapperContext, header
   }
   if (!hasInput) {
     if (!('workflow' in body)) throw invalidField('workflow', 'Missing \'workflow\' parameter (or send {"input": {...}})');
-    const { spec, secrets } = await parseWorkerComfyInput(body, ctx.inputs, '');
+    const { spec, secrets } = await parseWorkerComfyInput(body, ctx, '');
     return { id: randomUUID(), door: 'http', spec, secrets };
   }
   if (isObject(body.input) && WRAPPER_KEYS.some((key) => key in (body.input as object))) {
     const { id, spec, secrets } = await parseWrapperRequest(body, ctx, headers);
     return { id, door: 'wrapper', spec, secrets };
   }
-  const { spec, secrets } = await parseWorkerComfyInput(body.input, ctx.inputs, 'input');
+  const { spec, secrets } = await parseWorkerComfyInput(body.input, ctx, 'input', body.webhook);
   return { id: randomUUID(), door: 'http', spec, secrets };
 }

@@ -1,10 +1,12 @@
 // The worker-comfyui job input (github.com/runpod-workers/worker-comfyui): RunPod clients send it
 // as `{"input": {...}}`, the standalone HTTP API's seed sends the same fields at the top level.
-//   {workflow, images?: [{name, image}], comfy_org_api_key? | api_key_comfy_org?}
-// Parsed here into a JobSpec and the request's credentials, in one place, so later fields
-// (callback_url, s3 settings) are added once for the HTTP and RunPod doors. Unknown keys are
-// ignored, as worker-comfyui does. Every mistake is a 400 naming the field.
+//   {workflow, images?: [{name, image}], comfy_org_api_key? | api_key_comfy_org?,
+//    callback_url?, s3?, webhook?, return_outputs_as_base64?, include_temp_outputs?, allow_partial_results?}
+// plus RunPod's top-level `webhook` URL beside `input`. Parsed here into a JobSpec and the
+// request's credentials, in one place, for the HTTP and RunPod doors. Unknown keys are ignored,
+// as worker-comfyui does. Every mistake is a 400 naming the field.
 import { checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
+import { parseDelivery, type DeliveryContext } from '../../delivery/request';
 import { parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
@@ -49,6 +51,13 @@ function parseImages(value: unknown, field: string): InputImage[] {
   });
 }
 
+function optionalFlag(input: Record<string, unknown>, key: string, field: string): boolean {
+  const value = input[key];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw invalidField(at(field, key), 'must be true or false');
+  return value;
+}
+
 function optionalString(input: Record<string, unknown>, key: string, field: string): string | undefined {
   const value = input[key];
   if (value === undefined || value === null || value === '') return undefined;
@@ -56,27 +65,51 @@ function optionalString(input: Record<string, unknown>, key: string, field: stri
   return value;
 }
 
+export interface WorkerComfyContext {
+  inputs: InputLimits;
+  delivery: DeliveryContext;
+}
+
 /**
  * @param field where the fields sit, for error messages: 'input' for `{"input": {...}}`, '' for
  *   the seed's top-level form
+ * @param webhookUrl RunPod's top-level `webhook` (a URL string beside `input`), if any
  */
-export async function parseWorkerComfyInput(input: unknown, limits: InputLimits, field: string): Promise<WorkerComfyJob> {
+export async function parseWorkerComfyInput(
+  input: unknown,
+  ctx: WorkerComfyContext,
+  field: string,
+  webhookUrl?: unknown,
+): Promise<WorkerComfyJob> {
   const raw = inputObject(input, field);
   if (raw.workflow === undefined || raw.workflow === null)
     throw invalidField(at(field, 'workflow'), "Missing 'workflow' parameter");
   const workflow = parseWorkflow(raw.workflow, at(field, 'workflow'));
   const images = parseImages(raw.images, at(field, 'images'));
-  await checkInputImages(images, at(field, 'images'), limits);
+  await checkInputImages(images, at(field, 'images'), ctx.inputs);
+  // A webhook object (api-wrapper form) wins over a bare callback URL; RunPod's top-level
+  // `webhook` is used when neither is given.
+  const callback = raw.callback_url ?? webhookUrl;
+  const delivery = await parseDelivery(
+    {
+      s3: { value: raw.s3, field: at(field, 's3') },
+      webhook: { value: raw.webhook, field: at(field, 'webhook') },
+      webhookUrl: { value: callback, field: raw.callback_url !== undefined ? at(field, 'callback_url') : 'webhook' },
+    },
+    ctx.delivery,
+  );
 
   const spec: JobSpec = {
     workflow,
     images,
-    includeTempOutputs: false,
-    forceBase64: false,
+    includeTempOutputs: optionalFlag(raw, 'include_temp_outputs', field),
+    forceBase64: optionalFlag(raw, 'return_outputs_as_base64', field),
     includeComfyResponse: false,
-    allowPartial: false,
+    allowPartial: optionalFlag(raw, 'allow_partial_results', field),
   };
-  const secrets: JobSecrets = {};
+  if (delivery.s3) spec.s3 = delivery.s3;
+  if (delivery.webhook) spec.webhook = delivery.webhook;
+  const secrets: JobSecrets = { ...delivery.secrets };
   // Both spellings are documented; comfy_org_api_key wins when both are sent.
   const apiKey = optionalString(raw, 'comfy_org_api_key', field) ?? optionalString(raw, 'api_key_comfy_org', field);
   if (apiKey !== undefined) secrets.comfyOrgApiKey = apiKey;

@@ -5,8 +5,9 @@
 // same shape; text values come as `{"type": "text", "data": "<text>"}`. Items also carry `node_id`,
 // and `subfolder` and `mimetype` when known. No outputs at all: `{"status": "success_no_images",
 // "images": []}`, as worker-comfyui answers.
+import type { DoorView } from '../../delivery/webhooks/payload';
 import type { ErrorBody } from '../../errors';
-import type { JobOutput, JobResult } from '../../jobs/types';
+import type { JobOutput, JobRecord, JobResult } from '../../jobs/types';
 
 export interface WorkerComfyItem {
   filename?: string;
@@ -70,4 +71,14 @@ export function toWorkerComfyOutput(result: JobResult, fileData: (output: JobOut
 /** A failed job, as worker-comfyui returns it: `{"error": message, "details"?: ...}`. */
 export function toWorkerComfyError(error: ErrorBody): { error: string; details?: unknown } {
   return error.details === undefined ? { error: error.message } : { error: error.message, details: error.details };
+}
+
+/** How a job looks in a webhook sent for the worker-comfyui shaped doors (HTTP /run, RunPod). */
+export function workerComfyView(job: JobRecord, fileData: (output: JobOutput) => string | undefined): DoorView {
+  const view: DoorView = {
+    message: job.error?.message ?? job.status,
+    output: job.result ? toWorkerComfyOutput(job.result, fileData) : job.error ? toWorkerComfyError(job.error) : undefined,
+  };
+  if (job.result) view.timings = { ...job.result.timings };
+  return view;
 }
