@@ -175,10 +175,29 @@ describe('POST /generate/sync: bad input is a 4xx naming the problem', () => {
     expect(res.body.error.field).toBe('input.images[0].image');
   });
 
-  test('a duplicate request_id is a 409', async () => {
-    await sync({ request_id: 'dup-1', workflow_json: saveWorkflow() });
-    const again = await sync({ request_id: 'dup-1', workflow_json: saveWorkflow() });
-    expect(again.status).toBe(409);
+  test('a reused request_id: an ended job is run again; a retry while it runs joins it; async is a 409', async () => {
+    const first = await sync({ request_id: 'dup-1', workflow_json: saveWorkflow('dupa') });
+    const again = await sync({ request_id: 'dup-1', workflow_json: saveWorkflow('dupb') });
+    expect(first.status).toBe(200);
+    expect(again.status).toBe(200);
+    expect(again.body.output[0].filename).toMatch(/^dupb_/);
+
+    sim.setNodeDelay(150);
+    const before = sim.prompts.length;
+    const [a, b] = await Promise.all([
+      sync({ request_id: 'dup-2', workflow_json: saveWorkflow('dupc') }),
+      new Promise((r) => setTimeout(r, 60)).then(() => sync({ request_id: 'dup-2', workflow_json: saveWorkflow('dupc') })),
+    ]);
+    const busy = sync({ request_id: 'dup-3', workflow_json: saveWorkflow('dupd') });
+    await new Promise((r) => setTimeout(r, 60));
+    const asyncDuplicate = await postJson(`${worker.url}/generate`, { input: { request_id: 'dup-3', workflow_json: saveWorkflow() } });
+    await busy;
+    sim.setNodeDelay(2);
+    expect(a.status).toBe(200);
+    expect(b.body).toEqual(a.body);
+    expect(sim.prompts.length - before).toBe(2); // dup-2 once, dup-3 once
+    expect(asyncDuplicate.status).toBe(409);
+    expect(asyncDuplicate.body.error.field).toBe('request_id');
   });
 });
 

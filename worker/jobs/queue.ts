@@ -35,10 +35,39 @@ export class JobQueue {
         headers: { 'Retry-After': '5' },
       });
     }
-    const record = this.store.insert(job);
+    let record: JobRecord;
+    try {
+      record = this.store.insert(job);
+    } catch (err) {
+      if (!(err instanceof WorkerError) || err.code !== 'conflict') throw err;
+      const existing = this.reuseId(job);
+      if (existing) return existing;
+      record = this.store.insert(job);
+    }
     this.events.emit('submitted', record);
     this.runner.wake();
     return record;
+  }
+
+  /**
+   * A request id that names an existing job (clients retry with the same id, e.g. Vast's SDK after
+   * a 5xx): a caller waiting on the connection joins the job while it is pending or running; an
+   * ended job gives way to the new one, as the api-wrapper's overwrite did. Otherwise 409.
+   * Returns the job to join, or undefined when the id is free again.
+   */
+  private reuseId(job: NewJob): JobRecord | undefined {
+    const existing = this.store.get(job.id);
+    if (!existing) return undefined;
+    if (!TERMINAL_STATUSES.includes(existing.status)) {
+      if (job.sync) return existing;
+      throw new WorkerError(409, 'conflict', `A job with id ${job.id} is still ${existing.status}`, { field: 'request_id' });
+    }
+    if (this.store.hasUndeliveredWebhook(job.id) || !this.store.deleteFinished(job.id)) {
+      throw new WorkerError(409, 'conflict', `The job with id ${job.id} is still delivering its webhook; retry shortly`, {
+        field: 'request_id',
+      });
+    }
+    return undefined;
   }
 
   get(id: string): JobRecord | undefined {

@@ -140,6 +140,7 @@ function prepareStatements(db: Db) {
       `DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?
          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.job_id = jobs.id AND d.status IN ('waiting', 'pending'))`,
     ),
+    undelivered: db.prepare(`SELECT 1 FROM webhook_deliveries WHERE job_id = ? AND status IN ('waiting', 'pending')`),
     runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
     deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
     addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
@@ -328,6 +329,11 @@ export class JobStore {
   /** Jobs running since before `cutoff` (epoch s). */
   runningSince(cutoff: number): JobRecord[] {
     return (this.stmt.runningSince.all(cutoff) as JobRow[]).map(rowToRecord);
+  }
+
+  /** The job has a webhook that is not delivered yet (nor given up on). */
+  hasUndeliveredWebhook(id: string): boolean {
+    return this.stmt.undelivered.get(id) !== undefined;
   }
 
   /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
