@@ -25,3 +25,14 @@ export function report(title: string, figures: Record<string, number>): void {
     console.log(`  ${key.padEnd(28)} ${shown}`);
   }
 }
+
+/** Runs `fn(0..n-1)` one after another; the milliseconds each took. */
+export async function timeEach(n: number, fn: (i: number) => Promise<void>): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn(i);
+    times.push(performance.now() - t0);
+  }
+  return times;
+}

@@ -13,7 +13,7 @@ import { startWorker } from '../worker/app';
 import { loadConfig } from '../worker/config';
 import { createLogger } from '../worker/observability/logger';
 import { startSimulator } from '../worker/simulator';
-import { arg, median, percentile, report } from './stats';
+import { arg, median, percentile, report, timeEach } from './stats';
 
 const JOBS = arg('--jobs', 200);
 const EXEC_MS = arg('--exec-ms', 10);
@@ -75,16 +75,6 @@ class DirectClient {
   close(): void {
     this.ws.close();
   }
-}
-
-async function timeEach(n: number, fn: (i: number) => Promise<void>): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    times.push(performance.now() - t0);
-  }
-  return times;
 }
 
 async function main(): Promise<void> {

@@ -19,7 +19,7 @@ import { LoadLedger } from '../worker/doors/vast/ledger';
 import { parsePublicKey, SignatureVerifier } from '../worker/doors/vast/signature';
 import { createLogger } from '../worker/observability/logger';
 import { startSimulator } from '../worker/simulator';
-import { arg, median, percentile, report } from './stats';
+import { arg, median, percentile, report, timeEach } from './stats';
 
 const JOBS = arg('--jobs', 200);
 const EXEC_MS = arg('--exec-ms', 10);
@@ -64,16 +64,6 @@ async function post(url: string, body: string): Promise<void> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
   const parsed = (await res.json()) as { output?: Array<{ data?: string }> };
   if (res.status !== 200 || !parsed.output?.[0]?.data) throw new Error(`${url} answered ${res.status}`);
-}
-
-async function timeEach(n: number, fn: (i: number) => Promise<void>): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn(i);
-    times.push(performance.now() - t0);
-  }
-  return times;
 }
 
 async function main(): Promise<void> {

@@ -1,7 +1,7 @@
 // Every way a job can go wrong on the ComfyUI side must end in a clear answer, never a hang.
 import { startSimulator, type Simulator } from '../../worker/simulator';
 import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
-import { saveWorkflow } from '../support/workflows';
+import { saveWorkflow, slowWorkflow } from '../support/workflows';
 
 let sim: Simulator;
 let worker: TestWorker;
@@ -65,14 +65,7 @@ test('deadline: the prompt is interrupted and the answer is a 504', async () => 
   await worker.stop();
   worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '0.5', HISTORY_POLL_INTERVAL_S: '0.5' });
   sim.setNodeDelay({ ImageScale: 5_000 });
-  const wf = {
-    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
-    '2': {
-      class_type: 'ImageScale',
-      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
-    },
-    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'slow' } },
-  };
+  const wf = slowWorkflow('slow');
   const started = Date.now();
   const res = await sync({ workflow_json: wf });
   expect(res.status).toBe(504);
@@ -84,14 +77,7 @@ test('deadline: the prompt is interrupted and the answer is a 504', async () => 
 
 test('client disconnect: the job is cancelled and its prompt interrupted', async () => {
   sim.setNodeDelay({ ImageScale: 5_000 });
-  const wf = {
-    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
-    '2': {
-      class_type: 'ImageScale',
-      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
-    },
-    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'gone' } },
-  };
+  const wf = slowWorkflow('gone');
   const controller = new AbortController();
   const pending = sync({ request_id: 'gone-1', workflow_json: wf }, controller.signal).catch((err: Error) => err);
   await until(() => worker.runner.runningJobId === 'gone-1', 5_000, 'job running');

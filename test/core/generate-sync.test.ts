@@ -190,7 +190,9 @@ describe('POST /generate/sync: bad input is a 4xx naming the problem', () => {
     ]);
     const busy = sync({ request_id: 'dup-3', workflow_json: saveWorkflow('dupd') });
     await new Promise((r) => setTimeout(r, 60));
-    const asyncDuplicate = await postJson(`${worker.url}/generate`, { input: { request_id: 'dup-3', workflow_json: saveWorkflow() } });
+    const asyncDuplicate = await postJson(`${worker.url}/generate`, {
+      input: { request_id: 'dup-3', workflow_json: saveWorkflow() },
+    });
     await busy;
     sim.setNodeDelay(2);
     expect(a.status).toBe(200);

@@ -1,35 +1,14 @@
 // Inline (base64) delivery: the per-file cap, and partial results when a request accepts them.
 import { startSimulator, type Simulator } from '../../worker/simulator';
 import { postJson, startTestWorker, type TestWorker } from '../support/worker';
-import { saveWorkflow } from '../support/workflows';
+import { fileSaverNode, saveWorkflow } from '../support/workflows';
 
 let sim: Simulator;
 let worker: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({
-    extraNodes: {
-      SaveBytes: {
-        schema: {
-          input: { required: { size: ['INT', { default: 1, min: 1, max: 2 ** 31 }] } },
-          input_order: { required: ['size'] },
-          output: [],
-          output_is_list: [],
-          output_name: [],
-          name: 'SaveBytes',
-          display_name: 'SaveBytes',
-          description: '',
-          python_module: 'custom_nodes.test',
-          category: 'test',
-          output_node: true,
-        },
-        run: ({ inputs, promptId, writeFile }) => {
-          const filename = `bytes_${promptId.slice(0, 8)}.bin`;
-          writeFile('output', '', filename, Buffer.alloc(inputs.size as number, 1));
-          return { ui: { files: [{ filename, subfolder: '', type: 'output' }] } };
-        },
-      },
-    },
+    extraNodes: { SaveBytes: fileSaverNode('SaveBytes') },
   });
   worker = await startTestWorker(sim.url, { OUTPUT_BASE64_MAX_BYTES: '100000' });
 });

@@ -6,6 +6,7 @@ import { spawnWorker, type WorkerProcess } from '../support/process';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
 import { tempDir } from '../support/tmp';
 import { postJson, until } from '../support/worker';
+import { fileSaverNode } from '../support/workflows';
 
 const MB = 1024 * 1024;
 let sim: Simulator;
@@ -15,28 +16,7 @@ let worker: WorkerProcess;
 beforeAll(async () => {
   // A node that writes a file of the requested size, like a video saver would.
   sim = await startSimulator({
-    extraNodes: {
-      SaveBigFile: {
-        schema: {
-          input: { required: { size: ['INT', { default: 1, min: 1, max: 2 ** 31 }] } },
-          input_order: { required: ['size'] },
-          output: [],
-          output_is_list: [],
-          output_name: [],
-          name: 'SaveBigFile',
-          display_name: 'SaveBigFile',
-          description: '',
-          python_module: 'custom_nodes.test',
-          category: 'test',
-          output_node: true,
-        },
-        run: ({ inputs, promptId, writeFile }) => {
-          const filename = `big_${promptId.slice(0, 8)}.bin`;
-          writeFile('output', 'video', filename, Buffer.alloc(inputs.size as number, 7));
-          return { ui: { files: [{ filename, subfolder: 'video', type: 'output' }] } };
-        },
-      },
-    },
+    extraNodes: { SaveBigFile: fileSaverNode('SaveBigFile', 'video') },
   });
   s3 = await startS3();
   worker = await spawnWorker({

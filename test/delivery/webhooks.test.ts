@@ -6,7 +6,7 @@ import { startSimulator, type Simulator } from '../../worker/simulator';
 import { startReceiver, type Receiver } from '../support/receiver';
 import { tempDir } from '../support/tmp';
 import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
-import { saveWorkflow } from '../support/workflows';
+import { saveWorkflow, slowWorkflow } from '../support/workflows';
 
 let sim: Simulator;
 let receiver: Receiver;
@@ -81,14 +81,7 @@ test('failed and cancelled jobs are reported too', async () => {
   expect(bad.status).toBe(400);
   sim.setNodeDelay({ ImageScale: 1_500 });
   const controller = new AbortController();
-  const slow = {
-    '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
-    '2': {
-      class_type: 'ImageScale',
-      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 4, height: 4, crop: 'disabled' },
-    },
-    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: 'c' } },
-  };
+  const slow = slowWorkflow('c');
   const pending = postJson(
     `${w.url}/generate/sync`,
     { input: { request_id: 'hook-cancelled', workflow_json: slow, webhook: { url: receiver.url } } },

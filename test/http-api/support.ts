@@ -1,6 +1,7 @@
 // Helpers of the standalone job API tests.
-import type { Workflow } from '../../worker/comfy/types';
 import { callJson, until } from '../support/worker';
+
+export { slowWorkflow } from '../support/workflows';
 
 export const TERMINAL = ['completed', 'failed', 'cancelled'];
 
@@ -23,18 +24,6 @@ export async function waitForStatus(
     `job ${id} to be ${statuses.join('|')}`,
   );
   return body;
-}
-
-/** EmptyImage → ImageScale → SaveImage: slow when the simulator delays ImageScale. */
-export function slowWorkflow(prefix: string): Workflow {
-  return {
-    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
-    '2': {
-      class_type: 'ImageScale',
-      inputs: { image: ['1', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
-    },
-    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: prefix } },
-  };
 }
 
 /** The filename_prefix values of the prompts a simulator accepted. */

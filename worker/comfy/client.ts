@@ -5,13 +5,14 @@ import { sleep } from '../util/time';
 import type { Logger } from '../observability/logger';
 import { classifyOutcome } from './history';
 import { ComfyHttp, type SubmitResponse } from './http';
-import { ComfySession } from './session';
+import { ComfySession, type SessionState } from './session';
 import type { ComfyEvent, HistoryEntry, Workflow } from './types';
 import { PromptWatch, type WatchDeps } from './watch';
 
 /** After an interrupt, how long to wait for ComfyUI to let go of the prompt before moving on. */
 const RELEASE_GRACE_MS = 10_000;
 const PROBE_TIMEOUT_MS = 5_000;
+const HEALTH_PROBE_TIMEOUT_MS = 2_000;
 
 export interface ComfyClientOptions {
   baseUrl: string;
@@ -70,6 +71,20 @@ export class ComfyClient {
   /** The last /system_stats answer (GPU name, versions), if ComfyUI has been reached. */
   get systemStats(): Record<string, unknown> | undefined {
     return this.systemStatsValue;
+  }
+
+  /**
+   * A live health probe for /health routes: /system_stats answering within 2 s, and the state of
+   * the websocket. Never throws.
+   */
+  async health(): Promise<{ reachable: boolean; websocket: SessionState; error?: string }> {
+    const websocket = this.session.state;
+    try {
+      await this.http.systemStats(HEALTH_PROBE_TIMEOUT_MS);
+      return { reachable: true, websocket };
+    } catch (err) {
+      return { reachable: false, websocket, error: (err as Error).message };
+    }
   }
 
   /**

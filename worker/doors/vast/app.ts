@@ -16,8 +16,6 @@ import type { LoadLedger, Outcome } from './ledger';
 import type { SignatureVerifier } from './signature';
 import type { VastState } from './state';
 
-const PROBE_TIMEOUT_MS = 2_000;
-
 export interface VastAppDeps {
   core: Core;
   ledger: LoadLedger;
@@ -100,17 +98,9 @@ export function createVastApp(deps: VastAppDeps): express.Express {
   });
 
   app.get('/health', async (_req, res) => {
-    let reachable = true;
-    let comfyError: string | undefined;
-    try {
-      await core.comfy.http.systemStats(PROBE_TIMEOUT_MS);
-    } catch (err) {
-      reachable = false;
-      comfyError = (err as Error).message;
-    }
-    const websocket = core.comfy.session.state;
+    const comfy = await core.comfy.health();
     const status = state.errorMsg !== '' ? 'error' : state.loaded ? 'ready' : 'loading';
-    const healthy = status === 'ready' && reachable && websocket === 'open';
+    const healthy = status === 'ready' && comfy.reachable && comfy.websocket === 'open';
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'healthy' : status === 'ready' ? 'unhealthy' : status,
       loaded: state.loaded,
@@ -123,12 +113,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
       max_queue_time_s: ledger.maxQueueTimeS,
       signature_scheme: verifier.scheme,
       public_key_loaded: verifier.hasKey,
-      comfyui: {
-        url: core.comfy.baseUrl,
-        reachable,
-        websocket,
-        ...(comfyError !== undefined ? { error: comfyError } : {}),
-      },
+      comfyui: { url: core.comfy.baseUrl, ...comfy },
     });
   });
 
