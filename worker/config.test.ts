@@ -37,6 +37,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  test("webhook settings: WEBHOOK_* first, then worker-comfyui's I2V_* names, then WEBHOOK_TIMEOUT", () => {
+    expect(loadConfig({}).webhooks).toMatchObject({
+      retries: 5,
+      backoffS: 2,
+      maxBackoffS: 60,
+      timeoutS: 30,
+      progressIntervalS: 2,
+    });
+    const i2v = loadConfig({
+      I2V_WEBHOOK_RETRIES: '7',
+      I2V_WEBHOOK_BACKOFF_S: '1.5',
+      I2V_WEBHOOK_MAX_BACKOFF_S: '9',
+      I2V_WEBHOOK_TIMEOUT_S: '11',
+    }).webhooks;
+    expect(i2v).toMatchObject({ retries: 7, backoffS: 1.5, maxBackoffS: 9, timeoutS: 11 });
+    expect(loadConfig({ WEBHOOK_RETRIES: '2', I2V_WEBHOOK_RETRIES: '7' }).webhooks.retries).toBe(2);
+    expect(loadConfig({ WEBHOOK_TIMEOUT: '45' }).webhooks.timeoutS).toBe(45);
+    expect(() => loadConfig({ I2V_WEBHOOK_RETRIES: 'x' })).toThrow('I2V_WEBHOOK_RETRIES: expected an integer');
+  });
+
   test('every bad variable is reported at once', () => {
     expect(() => loadConfig({ API_PORT: 'x', MAX_BODY_MB: 'y' })).toThrow(/API_PORT[\s\S]*MAX_BODY_MB/);
   });

@@ -52,10 +52,22 @@ describe('POST /generate/sync: success', () => {
     expect(b.body.output[0].filename).not.toBe(a.body.output[0].filename);
   });
 
-  test('the Comfy.org key goes into extra_data: request key over COMFY_ORG_API_KEY', async () => {
-    await sync({ workflow_json: saveWorkflow(), api_key_comfy_org: 'req-key' });
-    const body = sim.prompts[sim.prompts.length - 1]!.body as { extra_data: Record<string, unknown> };
-    expect(body.extra_data.api_key_comfy_org).toBe('req-key');
+  test('the Comfy.org key goes into extra_data: the request key, else COMFY_ORG_API_KEY, else none', async () => {
+    const lastExtraData = () => (sim.prompts[sim.prompts.length - 1]!.body as { extra_data: Record<string, unknown> }).extra_data;
+    await sync({ workflow_json: saveWorkflow() });
+    expect(lastExtraData()).not.toHaveProperty('api_key_comfy_org');
+    const withEnvKey = await startTestWorker(sim.url, { COMFY_ORG_API_KEY: 'env-key' });
+    try {
+      const viaEnvWorker = (input: Record<string, unknown>) => postJson(`${withEnvKey.url}/generate/sync`, { input });
+      await viaEnvWorker({ workflow_json: saveWorkflow(), api_key_comfy_org: 'req-key' });
+      expect(lastExtraData().api_key_comfy_org).toBe('req-key');
+      await viaEnvWorker({ workflow_json: saveWorkflow(), comfy_org_api_key: 'req-key-2' });
+      expect(lastExtraData().api_key_comfy_org).toBe('req-key-2');
+      await viaEnvWorker({ workflow_json: saveWorkflow() });
+      expect(lastExtraData().api_key_comfy_org).toBe('env-key');
+    } finally {
+      await withEnvKey.stop();
+    }
   });
 
   test('Text2Image modifier runs the SD1.5 graph', async () => {
@@ -156,6 +168,23 @@ describe('POST /generate/sync: runtime errors', () => {
 });
 
 describe('POST /generate/sync: bad input is a 4xx naming the problem', () => {
+  test.each([
+    ['both workflow_json and modifier', { workflow_json: saveWorkflow(), modifier: 'Text2Image' }, 'input.workflow_json'],
+    ['neither', { request_id: 'x' }, 'input.workflow_json'],
+    ['unknown modifier', { modifier: 'Upscale4x' }, 'input.modifier'],
+    ['modifications without modifier', { workflow_json: saveWorkflow(), modifications: { seed: 1 } }, 'input.modifications'],
+    ['non-object workflow', { workflow_json: [1, 2] }, 'input.workflow_json'],
+    ['bad base64 image', { workflow_json: saveWorkflow(), images: [{ name: 'a.png', image: '***' }] }, 'input.images[0].image'],
+    ['bad modification', { modifier: 'Text2Image', modifications: { steps: 'many' } }, 'input.modifications.steps'],
+  ])('%s', async (_name, input, field) => {
+    const before = sim.prompts.length;
+    const res = await sync(input);
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    expect(res.body.error).toMatchObject({ code: 'invalid_request', status: 400, field });
+    expect(sim.prompts.length).toBe(before);
+  });
+
   test('malformed JSON', async () => {
     const res = await postJson(`${worker.url}/generate/sync`, '{"input": {');
     expect(res.status).toBe(400);

@@ -1,7 +1,7 @@
 // S3 delivery against a real S3-compatible server on 127.0.0.1.
 import { startSimulator, type Simulator } from '../../worker/simulator';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
-import { postJson, startTestWorker, type TestWorker } from '../support/worker';
+import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { PNG_MAGIC, saveWorkflow } from '../support/workflows';
 
 let sim: Simulator;
@@ -158,4 +158,17 @@ test('incomplete or malformed s3 blocks and private endpoints are 400s naming th
     expect(res.body.error.message).toContain(message);
     expect(JSON.stringify(res.body)).not.toContain('"s"');
   }
+});
+
+test("the job API answers S3 outputs in worker-comfyui's shape: type s3_url, the presigned URL in data", async () => {
+  const w = await worker(envS3());
+  const submitted = await postJson(`${w.url}/run`, { input: { workflow: saveWorkflow('runs3') } });
+  expect(submitted.status).toBe(200);
+  const id = submitted.body.job_id as string;
+  await until(async () => (await getJson(`${w.url}/status/${id}`)).body.status === 'completed', 10_000, 'completed');
+  const status = await getJson(`${w.url}/status/${id}`);
+  const [image] = status.body.result.images;
+  expect(image).toMatchObject({ type: 's3_url', node_id: '2' });
+  expect(image.data).toContain(`/outputs/${id}/runs3_`);
+  expect((await fetch(image.data)).status).toBe(200);
 });

@@ -28,6 +28,18 @@ export function proxyApplies(url: URL, env: NodeJS.ProcessEnv): boolean {
   });
 }
 
+/**
+ * Every redirect is held to the rules of the first request: http(s) only, and no private IP
+ * literal (host names are checked by the connect-time lookup). Throws to stop the redirect.
+ */
+export function checkRedirect(options: Record<string, unknown>, allowPrivate: boolean): void {
+  const protocol = String(options.protocol ?? '');
+  if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`redirect to a ${protocol} URL refused`);
+  const host = String(options.hostname ?? '').replace(/^\[|\]$/g, '');
+  if (!allowPrivate && net.isIP(host) !== 0 && isPrivateAddress(host))
+    throw new Error(`redirect to private address ${host} refused`);
+}
+
 export function createOutboundClient(opts: OutboundOptions): AxiosInstance {
   const env = opts.env ?? process.env;
   const lookup = opts.allowPrivate ? undefined : guardedLookup;
@@ -36,15 +48,7 @@ export function createOutboundClient(opts: OutboundOptions): AxiosInstance {
     httpsAgent: new https.Agent({ keepAlive: true, lookup }),
     maxRedirects: 5,
     validateStatus: () => true,
-    beforeRedirect: (options: Record<string, unknown>) => {
-      const protocol = String(options.protocol ?? '');
-      if (protocol !== 'http:' && protocol !== 'https:') throw new Error(`redirect to a ${protocol} URL refused`);
-      // IP literals skip the lookup, so check them here.
-      const host = String(options.hostname ?? '').replace(/^\[|\]$/g, '');
-      if (!opts.allowPrivate && net.isIP(host) !== 0 && isPrivateAddress(host)) {
-        throw new Error(`redirect to private address ${host} refused`);
-      }
-    },
+    beforeRedirect: (options: Record<string, unknown>) => checkRedirect(options, opts.allowPrivate),
   });
   // With a proxy the connect-time guard would judge the proxy's address instead of the target's;
   // the admission check (assertPublicHttpUrl) still applies in that case.

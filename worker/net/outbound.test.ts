@@ -1,0 +1,27 @@
+import { guardedLookup } from './address-guard';
+import { checkRedirect, proxyApplies } from './outbound';
+
+describe('redirects', () => {
+  test('to a private IP literal or a non-http scheme are refused; public ones pass', () => {
+    expect(() => checkRedirect({ protocol: 'http:', hostname: '169.254.169.254' }, false)).toThrow(
+      'private address 169.254.169.254',
+    );
+    expect(() => checkRedirect({ protocol: 'http:', hostname: '[::1]' }, false)).toThrow('private address ::1');
+    expect(() => checkRedirect({ protocol: 'file:', hostname: '' }, false)).toThrow('redirect to a file: URL refused');
+    expect(() => checkRedirect({ protocol: 'https:', hostname: '8.8.8.8' }, false)).not.toThrow();
+    expect(() => checkRedirect({ protocol: 'http:', hostname: '10.0.0.1' }, true)).not.toThrow();
+  });
+});
+
+test('the connect-time lookup refuses names that resolve to private addresses', async () => {
+  const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => guardedLookup('localhost', {}, (e) => resolve(e)));
+  expect(err?.code).toBe('EPRIVATEADDRESS');
+});
+
+test('HTTP(S)_PROXY applies unless NO_PROXY names the host', () => {
+  const env = { HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'internal.example,.corp' };
+  expect(proxyApplies(new URL('https://api.example.com/x'), env)).toBe(true);
+  expect(proxyApplies(new URL('https://internal.example/x'), env)).toBe(false);
+  expect(proxyApplies(new URL('https://s3.corp/x'), env)).toBe(false);
+  expect(proxyApplies(new URL('http://api.example.com/x'), env)).toBe(false); // no HTTP_PROXY
+});
