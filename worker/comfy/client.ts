@@ -1,6 +1,7 @@
 // The ComfyUI client: HTTP routes, the websocket session, readiness, and running one prompt to
 // its end. It knows nothing of jobs, doors or delivery.
 import { WorkerError } from '../errors';
+import { isObject } from '../util/objects';
 import { sleep } from '../util/time';
 import type { Logger } from '../observability/logger';
 import { classifyOutcome } from './history';
@@ -33,6 +34,20 @@ export interface PromptRequest {
   onEvent?: (event: ComfyEvent) => void;
 }
 
+export interface ComfyHealth {
+  healthy: boolean;
+  reachable: boolean;
+  websocket: SessionState;
+  error?: string;
+  /** Set after a CUDA fault: the GPU needs a restart. */
+  gpu_fault?: string;
+}
+
+/** torch's OutOfMemoryError (type), or its message. */
+const OUT_OF_MEMORY = /OutOfMemoryError|out of memory/i;
+/** Faults that leave the CUDA context broken until the process restarts. */
+const CUDA_FAULT = /illegal memory access|device-side assert|CUDA error: (?!out of memory)/i;
+
 export interface FinishedPrompt {
   entry: HistoryEntry;
   warnings: string[];
@@ -44,6 +59,7 @@ export class ComfyClient {
   private readonly logger: Logger;
   private readonly watchDeps: WatchDeps;
   private systemStatsValue: Record<string, unknown> | undefined;
+  private gpuFaultValue: string | undefined;
 
   constructor(opts: ComfyClientOptions) {
     this.logger = opts.logger;
@@ -77,14 +93,17 @@ export class ComfyClient {
    * A live health probe for /health routes: /system_stats answering within 2 s, and the state of
    * the websocket. Never throws.
    */
-  async health(): Promise<{ reachable: boolean; websocket: SessionState; error?: string }> {
-    const websocket = this.session.state;
+  async health(): Promise<ComfyHealth> {
+    const health: ComfyHealth = { healthy: false, reachable: true, websocket: this.session.state };
     try {
       await this.http.systemStats(HEALTH_PROBE_TIMEOUT_MS);
-      return { reachable: true, websocket };
     } catch (err) {
-      return { reachable: false, websocket, error: (err as Error).message };
+      health.reachable = false;
+      health.error = (err as Error).message;
     }
+    if (this.gpuFaultValue !== undefined) health.gpu_fault = this.gpuFaultValue;
+    health.healthy = health.reachable && health.websocket === 'open' && health.gpu_fault === undefined;
+    return health;
   }
 
   /**
@@ -175,7 +194,10 @@ export class ComfyClient {
     }
     const outcome = classifyOutcome(entry);
     if (outcome.kind === 'success') return entry;
-    if (outcome.kind === 'error') throw outcome.error;
+    if (outcome.kind === 'error') {
+      await this.afterExecutionError(outcome.error);
+      throw outcome.error;
+    }
     // Interrupted, but not by us (our own cancel would have aborted the signal first).
     if (signal.aborted) throw signal.reason;
     throw new WorkerError(
@@ -183,6 +205,28 @@ export class ComfyClient {
       'execution_error',
       `ComfyUI interrupted the prompt at node ${outcome.nodeId ?? '?'} (not at this worker's request)`,
     );
+  }
+
+  /**
+   * Out of memory: ask ComfyUI to unload models and free VRAM before the next prompt, and keep
+   * serving. A CUDA fault (illegal memory access, device-side assert) does not heal: the GPU is
+   * marked faulty so /health says so and the platform can replace the machine.
+   */
+  private async afterExecutionError(error: WorkerError): Promise<void> {
+    const details = isObject(error.details) ? error.details : {};
+    const text = `${String(details.exception_type ?? '')} ${String(details.exception_message ?? '')}`;
+    if (CUDA_FAULT.test(text)) {
+      this.gpuFaultValue ??= error.message;
+      this.logger.error({ reason: error.message }, 'CUDA fault: the GPU needs a restart; /health reports unhealthy');
+    } else if (OUT_OF_MEMORY.test(text)) {
+      this.logger.warn('out of memory: asking ComfyUI to free memory');
+      await this.http.free().catch((err: Error) => this.logger.warn({ err: err.message }, 'POST /free failed'));
+    }
+  }
+
+  /** Why the GPU cannot be trusted any more (a CUDA fault), if it cannot. */
+  get gpuFault(): string | undefined {
+    return this.gpuFaultValue;
   }
 
   /**

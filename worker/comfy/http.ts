@@ -105,6 +105,12 @@ export class ComfyHttp {
     this.expectOk(res, '/interrupt');
   }
 
+  /** Unloads models and frees memory; ComfyUI acts on it between prompts. */
+  async free(): Promise<void> {
+    const res = await this.request({ method: 'POST', url: '/free', data: { unload_models: true, free_memory: true } });
+    this.expectOk(res, '/free');
+  }
+
   async deleteFromQueue(promptId: string): Promise<void> {
     const res = await this.request({ method: 'POST', url: '/queue', data: { delete: [promptId] } });
     this.expectOk(res, '/queue');

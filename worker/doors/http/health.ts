@@ -15,7 +15,7 @@ export function healthRoutes(deps: { comfy: ComfyClient; queue: JobQueue }): Rou
     } catch (err) {
       databaseError = (err as Error).message;
     }
-    const healthy = comfy.reachable && comfy.websocket === 'open' && databaseError === undefined;
+    const healthy = comfy.healthy && databaseError === undefined;
     const total = counts ? Object.values(counts).reduce((a, b) => a + b, 0) : 0;
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'healthy' : 'unhealthy',

@@ -100,7 +100,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
   app.get('/health', async (_req, res) => {
     const comfy = await core.comfy.health();
     const status = state.errorMsg !== '' ? 'error' : state.loaded ? 'ready' : 'loading';
-    const healthy = status === 'ready' && comfy.reachable && comfy.websocket === 'open';
+    const healthy = status === 'ready' && comfy.healthy;
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'healthy' : status === 'ready' ? 'unhealthy' : status,
       loaded: state.loaded,

@@ -1,0 +1,64 @@
+// After an out-of-memory error the worker asks ComfyUI to free memory and keeps serving; after a
+// CUDA fault (which does not heal) /health turns unhealthy so the platform replaces the machine.
+import { startSimulator, type SimNodeDef, type Simulator } from '../../worker/simulator';
+import { getJson, postJson, startTestWorker, type TestWorker } from '../support/worker';
+import { saveWorkflow } from '../support/workflows';
+
+function raising(excType: string, message: string): SimNodeDef {
+  return {
+    schema: {
+      input: { required: {} },
+      input_order: { required: [] },
+      output: [],
+      output_is_list: [],
+      output_name: [],
+      name: 'Raise',
+      display_name: 'Raise',
+      description: '',
+      python_module: 'custom_nodes.test',
+      category: 'test',
+      output_node: true,
+    },
+    run: () => {
+      // A custom node's error name becomes ComfyUI's exception_type.
+      throw Object.assign(new Error(message), { name: excType });
+    },
+  };
+}
+
+let sim: Simulator;
+let worker: TestWorker;
+
+beforeAll(async () => {
+  sim = await startSimulator({
+    extraNodes: {
+      RaiseOOM: raising('torch.OutOfMemoryError', 'Allocation on device 0 would exceed allowed memory. (out of memory)'),
+      RaiseCudaFault: raising('RuntimeError', 'CUDA error: an illegal memory access was encountered'),
+    },
+  });
+  worker = await startTestWorker(sim.url);
+});
+afterAll(async () => {
+  await worker?.stop();
+  await sim?.close();
+});
+
+const sync = (workflow: unknown) => postJson(`${worker.url}/generate/sync`, { input: { workflow_json: workflow } });
+
+test('out of memory: the job fails naming it, ComfyUI is asked to free memory, the next job runs', async () => {
+  const freesBefore = sim.requests.filter((r) => r.path === '/free').length;
+  const res = await sync({ '1': { class_type: 'RaiseOOM', inputs: {} } });
+  expect(res.status).toBe(500);
+  expect(res.body.error.details).toMatchObject({ node_type: 'RaiseOOM', exception_type: 'torch.OutOfMemoryError' });
+  expect(sim.requests.filter((r) => r.method === 'POST' && r.path === '/free').length).toBe(freesBefore + 1);
+  expect((await getJson(`${worker.url}/health`)).status).toBe(200);
+  expect((await sync(saveWorkflow('after_oom'))).status).toBe(200);
+});
+
+test('a CUDA fault marks the GPU faulty: /health is 503 and says why', async () => {
+  const res = await sync({ '1': { class_type: 'RaiseCudaFault', inputs: {} } });
+  expect(res.status).toBe(500);
+  const health = await getJson(`${worker.url}/health`);
+  expect(health.status).toBe(503);
+  expect(health.body.comfyui.gpu_fault).toContain('illegal memory access');
+});
