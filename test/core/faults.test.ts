@@ -106,3 +106,12 @@ test('before ComfyUI answers, requests get 503 with a clear message', async () =
   await until(() => worker.comfy.isReady, 10_000, 'worker connected');
   expect((await sync({ workflow_json: saveWorkflow() })).status).toBe(200);
 });
+
+test('ComfyUI away longer than the reconnect budget while the worker is idle: it comes back by itself', async () => {
+  await sim.crash();
+  await until(() => worker.comfy.session.state === 'down', 5_000, 'session down');
+  expect((await sync({ workflow_json: saveWorkflow('while_down') })).status).toBe(503);
+  await sim.restart();
+  await until(() => worker.comfy.isReady, 15_000, 'reconnected without any job asking');
+  expect((await sync({ workflow_json: saveWorkflow('back') })).status).toBe(200);
+});

@@ -1,7 +1,8 @@
 // The worker's one websocket to ComfyUI. Events are hints (fast completion and progress), never the
-// authority: watchers also ask /history. When the socket drops it is reopened up to
-// WEBSOCKET_RECONNECT_ATTEMPTS times, WEBSOCKET_RECONNECT_DELAY_S apart; after that the session is
-// "down" and watchers fail their jobs instead of waiting on a dead ComfyUI.
+// authority: watchers also ask /history. When the socket drops it is reopened at once, then
+// WEBSOCKET_RECONNECT_DELAY_S apart; after WEBSOCKET_RECONNECT_ATTEMPTS failures the session is
+// "down" (watchers fail their jobs rather than wait on a dead ComfyUI) but it keeps trying in the
+// background, more slowly, and says `reconnected` when ComfyUI is back.
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type { Logger } from '../observability/logger';
@@ -11,6 +12,9 @@ import type { ComfyEvent } from './types';
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** A socket that answers no ping for this long is half-open: drop it and reconnect. */
 const PING_INTERVAL_MS = 15_000;
+/** While down, retries back off (doubling from WEBSOCKET_RECONNECT_DELAY_S) up to this. */
+const MAX_DOWN_RETRY_MS = 10_000;
+const MIN_RETRY_MS = 100;
 
 export type SessionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'down' | 'closed';
 
@@ -28,7 +32,7 @@ type Listener = (event: ComfyEvent) => void;
 export interface SessionEvents {
   /** The socket is open again after a drop: watchers re-check /history (events may be lost). */
   reconnected: [];
-  /** Reconnects are exhausted: ComfyUI is unreachable. */
+  /** Reconnects are exhausted: ComfyUI is unreachable (the session keeps trying in the background). */
   down: [reason: string];
   /** Every parsed text frame, for listeners that want all of them (queue status). */
   event: [ComfyEvent];
@@ -40,8 +44,9 @@ export class ComfySession extends EventEmitter<SessionEvents> {
   private readonly wsUrl: string;
   private readonly byPrompt = new Map<string, Set<Listener>>();
   private socket: WebSocket | undefined;
+  private opening: Promise<void> | undefined;
   private stateValue: SessionState = 'idle';
-  private pingTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SessionOptions) {
@@ -62,13 +67,20 @@ export class ComfySession extends EventEmitter<SessionEvents> {
     return this.stateValue === 'open';
   }
 
-  /** Opens the socket (or confirms it is open). Rejects if this one attempt fails. */
-  async connect(): Promise<void> {
-    if (this.stateValue === 'open') return;
-    if (this.stateValue === 'closed') throw new Error('session is closed');
-    clearTimeout(this.retryTimer);
-    this.stateValue = 'connecting';
-    await this.open();
+  /**
+   * Opens the socket now, or joins the attempt under way; resolves once it is open. Rejects if
+   * this attempt fails (background reconnection, if any, goes on).
+   */
+  connect(): Promise<void> {
+    if (this.stateValue === 'open') return Promise.resolve();
+    if (this.stateValue === 'closed') return Promise.reject(new Error('session is closed'));
+    if (this.opening) return this.opening;
+    if (this.stateValue === 'idle') this.stateValue = 'connecting';
+    const attempt = this.open().finally(() => {
+      if (this.opening === attempt) this.opening = undefined;
+    });
+    this.opening = attempt;
+    return attempt;
   }
 
   /** Calls `listener` with every event that carries this prompt_id, until unsubscribed. */
@@ -88,7 +100,6 @@ export class ComfySession extends EventEmitter<SessionEvents> {
   close(): void {
     this.stateValue = 'closed';
     clearTimeout(this.retryTimer);
-    clearInterval(this.pingTimer);
     this.socket?.terminate();
     this.socket = undefined;
   }
@@ -97,61 +108,80 @@ export class ComfySession extends EventEmitter<SessionEvents> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.wsUrl, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false });
       let opened = false;
+      let pingTimer: NodeJS.Timeout | undefined;
       socket.on('open', () => {
+        if (this.stateValue === 'closed') {
+          socket.terminate();
+          return reject(new Error('session is closed'));
+        }
         opened = true;
+        // Only one socket per client id: ComfyUI sends a client's events to its newest socket.
+        if (this.socket && this.socket !== socket) this.socket.terminate();
         this.socket = socket;
-        const wasReconnecting = this.stateValue === 'reconnecting';
+        const wasAway = this.stateValue === 'reconnecting' || this.stateValue === 'down';
         this.stateValue = 'open';
-        this.startPing(socket);
-        this.opts.logger.info({ url: this.opts.baseUrl, reconnected: wasReconnecting }, 'ComfyUI websocket open');
+        this.failures = 0;
+        clearTimeout(this.retryTimer);
+        pingTimer = this.keepAlive(socket);
+        this.opts.logger.info({ url: this.opts.baseUrl, reconnected: wasAway }, 'ComfyUI websocket open');
         resolve();
-        if (wasReconnecting) this.emit('reconnected');
+        if (wasAway) this.emit('reconnected');
       });
       socket.on('message', (data, isBinary) => {
-        if (!isBinary) this.onText(data.toString());
+        if (!isBinary && this.socket === socket) this.onText(data.toString());
       });
       socket.on('error', (err) => {
         if (!opened) reject(err);
       });
       socket.on('close', (code) => {
-        if (!opened) return;
-        if (this.socket === socket) this.socket = undefined;
-        clearInterval(this.pingTimer);
+        clearInterval(pingTimer);
+        if (!opened || this.socket !== socket) return;
+        this.socket = undefined;
         if (this.stateValue === 'closed') return;
         this.opts.logger.warn({ code }, 'ComfyUI websocket closed; reconnecting');
         this.stateValue = 'reconnecting';
-        this.reconnect(1);
+        this.scheduleRetry();
       });
     });
   }
 
-  private reconnect(attempt: number): void {
-    if (this.stateValue !== 'reconnecting') return;
-    if (attempt > this.opts.reconnectAttempts) {
-      const reason = `websocket closed and ${this.opts.reconnectAttempts} reconnect attempts failed`;
-      this.stateValue = 'down';
-      this.opts.logger.error({ url: this.opts.baseUrl }, `ComfyUI unreachable: ${reason}`);
-      this.emit('down', reason);
-      return;
-    }
-    // The first retry is immediate: most drops are transient and the socket comes straight back.
-    const delay = attempt === 1 ? 0 : this.opts.reconnectDelayMs;
+  /**
+   * The next background attempt: the first at once, then WEBSOCKET_RECONNECT_DELAY_S apart; once
+   * the session is down, backing off up to MAX_DOWN_RETRY_MS.
+   */
+  private scheduleRetry(): void {
+    if (this.stateValue === 'closed' || this.stateValue === 'open') return;
+    if (this.failures >= this.opts.reconnectAttempts) this.markDown();
+    const base = Math.max(this.opts.reconnectDelayMs, MIN_RETRY_MS);
+    const beyond = this.failures - this.opts.reconnectAttempts;
+    const delay = this.failures === 0 ? 0 : beyond < 0 ? base : Math.min(base * 2 ** Math.min(beyond, 10), MAX_DOWN_RETRY_MS);
+    clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
-      if (this.stateValue !== 'reconnecting') return;
-      this.open().catch((err: Error) => {
-        this.opts.logger.warn({ attempt, err: err.message }, 'ComfyUI websocket reconnect failed');
-        this.reconnect(attempt + 1);
+      this.connect().catch((err: Error) => {
+        this.failures += 1;
+        if (this.failures <= this.opts.reconnectAttempts) {
+          this.opts.logger.warn({ attempt: this.failures, err: err.message }, 'ComfyUI websocket reconnect failed');
+        }
+        this.scheduleRetry();
       });
     }, delay);
+    this.retryTimer.unref();
   }
 
-  private startPing(socket: WebSocket): void {
+  private markDown(): void {
+    if (this.stateValue !== 'reconnecting') return;
+    const reason = `websocket closed and ${this.opts.reconnectAttempts} reconnect attempts failed`;
+    this.stateValue = 'down';
+    this.opts.logger.error({ url: this.opts.baseUrl }, `ComfyUI unreachable: ${reason}; still trying in the background`);
+    this.emit('down', reason);
+  }
+
+  private keepAlive(socket: WebSocket): NodeJS.Timeout {
     let alive = true;
     socket.on('pong', () => {
       alive = true;
     });
-    clearInterval(this.pingTimer);
-    this.pingTimer = setInterval(() => {
+    const timer = setInterval(() => {
       if (!alive) {
         this.opts.logger.warn('ComfyUI websocket answered no ping; dropping it');
         socket.terminate();
@@ -160,7 +190,8 @@ export class ComfySession extends EventEmitter<SessionEvents> {
       alive = false;
       socket.ping();
     }, PING_INTERVAL_MS);
-    this.pingTimer.unref();
+    timer.unref();
+    return timer;
   }
 
   private onText(text: string): void {

@@ -1,0 +1,88 @@
+// The websocket session against the simulator: one socket per client, reconnects, and recovery
+// after an outage longer than the reconnect budget.
+import { createLogger } from '../observability/logger';
+import { startSimulator, type Simulator } from '../simulator';
+import { ComfyClient } from './client';
+
+let sim: Simulator;
+beforeEach(async () => {
+  sim = await startSimulator();
+});
+afterEach(async () => {
+  await sim.close();
+});
+
+function client(attempts = 2, delayMs = 100): ComfyClient {
+  return new ComfyClient({
+    baseUrl: sim.url,
+    clientId: `session-test-${Math.random()}`,
+    reconnectAttempts: attempts,
+    reconnectDelayMs: delayMs,
+    websocketTrace: false,
+    historyPollMs: 1000,
+    logger: createLogger('silent'),
+  });
+}
+
+const upgrades = () => sim.requests.filter((r) => r.path === '/ws').length;
+const waitFor = async (check: () => boolean, ms: number) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+test('concurrent readiness waits share one websocket', async () => {
+  const c = client();
+  try {
+    const before = upgrades();
+    await Promise.all([c.waitUntilReady(5_000), c.waitUntilReady(5_000), c.session.connect()]);
+    expect(upgrades() - before).toBe(1);
+    expect(c.session.state).toBe('open');
+  } finally {
+    c.close();
+  }
+});
+
+test('an outage longer than the reconnect budget: down, then back by itself when ComfyUI returns', async () => {
+  const c = client(2, 100);
+  const events: string[] = [];
+  c.session.on('down', () => events.push('down'));
+  c.session.on('reconnected', () => events.push('reconnected'));
+  try {
+    await c.waitUntilReady(5_000);
+    await sim.crash();
+    await waitFor(() => c.session.state === 'down', 5_000);
+    await new Promise((r) => setTimeout(r, 500)); // well past the budget, nobody asks it to reconnect
+    await sim.restart();
+    await waitFor(() => c.session.isOpen, 15_000);
+    expect(events).toEqual(['down', 'reconnected']);
+  } finally {
+    c.close();
+  }
+});
+
+test('a dropped socket comes straight back without being down', async () => {
+  const c = client(3, 100);
+  const events: string[] = [];
+  c.session.on('down', () => events.push('down'));
+  c.session.on('reconnected', () => events.push('reconnected'));
+  try {
+    await c.waitUntilReady(5_000);
+    sim.faults.dropWebsocketAfterEvents = 0;
+    await c.http.submit({
+      promptId: crypto.randomUUID(),
+      clientId: c.session.clientId,
+      workflow: {
+        '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 0 } },
+        '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'drop' } },
+      },
+      extraData: {},
+    });
+    await waitFor(() => events.includes('reconnected'), 5_000);
+    expect(events).toEqual(['reconnected']);
+  } finally {
+    c.close();
+  }
+});
