@@ -88,7 +88,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     inputs,
     orgApiKey: config.comfy.orgApiKey,
   });
-  const events = new JobEvents();
+  const events = new JobEvents((err, event) => logger.error({ err, event }, 'a job event listener failed'));
   const runner = new Runner({
     store,
     comfy,

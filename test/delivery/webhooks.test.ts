@@ -253,3 +253,36 @@ test('cleanup keeps a finished job until its webhook is delivered or has failed'
   expect(cleaned.status).toBe(200);
   expect((await getJson(`${w.url}/status/hook-keep`)).status).toBe(200);
 });
+
+test('restarted with another JOB_SECRETS_KEY: the worker starts, jobs run, a webhook it cannot sign fails visibly', async () => {
+  const dbPath = path.join(tempDir('hook-rekey-'), 'jobs.db');
+  const env = { ALLOW_PRIVATE_URLS: 'true', SQLITE_DB_PATH: dbPath, WEBHOOK_BACKOFF_S: '1.5' };
+  const first = await startTestWorker(sim.url, { ...env, JOB_SECRETS_KEY: 'first-key' });
+  receiver.failNext = 1; // the finished job's delivery stays pending across the restart
+  await postJson(`${first.url}/generate/sync`, {
+    input: { request_id: 'rekey-done', workflow_json: saveWorkflow(), webhook: { url: receiver.url, secret: 'hook-secret' } },
+  });
+  await receiver.waitFor(1);
+  first.runner.pause();
+  const queued = await postJson(`${first.url}/run`, {
+    input: { workflow: saveWorkflow('rekey_pending'), webhook: { url: receiver.url, secret: 'hook-secret' } },
+  });
+  await first.stop();
+
+  const second = await worker({ ...env, JOB_SECRETS_KEY: 'second-key' });
+  await until(
+    async () => (await getJson(`${second.url}/status/${queued.body.job_id}`)).body.status === 'completed',
+    10_000,
+    'ran',
+  );
+  for (const id of ['rekey-done', queued.body.job_id as string]) {
+    await until(
+      async () => (await getJson(`${second.url}/status/${id}`)).body.webhook?.status === 'failed',
+      5_000,
+      `${id} failed`,
+    );
+    const status = await getJson(`${second.url}/status/${id}`);
+    expect(status.body.webhook.last_error).toContain('sealed with another JOB_SECRETS_KEY');
+  }
+  expect(receiver.finals()).toHaveLength(1); // nothing was sent unsigned
+});

@@ -15,9 +15,29 @@ export interface JobEventMap {
 }
 
 export class JobEvents extends EventEmitter<JobEventMap> {
-  constructor() {
+  private readonly onListenerError: (err: unknown, event: string) => void;
+
+  /** @param onListenerError told when a listener throws (the others still run). */
+  constructor(onListenerError: (err: unknown, event: string) => void = () => undefined) {
     super();
+    this.onListenerError = onListenerError;
     // Listeners are few and long-lived (doors, delivery, metrics); waiters are kept elsewhere.
     this.setMaxListeners(50);
+  }
+
+  /**
+   * Calls every listener even if one throws: an observer (a webhook, a metric) must never break
+   * the job it observes, nor the runner or websocket that reports the event.
+   */
+  override emit<K extends keyof JobEventMap>(event: K, ...args: JobEventMap[K]): boolean {
+    const listeners = this.listeners(event) as Array<(...a: JobEventMap[K]) => void>;
+    for (const listener of listeners) {
+      try {
+        listener(...args);
+      } catch (err) {
+        this.onListenerError(err, event);
+      }
+    }
+    return listeners.length > 0;
   }
 }

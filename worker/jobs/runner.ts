@@ -211,9 +211,9 @@ export class Runner {
     );
     const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
     this.current = { job, controller, tracker };
-    events.emit('started', job);
     logger.info({ jobId: job.id, promptId: job.promptId, door: job.door }, 'job started');
     try {
+      events.emit('started', job);
       const secrets = store.secretsOf(job.id);
       const { result, files } = await execute(job, secrets, controller.signal, (event) => {
         events.emit('comfyEvent', job, event);

@@ -27,6 +27,8 @@ export interface DueDelivery {
   signed: boolean;
   /** The request's own secret, if it brought one (else WEBHOOK_SECRET applies). */
   secret: string | undefined;
+  /** The secret was sealed with another JOB_SECRETS_KEY: the delivery cannot be signed as asked. */
+  secretUnreadable: boolean;
   timeoutS: number | undefined;
   attempts: number;
 }
@@ -91,12 +93,20 @@ export class WebhookOutbox {
   }
 
   private toDelivery(row: Row): DueDelivery {
+    let secret: string | undefined;
+    let secretUnreadable = false;
+    try {
+      secret = row.secret ? this.box.unseal<string>(row.secret) : undefined;
+    } catch {
+      secretUnreadable = true;
+    }
     return {
       jobId: row.job_id,
       url: row.url,
       extraParams: row.extra ? (JSON.parse(row.extra) as Record<string, unknown>) : {},
       signed: row.signed === 1,
-      secret: row.secret ? this.box.unseal<string>(row.secret) : undefined,
+      secret,
+      secretUnreadable,
       timeoutS: row.timeout_s ?? undefined,
       attempts: row.attempts,
     };

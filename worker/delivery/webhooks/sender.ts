@@ -64,6 +64,18 @@ export class WebhookSender {
 
   wake(): void {
     if (this.stopped) return;
+    try {
+      this.dispatch();
+    } catch (err) {
+      // The database is unusable (closed, full): try again later rather than crash a timer.
+      this.opts.logger.error({ err }, 'webhook outbox unavailable; retrying in a minute');
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.wake(), 60_000);
+      this.timer.unref();
+    }
+  }
+
+  private dispatch(): void {
     clearTimeout(this.timer);
     const now = this.opts.store.now();
     const free = MAX_IN_FLIGHT - this.inFlight.size;
@@ -94,6 +106,13 @@ export class WebhookSender {
     const { outbox, store, policy, logger } = this.opts;
     const job = store.get(delivery.jobId);
     if (!job) return;
+    if (delivery.secretUnreadable) {
+      const reason = 'its secret was sealed with another JOB_SECRETS_KEY; not sent unsigned';
+      outbox.recordFailure(delivery.jobId, reason, store.now(), undefined);
+      logger.error({ jobId: delivery.jobId }, `webhook not delivered: ${reason}`);
+      this.opts.onResult?.('failed');
+      return;
+    }
     const body = finalBody(job, delivery.extraParams, this.opts.render, store.now());
     const secret = delivery.signed ? (delivery.secret ?? this.opts.envSecret) : undefined;
     const timeoutMs = (delivery.timeoutS ?? this.opts.timeoutS) * 1000;
