@@ -25,6 +25,9 @@ async function simulatorFromArgs(): Promise<Simulator | undefined> {
   return sim;
 }
 
+/** The longest a SIGTERM/SIGINT stop may take (the runner alone may use 10 s of it). */
+const STOP_DEADLINE_MS = 30_000;
+
 async function main(): Promise<void> {
   const sim = await simulatorFromArgs();
   const env = sim ? { ...process.env, COMFYUI_API_BASE: sim.url } : process.env;
@@ -52,6 +55,11 @@ async function main(): Promise<void> {
   }
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'stopping');
+    // A stop that cannot finish (a stuck socket, a wedged disk) must not keep the process alive.
+    setTimeout(() => {
+      logger.error('stop did not finish in time; exiting');
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
     worker
       .stop()
       .then(() => sim?.close())

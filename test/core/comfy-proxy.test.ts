@@ -54,3 +54,31 @@ test('without COMFY_PROXY the routes do not exist', async () => {
     await worker.stop();
   }
 });
+
+describe('stopping with sockets open', () => {
+  const stopsWithin = async (stop: () => Promise<void>, ms: number) =>
+    Promise.race([stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  test('an open proxied websocket does not hold the stop', async () => {
+    const worker = await startTestWorker(sim.url, { COMFY_PROXY: 'true' });
+    const ws = new WebSocket(`${worker.url.replace('http', 'ws')}/comfy/ws?clientId=ui`);
+    await new Promise((r) => ws.once('open', r));
+    const closed = new Promise((r) => ws.once('close', r));
+    expect(await stopsWithin(() => worker.stop(), 3_000)).toBe(true);
+    await closed;
+  });
+
+  test('an upgrade to any other path is refused, not left hanging', async () => {
+    const worker = await startTestWorker(sim.url, { COMFY_PROXY: 'true' });
+    try {
+      const ws = new WebSocket(`${worker.url.replace('http', 'ws')}/elsewhere`);
+      const status = await new Promise<number | undefined>((resolve) => {
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode));
+        ws.once('error', () => resolve(undefined));
+      });
+      expect(status).toBe(404);
+    } finally {
+      expect(await stopsWithin(() => worker.stop(), 3_000)).toBe(true);
+    }
+  });
+});

@@ -25,7 +25,11 @@ export function createComfyProxy(comfyBaseUrl: string, access: RequiredKey): Com
     middleware: proxy as unknown as RequestHandler,
     attach(server) {
       server.on('upgrade', (req, socket, head) => {
-        if (!req.url?.startsWith(`${COMFY_PROXY_PREFIX}/`)) return;
+        if (!req.url?.startsWith(`${COMFY_PROXY_PREFIX}/`)) {
+          // Nothing else here speaks websocket: refuse rather than leave the socket hanging open.
+          socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+          return;
+        }
         const denied = checkKey(access, req);
         if (denied) {
           socket.end(`HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
