@@ -23,6 +23,10 @@ beforeAll(async () => {
     if (req.url === '/cat.png') {
       res.writeHead(200, { 'content-type': 'image/png' });
       res.end(PNG);
+    } else if (req.url === '/slow.png') {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      const timer = setInterval(() => res.write(Buffer.alloc(64)), 50);
+      res.on('close', () => clearInterval(timer));
     } else if (req.url === '/huge.png') {
       res.writeHead(200, { 'content-type': 'image/png' });
       res.end(Buffer.alloc(3 * 1024 * 1024));
@@ -92,5 +96,20 @@ test('without ALLOW_PRIVATE_URLS a loopback URL is refused before anything is qu
     expect(sim.prompts.length).toBe(before);
   } finally {
     await strict.stop();
+  }
+});
+
+test('a download that trickles is cut off at INPUT_DOWNLOAD_TIMEOUT_S, counting the whole body', async () => {
+  const quick = await startTestWorker(sim.url, { ALLOW_PRIVATE_URLS: 'true', INPUT_DOWNLOAD_TIMEOUT_S: '0.5' });
+  try {
+    const started = Date.now();
+    const res = await postJson(`${quick.url}/generate/sync`, {
+      input: { workflow_json: loadWorkflow('slow.png'), images: [{ name: 'slow.png', image: `${images.url}/slow.png` }] },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.message).toContain('"slow.png" could not be downloaded: took longer than 0.5 s');
+    expect(Date.now() - started).toBeLessThan(3_000);
+  } finally {
+    await quick.stop();
   }
 });

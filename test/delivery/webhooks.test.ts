@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { verify } from '../../worker/delivery/webhooks/sign';
 import { startSimulator, type Simulator } from '../../worker/simulator';
+import { serve } from '../support/http-server';
 import { startReceiver, type Receiver } from '../support/receiver';
 import { tempDir } from '../support/tmp';
 import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
@@ -285,4 +286,24 @@ test('restarted with another JOB_SECRETS_KEY: the worker starts, jobs run, a web
     expect(status.body.webhook.last_error).toContain('sealed with another JOB_SECRETS_KEY');
   }
   expect(receiver.finals()).toHaveLength(1); // nothing was sent unsigned
+});
+
+test('a receiver that answers forever is cut off at WEBHOOK_TIMEOUT_S, counting the whole answer', async () => {
+  const dripping = await serve((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    const timer = setInterval(() => res.write('x'.repeat(1024)), 50);
+    res.on('close', () => clearInterval(timer));
+  });
+  try {
+    const w = await worker({ WEBHOOK_TIMEOUT_S: '0.5', WEBHOOK_RETRIES: '0' });
+    await postJson(`${w.url}/generate/sync`, {
+      input: { request_id: 'drip', workflow_json: saveWorkflow(), webhook: { url: `${dripping.url}/h` } },
+    });
+    const started = Date.now();
+    await until(async () => (await getJson(`${w.url}/status/drip`)).body.webhook?.status === 'failed', 5_000, 'cut off');
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect((await getJson(`${w.url}/status/drip`)).body.webhook.last_error).toBe('timed out after 500 ms');
+  } finally {
+    await dripping.close();
+  }
 });

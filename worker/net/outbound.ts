@@ -76,14 +76,17 @@ export async function download(
   limits: { maxBytes: number; timeoutMs: number; signal?: AbortSignal },
 ): Promise<Download> {
   let res;
+  // axios' own timeout stops counting once the response starts: this one covers the whole body.
+  const deadline = AbortSignal.timeout(limits.timeoutMs);
   try {
     res = await client.get<ArrayBuffer>(url, {
       responseType: 'arraybuffer',
       maxContentLength: limits.maxBytes,
       timeout: limits.timeoutMs,
-      signal: limits.signal,
+      signal: limits.signal ? AbortSignal.any([limits.signal, deadline]) : deadline,
     });
   } catch (err) {
+    if (deadline.aborted && !limits.signal?.aborted) throw new Error(`took longer than ${limits.timeoutMs / 1000} s`);
     const message = err instanceof Error ? err.message : String(err);
     if (/maxContentLength/.test(message)) throw new Error(`larger than the ${limits.maxBytes}-byte limit`);
     throw new Error(message);
