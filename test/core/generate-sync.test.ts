@@ -167,6 +167,38 @@ describe('POST /generate/sync: runtime errors', () => {
   });
 });
 
+test('callers sharing a request_id: one leaving does not cancel the job for the other; an async job is never joined', async () => {
+  sim.setNodeDelay(200);
+  try {
+    const leaving = new AbortController();
+    // shared-1 holds the runner so that shared-2 is still pending when the second caller joins it.
+    const holding = sync({ request_id: 'shared-1', workflow_json: saveWorkflow('shared') });
+    const firstAborted = postJson(
+      `${worker.url}/generate/sync`,
+      { input: { request_id: 'shared-2', workflow_json: saveWorkflow('s2') } },
+      { signal: leaving.signal },
+    ).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const staying = sync({ request_id: 'shared-2', workflow_json: saveWorkflow('s2') });
+    await new Promise((r) => setTimeout(r, 50));
+    leaving.abort();
+    await firstAborted;
+    const kept = await staying;
+    expect(kept.status).toBe(200);
+    expect(kept.body).toMatchObject({ id: 'shared-2', status: 'completed' });
+    expect((await holding).status).toBe(200);
+
+    const asyncJob = await postJson(`${worker.url}/generate`, {
+      input: { request_id: 'shared-3', workflow_json: saveWorkflow('s3') },
+    });
+    expect(asyncJob.status).toBe(202);
+    const joinAttempt = await sync({ request_id: 'shared-3', workflow_json: saveWorkflow('s3') });
+    expect(joinAttempt.status).toBe(409);
+  } finally {
+    sim.setNodeDelay(2);
+  }
+});
+
 describe('POST /generate/sync: bad input is a 4xx naming the problem', () => {
   test.each([
     ['both workflow_json and modifier', { workflow_json: saveWorkflow(), modifier: 'Text2Image' }, 'input.workflow_json'],

@@ -59,7 +59,8 @@ export class JobQueue {
     const existing = this.store.get(job.id);
     if (!existing) return undefined;
     if (!TERMINAL_STATUSES.includes(existing.status)) {
-      if (job.sync) return existing;
+      // Only a retry of the same kind of request joins: never an async job, nor another door's.
+      if (job.sync && existing.sync && existing.door === job.door) return existing;
       throw new WorkerError(409, 'conflict', `A job with id ${job.id} is still ${existing.status}`, { field: 'request_id' });
     }
     if (this.store.hasUndeliveredWebhook(job.id) || !this.store.deleteFinished(job.id)) {
@@ -92,6 +93,11 @@ export class JobQueue {
 
   queuePosition(job: JobRecord): number | undefined {
     return job.status === 'pending' ? this.store.queuePosition(job) : undefined;
+  }
+
+  /** Someone is still waiting on a connection for this job's answer. */
+  hasWaiters(id: string): boolean {
+    return (this.waiters.get(id)?.size ?? 0) > 0;
   }
 
   /** Resolves with the job's final state. The signal ends the wait (not the job). */

@@ -26,6 +26,8 @@ export async function answerWhenFinished(queue: JobQueue, job: JobRecord, res: R
   const onClose = () => {
     if (res.writableEnded) return;
     gone.abort();
+    // A retry with the same request_id may be waiting for this job too: it keeps it alive.
+    if (queue.hasWaiters(job.id)) return;
     queue.cancel(job.id, new WorkerError(499, 'client_disconnected', 'Request cancelled due to client disconnection'));
   };
   res.on('close', onClose);
