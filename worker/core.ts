@@ -72,6 +72,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     connectTimeoutMs: config.s3.connectTimeoutS * 1000,
     attempts: config.s3.attempts,
     presignExpiresS: config.s3.presignExpiresS,
+    allowPrivate: config.inputs.allowPrivateUrls,
   });
   // What collecting and delivering outputs needs, for a normal run and for a recovered one.
   const delivery: DeliveryDeps = {

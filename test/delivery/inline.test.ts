@@ -8,7 +8,14 @@ let worker: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({
-    extraNodes: { SaveBytes: fileSaverNode('SaveBytes') },
+    extraNodes: {
+      SaveBytes: fileSaverNode('SaveBytes'),
+      // Lists a file it never wrote, as a node whose file was removed before the worker read it.
+      ListMissingFile: {
+        schema: { ...fileSaverNode('ListMissingFile').schema, input: { required: {} }, input_order: { required: [] } },
+        run: () => ({ ui: { files: [{ filename: 'ghost.bin', subfolder: '', type: 'output' }] } }),
+      },
+    },
   });
   worker = await startTestWorker(sim.url, { OUTPUT_BASE64_MAX_BYTES: '100000' });
 });
@@ -19,17 +26,8 @@ afterAll(async () => {
 
 const workflow = saveWorkflow('small', { '9': { class_type: 'SaveBytes', inputs: { size: 250_000 } } });
 
-test('a file over OUTPUT_BASE64_MAX_BYTES fails the job, naming the file and the cap', async () => {
+test('a file over OUTPUT_BASE64_MAX_BYTES is reported on its output; the job completes with the others', async () => {
   const res = await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: workflow } });
-  expect(res.status).toBe(500);
-  expect(res.body.error.code).toBe('output_error');
-  expect(res.body.message).toMatch(
-    /1 of 2 output files could not be delivered: bytes_[0-9a-f]{8}\.bin: file size 250000 exceeds OUTPUT_BASE64_MAX_BYTES \(100000\); not inlined/,
-  );
-});
-
-test('with allow_partial_results the job completes with the error on that output', async () => {
-  const res = await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: workflow, allow_partial_results: true } });
   expect(res.status).toBe(200);
   const byNode = Object.fromEntries(res.body.output.map((o: { node_id: string }) => [o.node_id, o]));
   expect(byNode['2'].data.length).toBeGreaterThan(0);
@@ -38,4 +36,22 @@ test('with allow_partial_results the job completes with the error on that output
     error: 'file size 250000 exceeds OUTPUT_BASE64_MAX_BYTES (100000); not inlined',
   });
   expect(byNode['9'].data).toBeUndefined();
+});
+
+test('a file missing on ComfyUI fails the job, naming it; with allow_partial_results the job completes', async () => {
+  const missing = saveWorkflow('present', { '9': { class_type: 'ListMissingFile', inputs: {} } });
+  const strict = await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: missing } });
+  expect(strict.status).toBe(500);
+  expect(strict.body.error.code).toBe('output_error');
+  expect(strict.body.message).toContain(
+    '1 of 2 output files could not be delivered: ghost.bin: Output ghost.bin is missing on ComfyUI',
+  );
+
+  const partial = await postJson(`${worker.url}/generate/sync`, {
+    input: { workflow_json: missing, allow_partial_results: true },
+  });
+  expect(partial.status).toBe(200);
+  const byNode = Object.fromEntries(partial.body.output.map((o: { node_id: string }) => [o.node_id, o]));
+  expect(byNode['2'].data.length).toBeGreaterThan(0);
+  expect(byNode['9']).toMatchObject({ filename: 'ghost.bin', error: expect.stringContaining('missing on ComfyUI') });
 });

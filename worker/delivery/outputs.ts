@@ -1,6 +1,8 @@
 // Turns the files and values ComfyUI reported into delivered outputs: uploaded to S3 (a presigned
 // URL) and/or kept inline (bytes stored beside the job, sent as base64 by the doors). Every file
 // is tried; a failure is recorded on the output itself so one bad file never hides the others.
+// A file that could not be fetched or uploaded fails the job unless partial results were asked
+// for and another file was delivered; a file merely over OUTPUT_BASE64_MAX_BYTES does not.
 import type { ComfyHttp } from '../comfy/http';
 import type { OutputFileRef, OutputValue } from '../comfy/types';
 import { WorkerError } from '../errors';
@@ -41,7 +43,8 @@ async function uploadWithRetries(
   const client = s3.clients.for(s3.dest);
   const key = objectKey(s3.dest, plan.jobId, ref.subfolder, ref.filename);
   let lastError: unknown;
-  for (let attempt = 1; attempt <= s3.clients.attempts; attempt++) {
+  const attempts = s3.clients.attemptsFor(s3.dest);
+  for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       // A stream cannot be replayed: each attempt reads the file from ComfyUI again.
       const view = await openOutput(http, ref, signal);
@@ -56,19 +59,20 @@ async function uploadWithRetries(
         'S3 upload failed',
       );
       if (!isRetryableS3Error(err)) break; // wrong credentials, missing bucket: another try won't change it
-      if (attempt < s3.clients.attempts) await sleep(UPLOAD_RETRY_DELAY_MS * attempt, signal);
+      if (attempt < attempts) await sleep(UPLOAD_RETRY_DELAY_MS * attempt, signal);
     }
   }
   throw new Error(describeS3Error(lastError, s3.dest));
 }
 
+/** One file's outcome: `failed` when it could not be fetched or uploaded (not merely too big to inline). */
 async function deliverFile(
   http: ComfyHttp,
   ref: OutputFileRef,
   plan: DeliveryPlan,
   files: Buffer[],
   signal: AbortSignal,
-): Promise<JobOutput> {
+): Promise<{ output: JobOutput; failed: boolean }> {
   const output: JobOutput = {
     node_id: ref.nodeId,
     output_type: ref.kind,
@@ -78,12 +82,14 @@ async function deliverFile(
     mimetype: mimeTypeOf(ref.filename),
   };
   const failure = (err: unknown) => (err instanceof Error ? err.message : String(err));
+  let failed = false;
   if (plan.s3) {
     try {
       output.url = await uploadWithRetries(http, ref, plan, plan.s3, signal);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       output.upload_error = failure(err);
+      failed = true;
     }
   }
   if (plan.inline) {
@@ -94,15 +100,17 @@ async function deliverFile(
         output.size = inline.bytes.length;
         output.blob = files.push(inline.bytes) - 1;
       } else {
+        // Too big to inline: said on the output, as the api-wrapper does; the job still completes.
         output.size = inline.size;
         output.error = inline.error;
       }
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       output.error = failure(err);
+      failed = true;
     }
   }
-  return output;
+  return { output, failed: failed && output.url === undefined && output.blob === undefined };
 }
 
 export async function deliverOutputs(
@@ -114,10 +122,14 @@ export async function deliverOutputs(
 ): Promise<Delivered> {
   const outputs: JobOutput[] = [];
   const files: Buffer[] = [];
-  for (const ref of refs) outputs.push(await deliverFile(http, ref, plan, files, signal));
+  const failed: JobOutput[] = [];
+  for (const ref of refs) {
+    const result = await deliverFile(http, ref, plan, files, signal);
+    outputs.push(result.output);
+    if (result.failed) failed.push(result.output);
+  }
   for (const value of values) outputs.push({ node_id: value.nodeId, output_type: value.kind, value: value.value });
 
-  const failed = outputs.filter((o) => o.filename !== undefined && o.blob === undefined && o.url === undefined);
   const delivered = refs.length - failed.length;
   if (failed.length > 0 && !(plan.allowPartial && delivered > 0)) {
     const list = failed.map((o) => `${o.filename}: ${o.upload_error ?? o.error ?? 'not delivered'}`).join('; ');

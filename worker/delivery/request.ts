@@ -77,6 +77,8 @@ async function parseS3(value: unknown, field: string, ctx: DeliveryContext, secr
   if (given(s3.bucket_name)) target.bucketName = s3.bucket_name;
   if (given(s3.region)) target.region = s3.region;
   if (given(s3.prefix)) target.prefix = s3.prefix;
+  if (s3.connect_timeout !== undefined) target.connectTimeoutS = s3.connect_timeout;
+  if (s3.connect_attempts !== undefined) target.attempts = s3.connect_attempts;
   if (given(s3.access_key_id)) secrets.s3AccessKeyId = s3.access_key_id;
   if (given(s3.secret_access_key)) secrets.s3SecretAccessKey = s3.secret_access_key;
   // Asking for S3 with settings that stay incomplete is a mistake, not a silent fall-back to base64.

@@ -1,5 +1,15 @@
 import { ConfigError, loadConfig } from '../config';
-import { missingS3Settings, objectKey, parseBucketEndpoint, resolveS3Destination, s3Defaults } from './s3';
+import { Readable } from 'node:stream';
+import { S3_KEY, S3_SECRET, startS3 } from '../../test/support/s3';
+import {
+  S3Clients,
+  missingS3Settings,
+  objectKey,
+  parseBucketEndpoint,
+  resolveS3Destination,
+  s3Defaults,
+  uploadStream,
+} from './s3';
 
 describe('BUCKET_ENDPOINT_URL', () => {
   test.each([
@@ -45,6 +55,7 @@ describe('settings precedence', () => {
       prefix: 'env/prefix',
       accessKeyId: 'env-key',
       secretAccessKey: 'env-secret',
+      untrustedEndpoint: false,
     });
   });
 
@@ -95,7 +106,52 @@ describe('settings precedence', () => {
 });
 
 test('object key: <prefix>/<job id>/<subfolder>/<filename> without empty parts', () => {
-  const dest = { bucket: 'b', region: 'r', endpoint: undefined, forcePathStyle: false, accessKeyId: 'k', secretAccessKey: 's' };
+  const dest = {
+    bucket: 'b',
+    region: 'r',
+    endpoint: undefined,
+    forcePathStyle: false,
+    accessKeyId: 'k',
+    secretAccessKey: 's',
+    untrustedEndpoint: false,
+  };
   expect(objectKey({ ...dest, prefix: 'p/q' }, 'job-1', 'audio', 'a.flac')).toBe('p/q/job-1/audio/a.flac');
   expect(objectKey({ ...dest, prefix: '' }, 'job-1', '', 'img.png')).toBe('job-1/img.png');
+});
+
+describe('S3Clients', () => {
+  test("a request-given endpoint is held to the private-address rule at connect time; the request's attempts win", async () => {
+    const s3 = await startS3();
+    const base = {
+      bucket: 'outputs',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      prefix: '',
+      accessKeyId: S3_KEY,
+      secretAccessKey: S3_SECRET,
+    };
+    // localhost passes a naive check of the URL but resolves to loopback.
+    const dest = { ...base, endpoint: s3.endpoint.replace('127.0.0.1', 'localhost'), untrustedEndpoint: true };
+    const strict = new S3Clients({ connectTimeoutMs: 2000, attempts: 3, presignExpiresS: 60, allowPrivate: false });
+    const lenient = new S3Clients({ connectTimeoutMs: 2000, attempts: 3, presignExpiresS: 60, allowPrivate: true });
+    try {
+      const upload = (clients: S3Clients) =>
+        uploadStream(
+          clients.for(dest),
+          dest,
+          'k.txt',
+          Readable.from([Buffer.from('hi')]),
+          'text/plain',
+          new AbortController().signal,
+        );
+      await expect(upload(strict)).rejects.toThrow(/private address/);
+      await expect(upload(lenient)).resolves.toBeUndefined();
+      expect(strict.attemptsFor(dest)).toBe(3);
+      expect(strict.attemptsFor({ ...dest, attempts: 1 })).toBe(1);
+    } finally {
+      strict.destroy();
+      lenient.destroy();
+      await s3.stop();
+    }
+  });
 });

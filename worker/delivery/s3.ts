@@ -3,12 +3,15 @@
 // file. Works with AWS and S3-compatible stores (R2, Backblaze, MinIO): path-style addressing for
 // custom endpoints, checksums only when the operation requires them (R2 rejects the others).
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Readable } from 'node:stream';
 import { ConfigError, type Config } from '../config';
 import type { JobSecrets, S3Target } from '../jobs/types';
+import { guardedLookup } from '../net/address-guard';
 
 /** 5 MiB is S3's smallest part; two in flight keep memory flat for any file size. */
 const PART_SIZE = 5 * 1024 * 1024;
@@ -26,6 +29,11 @@ export interface S3Destination {
   prefix: string;
   accessKeyId: string;
   secretAccessKey: string;
+  /** The endpoint came from a request: hold it to the private-address rule at connect time. */
+  untrustedEndpoint: boolean;
+  /** The request's connect_timeout / connect_attempts, if it gave them. */
+  connectTimeoutS?: number;
+  attempts?: number;
 }
 
 /** Environment defaults after reading both naming schemes (S3_* first, BUCKET_* fills gaps). */
@@ -106,6 +114,9 @@ export function resolveS3Destination(
     prefix: (target?.prefix ?? defaults.prefix ?? '').replace(/^\/+|\/+$/g, ''),
     accessKeyId,
     secretAccessKey,
+    untrustedEndpoint: target?.endpointUrl !== undefined,
+    ...(target?.connectTimeoutS !== undefined ? { connectTimeoutS: target.connectTimeoutS } : {}),
+    ...(target?.attempts !== undefined ? { attempts: target.attempts } : {}),
   };
 }
 
@@ -118,6 +129,8 @@ export interface S3Options {
   connectTimeoutMs: number;
   attempts: number;
   presignExpiresS: number;
+  /** ALLOW_PRIVATE_URLS: request-given endpoints may then be private. */
+  allowPrivate: boolean;
 }
 
 /** One S3 client per destination, reused across jobs (a few are kept). */
@@ -133,13 +146,26 @@ export class S3Clients {
     return this.opts.presignExpiresS;
   }
 
-  get attempts(): number {
-    return this.opts.attempts;
+  /** Upload attempts per file (each reads the file from ComfyUI again). */
+  attemptsFor(dest: S3Destination): number {
+    return dest.attempts ?? this.opts.attempts;
   }
 
   for(dest: S3Destination): S3Client {
+    const guarded = dest.untrustedEndpoint && !this.opts.allowPrivate;
+    const connectionTimeout = dest.connectTimeoutS !== undefined ? dest.connectTimeoutS * 1000 : this.opts.connectTimeoutMs;
     const key = createHash('sha256')
-      .update([dest.endpoint, dest.region, dest.forcePathStyle, dest.accessKeyId, dest.secretAccessKey].join('\0'))
+      .update(
+        [
+          dest.endpoint,
+          dest.region,
+          dest.forcePathStyle,
+          dest.accessKeyId,
+          dest.secretAccessKey,
+          guarded,
+          connectionTimeout,
+        ].join('\0'),
+      )
       .digest('hex');
     let client = this.clients.get(key);
     if (!client) {
@@ -153,10 +179,22 @@ export class S3Clients {
         endpoint: dest.endpoint,
         forcePathStyle: dest.forcePathStyle,
         credentials: { accessKeyId: dest.accessKeyId, secretAccessKey: dest.secretAccessKey },
-        maxAttempts: this.opts.attempts,
+        // Attempts are counted by uploadWithRetries, which must re-read the file for each.
+        maxAttempts: 1,
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        requestHandler: { connectionTimeout: this.opts.connectTimeoutMs, requestTimeout: 5 * 60_000 },
+        requestHandler: {
+          connectionTimeout,
+          requestTimeout: 5 * 60_000,
+          // A request-given endpoint was checked when the request arrived; check again at connect
+          // time so a name that now resolves to a private address (DNS rebinding) is refused.
+          ...(guarded
+            ? {
+                httpAgent: new http.Agent({ keepAlive: true, lookup: guardedLookup }),
+                httpsAgent: new https.Agent({ keepAlive: true, lookup: guardedLookup }),
+              }
+            : {}),
+        },
       });
       this.clients.set(key, client);
     }

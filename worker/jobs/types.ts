@@ -25,6 +25,9 @@ export interface S3Target {
   bucketName?: string;
   region?: string;
   prefix?: string;
+  /** The request's connect_timeout (s) and connect_attempts, over S3_CONNECT_TIMEOUT / _ATTEMPTS. */
+  connectTimeoutS?: number;
+  attempts?: number;
 }
 
 export interface JobSpec {

@@ -1,5 +1,6 @@
 import { guardedLookup } from './address-guard';
-import { checkRedirect, proxyApplies } from './outbound';
+import { serve } from '../../test/support/http-server';
+import { checkRedirect, createOutboundClient, download, proxyApplies } from './outbound';
 
 describe('redirects', () => {
   test('to a private IP literal or a non-http scheme are refused; public ones pass', () => {
@@ -24,4 +25,26 @@ test('HTTP(S)_PROXY applies unless NO_PROXY names the host', () => {
   expect(proxyApplies(new URL('https://internal.example/x'), env)).toBe(false);
   expect(proxyApplies(new URL('https://s3.corp/x'), env)).toBe(false);
   expect(proxyApplies(new URL('http://api.example.com/x'), env)).toBe(false); // no HTTP_PROXY
+});
+
+test('a proxy named by a private host name is used (only the target is judged, and the proxy sees it)', async () => {
+  const seen: string[] = [];
+  const proxy = await serve((req, res) => {
+    seen.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'image/png' });
+    res.end('via-proxy');
+  });
+  const port = new URL(proxy.url).port;
+  const saved = process.env.HTTP_PROXY;
+  process.env.HTTP_PROXY = `http://localhost:${port}`;
+  try {
+    const client = createOutboundClient({ allowPrivate: false });
+    const { bytes } = await download(client, 'http://images.example/cat.png', { maxBytes: 1000, timeoutMs: 2000 });
+    expect(bytes.toString()).toBe('via-proxy');
+    expect(seen).toEqual(['http://images.example/cat.png']);
+  } finally {
+    if (saved === undefined) delete process.env.HTTP_PROXY;
+    else process.env.HTTP_PROXY = saved;
+    await proxy.close();
+  }
 });

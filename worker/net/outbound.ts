@@ -43,6 +43,8 @@ export function checkRedirect(options: Record<string, unknown>, allowPrivate: bo
 export function createOutboundClient(opts: OutboundOptions): AxiosInstance {
   const env = opts.env ?? process.env;
   const lookup = opts.allowPrivate ? undefined : guardedLookup;
+  // The proxy itself is usually on a private network: connections to it are not guarded.
+  const toProxy = { httpAgent: new http.Agent({ keepAlive: true }), httpsAgent: new https.Agent({ keepAlive: true }) };
   const client = axios.create({
     httpAgent: new http.Agent({ keepAlive: true, lookup }),
     httpsAgent: new https.Agent({ keepAlive: true, lookup }),
@@ -53,12 +55,12 @@ export function createOutboundClient(opts: OutboundOptions): AxiosInstance {
   // With a proxy the connect-time guard would judge the proxy's address instead of the target's;
   // the admission check (assertPublicHttpUrl) still applies in that case.
   client.interceptors.request.use((config) => {
+    if (opts.allowPrivate) return config;
     const target = new URL(config.url ?? '', config.baseURL);
-    if (!opts.allowPrivate && !proxyApplies(target, env)) {
-      config.proxy = false;
-      const host = target.hostname.replace(/^\[|\]$/g, '');
-      if (net.isIP(host) !== 0 && isPrivateAddress(host)) throw new Error(`refusing to connect to private address ${host}`);
-    }
+    if (proxyApplies(target, env)) return { ...config, ...toProxy };
+    config.proxy = false;
+    const host = target.hostname.replace(/^\[|\]$/g, '');
+    if (net.isIP(host) !== 0 && isPrivateAddress(host)) throw new Error(`refusing to connect to private address ${host}`);
     return config;
   });
   return client;
