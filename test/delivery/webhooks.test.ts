@@ -1,5 +1,6 @@
 // Webhooks against a real receiver: signatures, events, progress throttling, retries with
 // backoff, delivery across a restart, and exhausted retries made visible.
+import fs from 'node:fs';
 import path from 'node:path';
 import { verify } from '../../worker/delivery/webhooks/sign';
 import { startSimulator, type Simulator } from '../../worker/simulator';
@@ -58,6 +59,10 @@ test('completed: signed body with the job, its outputs, timings, extra params an
   expect(body.timings.total_ms).toBeGreaterThanOrEqual(0);
   expect(Math.abs(body.timestamp - Date.now() / 1000)).toBeLessThan(30);
   expect(delivery!.headers['x-webhook-timestamp']).toBe(String(body.timestamp));
+  // The URL may carry a token: the database holds it sealed, like the secret.
+  const onDisk = Buffer.concat([fs.readFileSync(w.dbPath), fs.readFileSync(`${w.dbPath}-wal`)]);
+  expect(onDisk.includes(receiver.url)).toBe(false);
+  expect(onDisk.includes('s3cret')).toBe(false);
 });
 
 test('WEBHOOK_URL and WEBHOOK_SECRET are the defaults; an explicit empty secret sends it unsigned', async () => {
@@ -284,6 +289,7 @@ test('restarted with another JOB_SECRETS_KEY: the worker starts, jobs run, a web
     );
     const status = await getJson(`${second.url}/status/${id}`);
     expect(status.body.webhook.last_error).toContain('sealed with another JOB_SECRETS_KEY');
+    expect(status.body.webhook).toEqual({ status: 'failed', attempts: expect.any(Number), last_error: expect.any(String) });
   }
   expect(receiver.finals()).toHaveLength(1); // nothing was sent unsigned
 });

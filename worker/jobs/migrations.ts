@@ -57,7 +57,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE webhook_deliveries (
     job_id          TEXT    PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
-    url             TEXT    NOT NULL,
+    url             BLOB,                           -- sealed (a URL may carry a token); NULL when done
     extra           TEXT,                           -- JSON extra_params
     signed          INTEGER NOT NULL DEFAULT 1,     -- 0: the request asked for an unsigned webhook
     secret          BLOB,                           -- sealed request secret; NULL when done

@@ -185,7 +185,8 @@ export class JobStore {
 
   /** Stores a new pending job. A second job with the same id is a 409. */
   insert(job: NewJob): JobRecord {
-    const { images, ...spec } = job.spec;
+    // The webhook target is kept (sealed) with its delivery only, not in the job's spec.
+    const { images, webhook: _webhook, ...spec } = job.spec;
     const { webhookSecret, ...jobSecrets } = job.secrets ?? {};
     const hasSecrets = Object.values(jobSecrets).some((v) => v !== undefined);
     const createdAt = this.now();
@@ -207,7 +208,7 @@ export class JobStore {
           // The webhook's secret lives with its delivery, which outlives the job's other secrets.
           this.stmt.addWebhook.run({
             job_id: job.id,
-            url: hook.url,
+            url: this.box.seal(hook.url),
             extra: Object.keys(hook.extraParams).length > 0 ? JSON.stringify(hook.extraParams) : null,
             signed: hook.signed ? 1 : 0,
             secret: webhookSecret !== undefined ? this.box.seal(webhookSecret) : null,

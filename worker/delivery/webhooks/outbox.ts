@@ -9,7 +9,7 @@ export type DeliveryStatus = 'waiting' | 'pending' | 'delivered' | 'failed';
 
 interface Row {
   job_id: string;
-  url: string;
+  url: Buffer | null;
   extra: string | null;
   signed: number;
   secret: Buffer | null;
@@ -27,7 +27,7 @@ export interface DueDelivery {
   signed: boolean;
   /** The request's own secret, if it brought one (else WEBHOOK_SECRET applies). */
   secret: string | undefined;
-  /** The secret was sealed with another JOB_SECRETS_KEY: the delivery cannot be signed as asked. */
+  /** The target was sealed with another JOB_SECRETS_KEY: the delivery cannot be made as asked. */
   secretUnreadable: boolean;
   timeoutS: number | undefined;
   attempts: number;
@@ -35,7 +35,6 @@ export interface DueDelivery {
 
 /** What /status and the metrics show of a job's webhook. */
 export interface DeliveryState {
-  url: string;
   status: DeliveryStatus;
   attempts: number;
   last_error: string | null;
@@ -56,7 +55,7 @@ export class WebhookOutbox {
       get: db.prepare('SELECT * FROM webhook_deliveries WHERE job_id = ?'),
       delivered: db.prepare(
         `UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
-                secret = NULL, next_attempt_at = NULL, finished_at = @now
+                url = NULL, secret = NULL, next_attempt_at = NULL, finished_at = @now
          WHERE job_id = @id AND status = 'pending'`,
       ),
       retry: db.prepare(
@@ -65,7 +64,7 @@ export class WebhookOutbox {
       ),
       failed: db.prepare(
         `UPDATE webhook_deliveries SET status = 'failed', attempts = attempts + 1, last_error = @error,
-                secret = NULL, next_attempt_at = NULL, finished_at = @now
+                url = NULL, secret = NULL, next_attempt_at = NULL, finished_at = @now
          WHERE job_id = @id AND status = 'pending'`,
       ),
       counts: db.prepare('SELECT status, COUNT(*) AS n FROM webhook_deliveries GROUP BY status'),
@@ -83,7 +82,7 @@ export class WebhookOutbox {
 
   state(jobId: string): DeliveryState | undefined {
     const row = this.stmt.get.get(jobId) as Row | undefined;
-    return row && { url: row.url, status: row.status, attempts: row.attempts, last_error: row.last_error };
+    return row && { status: row.status, attempts: row.attempts, last_error: row.last_error };
   }
 
   /** The target of a job's webhook (for progress events while it runs). */
@@ -94,15 +93,17 @@ export class WebhookOutbox {
 
   private toDelivery(row: Row): DueDelivery {
     let secret: string | undefined;
+    let url = '';
     let secretUnreadable = false;
     try {
+      url = row.url ? this.box.unseal<string>(row.url) : '';
       secret = row.secret ? this.box.unseal<string>(row.secret) : undefined;
     } catch {
       secretUnreadable = true;
     }
     return {
       jobId: row.job_id,
-      url: row.url,
+      url,
       extraParams: row.extra ? (JSON.parse(row.extra) as Record<string, unknown>) : {},
       signed: row.signed === 1,
       secret,

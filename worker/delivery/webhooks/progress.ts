@@ -27,7 +27,7 @@ export class ProgressNotifier {
   private readonly listeners = {
     started: (job: JobRecord) => {
       const target = this.opts.outbox.target(job.id);
-      if (target) this.running.set(job.id, { target, lastSentMs: -Infinity });
+      if (target && !target.secretUnreadable) this.running.set(job.id, { target, lastSentMs: -Infinity });
     },
     progress: (job: JobRecord, progress: JobProgress) => this.onProgress(job, progress),
     finished: (job: JobRecord) => {

@@ -107,7 +107,7 @@ export class WebhookSender {
     const job = store.get(delivery.jobId);
     if (!job) return;
     if (delivery.secretUnreadable) {
-      const reason = 'its secret was sealed with another JOB_SECRETS_KEY; not sent unsigned';
+      const reason = 'its target was sealed with another JOB_SECRETS_KEY; not sent';
       outbox.recordFailure(delivery.jobId, reason, store.now(), undefined);
       logger.error({ jobId: delivery.jobId }, `webhook not delivered: ${reason}`);
       this.opts.onResult?.('failed');
