@@ -60,6 +60,9 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const stop = () =>
     (stopped ??= (async () => {
       core.upkeep.stop();
+      // Take no new job: closing the door cancels waiting callers' jobs, and the next pending
+      // job would otherwise be started only to be left for recovery.
+      core.runner.pause();
       await door.stop();
       await core.runner.stop(STOP_GRACE_MS);
       core.webhooks.progress.stop();

@@ -167,9 +167,20 @@ export class ComfyClient {
         req.signal,
       );
     } catch (err) {
-      watch.stop();
-      if (req.signal.aborted) await this.cancelPrompt(req.promptId);
-      throw err;
+      // A lost answer is not a lost prompt: ComfyUI may have queued it before the connection
+      // failed. Follow it if it is there; submitting again could run the work twice.
+      const rejected = err instanceof WorkerError && err.status < 500;
+      if (!req.signal.aborted && !rejected && (await this.knows(req.promptId))) {
+        this.logger.warn(
+          { promptId: req.promptId, err: (err as Error).message },
+          'POST /prompt answer lost, but ComfyUI has the prompt',
+        );
+        submitted = { prompt_id: req.promptId, number: -1, node_errors: {} };
+      } else {
+        watch.stop();
+        if (req.signal.aborted) await this.cancelPrompt(req.promptId);
+        throw err;
+      }
     }
     const warnings: string[] = [];
     if (Object.keys(submitted.node_errors).length > 0) {
@@ -205,6 +216,17 @@ export class ComfyClient {
       'execution_error',
       `ComfyUI interrupted the prompt at node ${outcome.nodeId ?? '?'} (not at this worker's request)`,
     );
+  }
+
+  /** Whether ComfyUI has the prompt queued, running or in its history (false if it cannot be asked). */
+  private async knows(promptId: string): Promise<boolean> {
+    try {
+      const queue = await this.http.queue();
+      if (queue.running.includes(promptId) || queue.pending.includes(promptId)) return true;
+      return (await this.http.history(promptId)) !== undefined;
+    } catch {
+      return false;
+    }
   }
 
   /**
