@@ -14,7 +14,10 @@ const TRUE_WORDS = new Set(['1', 'true', 't', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'f', 'no', 'n', 'off', '']);
 
 // Each reader takes the raw string (or undefined) and returns a zod schema that parses it.
-const optionalNumber = (opts: { min?: number; int?: boolean } = {}) =>
+/** The longest delay a Node timer can wait (2^31 - 1 ms), in seconds. */
+const MAX_TIMER_S = 2_147_483;
+
+const optionalNumber = (opts: { min?: number; max?: number; int?: boolean } = {}) =>
   z
     .string()
     .optional()
@@ -24,17 +27,19 @@ const optionalNumber = (opts: { min?: number; int?: boolean } = {}) =>
       const bad =
         !Number.isFinite(value) ||
         (opts.int === true && !Number.isInteger(value)) ||
-        (opts.min !== undefined && value < opts.min);
+        (opts.min !== undefined && value < opts.min) ||
+        (opts.max !== undefined && value > opts.max);
       if (bad) {
         const kind = opts.int === true ? 'an integer' : 'a number';
         const floor = opts.min !== undefined ? ` >= ${opts.min}` : '';
-        ctx.addIssue({ code: 'custom', message: `expected ${kind}${floor}, got "${raw}"` });
+        const ceiling = opts.max !== undefined ? `${floor ? ' and' : ''} <= ${opts.max}` : '';
+        ctx.addIssue({ code: 'custom', message: `expected ${kind}${floor}${ceiling}, got "${raw}"` });
         return z.NEVER;
       }
       return value;
     });
 
-const number = (fallback: number, opts: { min?: number; int?: boolean } = {}) =>
+const number = (fallback: number, opts: { min?: number; max?: number; int?: boolean } = {}) =>
   optionalNumber(opts).transform((value) => value ?? fallback);
 
 const optionalBool = z
@@ -90,13 +95,13 @@ const envSchema = z.object({
   // ComfyUI
   COMFYUI_API_BASE: httpUrl(),
   COMFY_HOST: optionalText,
-  COMFY_READY_TIMEOUT_S: number(600, { min: 0 }),
+  COMFY_READY_TIMEOUT_S: number(600, { min: 1, max: MAX_TIMER_S }),
   COMFY_ORG_API_KEY: optionalText,
   WEBSOCKET_RECONNECT_ATTEMPTS: number(5, { min: 0, int: true }),
   WEBSOCKET_RECONNECT_DELAY_S: number(3, { min: 0 }),
   WEBSOCKET_TRACE: bool(false),
-  HISTORY_POLL_INTERVAL_S: number(5, { min: 0.05 }),
-  JOB_TIMEOUT_S: number(3600, { min: 0.1 }),
+  HISTORY_POLL_INTERVAL_S: number(5, { min: 0.05, max: 3600 }),
+  JOB_TIMEOUT_S: number(3600, { min: 0.1, max: MAX_TIMER_S }),
   COMFY_PROXY: bool(false),
 
   // Inputs
@@ -175,9 +180,9 @@ const envSchema = z.object({
   BENCHMARK_CACHE_PATH: text('.has_benchmark'),
   BENCHMARK_MIN_PERF: optionalNumber({ min: 0 }),
   // Upkeep of the job database
-  CLEANUP_INTERVAL_S: number(3600, { min: 0.01 }),
+  CLEANUP_INTERVAL_S: number(3600, { min: 0.01, max: MAX_TIMER_S }),
   JOB_RETENTION_HOURS: number(24, { min: 0 }),
-  STUCK_JOB_HOURS: number(2, { min: 0.001 }),
+  STUCK_JOB_HOURS: optionalNumber({ min: 0.001 }),
 
   // Access control of the HTTP door
   API_KEY: optionalText,
@@ -306,7 +311,7 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     upkeep: {
       intervalS: env.CLEANUP_INTERVAL_S,
       retentionHours: env.JOB_RETENTION_HOURS,
-      stuckHours: env.STUCK_JOB_HOURS,
+      stuckHours: stuckHours(env),
     },
     access: { apiKey: env.API_KEY, adminApiKey: env.ADMIN_API_KEY },
     log: { level: env.LOG_LEVEL },
@@ -319,6 +324,21 @@ function tokens(raw: string | undefined): string[] {
     .split(',')
     .map((t) => t.trim())
     .filter((t) => t !== '');
+}
+
+/**
+ * A job running longer than STUCK_JOB_HOURS is failed as stuck, so the threshold must lie beyond
+ * a job's own deadline. Unset: 2 h, or an hour past JOB_TIMEOUT_S when that is longer.
+ */
+function stuckHours(env: z.infer<typeof envSchema>): number {
+  const timeoutH = env.JOB_TIMEOUT_S / 3600;
+  if (env.STUCK_JOB_HOURS === undefined) return Math.max(2, timeoutH + 1);
+  if (env.STUCK_JOB_HOURS <= timeoutH) {
+    throw new ConfigError(
+      `Invalid configuration:\n  STUCK_JOB_HOURS: ${env.STUCK_JOB_HOURS} h is not longer than JOB_TIMEOUT_S (${env.JOB_TIMEOUT_S} s): running jobs would be failed as stuck`,
+    );
+  }
+  return env.STUCK_JOB_HOURS;
 }
 
 function chooseMode(env: z.infer<typeof envSchema>): WorkerMode {
