@@ -18,9 +18,15 @@ describe('isPrivateAddress', () => {
     '::ffff:10.0.0.1',
     'not-an-ip',
   ])('%s is private', (address) => expect(isPrivateAddress(address)).toBe(true));
-  test.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])('%s is public', (address) =>
-    expect(isPrivateAddress(address)).toBe(false),
-  );
+  test.each([
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '2606:4700:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+  ])('%s is public', (address) => expect(isPrivateAddress(address)).toBe(false));
 });
 
 describe('assertPublicHttpUrl', () => {

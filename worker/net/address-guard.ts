@@ -14,7 +14,10 @@ function buildBlockList(): net.BlockList {
     ['169.254.0.0', 16], // link-local, cloud metadata
     ['172.16.0.0', 12],
     ['192.0.0.0', 24],
+    ['192.0.2.0', 24], // documentation (TEST-NET-1)
     ['192.168.0.0', 16],
+    ['198.51.100.0', 24], // TEST-NET-2
+    ['203.0.113.0', 24], // TEST-NET-3
     ['198.18.0.0', 15], // benchmarking
     ['224.0.0.0', 4], // multicast
     ['240.0.0.0', 4], // reserved, broadcast
@@ -33,16 +36,41 @@ function buildBlockList(): net.BlockList {
 
 const BLOCKED = buildBlockList();
 
+/** The eight 16-bit groups of an IPv6 address (dotted IPv4 tails included). */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((g) => parseInt(g, 16));
+}
+
+/** IPv6 forms that carry an IPv4 target: mapped, compatible, NAT64 (64:ff9b::/96), 6to4 (2002::/16). */
+function embeddedIPv4(groups: number[]): string | undefined {
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  const zeros = (from: number, to: number) => groups.slice(from, to).every((g) => g === 0);
+  if (zeros(0, 5) && (groups[5] === 0xffff || groups[5] === 0)) return v4(groups[6]!, groups[7]!);
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && zeros(2, 6)) return v4(groups[6]!, groups[7]!);
+  if (groups[0] === 0x2002) return v4(groups[1]!, groups[2]!);
+  return undefined;
+}
+
 /** True when the address is loopback, link-local, private or otherwise not a public host. */
 export function isPrivateAddress(address: string): boolean {
   const family = net.isIP(address);
   if (family === 4) return BLOCKED.check(address, 'ipv4');
   if (family !== 6) return true;
-  const lower = address.toLowerCase();
-  // IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) addresses carry an IPv4 target.
-  const embedded = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (embedded?.[1] !== undefined) return BLOCKED.check(embedded[1], 'ipv4');
-  return BLOCKED.check(lower, 'ipv6');
+  const groups = ipv6Groups(address);
+  // :: and ::1 fall in the IPv4-compatible range as 0.0.0.0/8: blocked either way.
+  const inner = embeddedIPv4(groups);
+  if (inner !== undefined) return BLOCKED.check(inner, 'ipv4');
+  return BLOCKED.check(address.toLowerCase(), 'ipv6');
 }
 
 export interface UrlPolicy {
