@@ -57,9 +57,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ I2V_WEBHOOK_RETRIES: 'x' })).toThrow('I2V_WEBHOOK_RETRIES: expected an integer');
   });
 
-  test('upper bounds, and STUCK_JOB_HOURS beyond a job\'s own deadline', () => {
+  test("upper bounds, and STUCK_JOB_HOURS beyond a job's own deadline", () => {
     expect(() => loadConfig({ JOB_TIMEOUT_S: '3000000' })).toThrow('JOB_TIMEOUT_S: expected a number >= 0.1 and <= 2147483');
-    expect(() => loadConfig({ HISTORY_POLL_INTERVAL_S: '7200' })).toThrow('HISTORY_POLL_INTERVAL_S: expected a number >= 0.05 and <= 3600');
+    expect(() => loadConfig({ HISTORY_POLL_INTERVAL_S: '7200' })).toThrow(
+      'HISTORY_POLL_INTERVAL_S: expected a number >= 0.05 and <= 3600',
+    );
     expect(() => loadConfig({ COMFY_READY_TIMEOUT_S: '0' })).toThrow('COMFY_READY_TIMEOUT_S: expected a number >= 1');
     expect(loadConfig({}).upkeep.stuckHours).toBe(2);
     expect(loadConfig({ JOB_TIMEOUT_S: '10800' }).upkeep.stuckHours).toBe(4);

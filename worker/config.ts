@@ -2,6 +2,7 @@
 // here with its default; the README's table is kept in step with this file.
 import path from 'node:path';
 import { z } from 'zod';
+import { parseBoolWord } from './util/words';
 
 export type WorkerMode = 'http' | 'vast' | 'runpod';
 
@@ -9,9 +10,6 @@ export type WorkerMode = 'http' | 'vast' | 'runpod';
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
-
-const TRUE_WORDS = new Set(['1', 'true', 't', 'yes', 'y', 'on']);
-const FALSE_WORDS = new Set(['0', 'false', 'f', 'no', 'n', 'off', '']);
 
 // Each reader takes the raw string (or undefined) and returns a zod schema that parses it.
 /** The longest delay a Node timer can wait (2^31 - 1 ms), in seconds. */
@@ -47,9 +45,8 @@ const optionalBool = z
   .optional()
   .transform((raw, ctx) => {
     if (raw === undefined || raw.trim() === '') return undefined;
-    const word = raw.trim().toLowerCase();
-    if (TRUE_WORDS.has(word)) return true;
-    if (FALSE_WORDS.has(word)) return false;
+    const parsed = parseBoolWord(raw);
+    if (parsed !== undefined) return parsed;
     ctx.addIssue({ code: 'custom', message: `expected true or false, got "${raw}"` });
     return z.NEVER;
   });

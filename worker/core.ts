@@ -8,6 +8,7 @@ import { S3Clients, s3Defaults } from './delivery/s3';
 import { WebhookOutbox } from './delivery/webhooks/outbox';
 import { ProgressNotifier } from './delivery/webhooks/progress';
 import { WebhookSender } from './delivery/webhooks/sender';
+import { answerShape } from './doors/shapes';
 import { workerComfyView } from './doors/worker-comfyui/output';
 import { wrapperView } from './doors/wrapper/result';
 import type { Config } from './config';
@@ -124,7 +125,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       envSecret: config.webhooks.secret,
       // A webhook shows a job the way its door answers: worker-comfyui's output or the wrapper's.
       render: (job) => {
-        const view = job.door === 'http' || job.door === 'runpod' ? workerComfyView : wrapperView;
+        const view = answerShape(job.door) === 'worker-comfyui' ? workerComfyView : wrapperView;
         return view(job, (o) => queue.inlineData(job, o));
       },
       logger,

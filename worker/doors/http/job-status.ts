@@ -7,6 +7,7 @@
 import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobProgress, JobRecord, JobStatus } from '../../jobs/types';
+import { answerShape } from '../shapes';
 import { toWorkerComfyOutput, type WorkerComfyOutput } from '../worker-comfyui/output';
 import { toWrapperResult, type WrapperResult } from '../wrapper/result';
 
@@ -29,7 +30,7 @@ export interface StatusBody {
 function resultOf(job: JobRecord, queue: JobQueue): StatusBody['result'] {
   if (job.status !== 'completed' || job.result === null) return null;
   const fileData = queue.inlineData.bind(queue, job);
-  return job.door === 'wrapper' ? toWrapperResult(job, fileData) : toWorkerComfyOutput(job.result, fileData);
+  return answerShape(job.door) === 'wrapper' ? toWrapperResult(job, fileData) : toWorkerComfyOutput(job.result, fileData);
 }
 
 export function statusBody(job: JobRecord, queue: JobQueue, outbox: WebhookOutbox): StatusBody {

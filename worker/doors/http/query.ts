@@ -1,5 +1,6 @@
 // Query-string parameters of the HTTP door, checked with a 400 that names the parameter.
 import { invalidField } from '../../errors';
+import { parseBoolWord } from '../../util/words';
 
 function single(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
@@ -16,15 +17,11 @@ export function queryNumber(value: unknown, name: string, fallback: number, min 
   return parsed;
 }
 
-const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
-const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
-
-/** true/false, 1/0, yes/no, on/off (any case), or the fallback when absent. */
+/** true/false, 1/0, yes/no, on/off, t/f, y/n (any case), or the fallback when absent. */
 export function queryBool(value: unknown, name: string, fallback: boolean): boolean {
   const raw = single(value, name);
   if (raw === undefined) return fallback;
-  const word = raw.toLowerCase();
-  if (TRUE_WORDS.has(word)) return true;
-  if (FALSE_WORDS.has(word)) return false;
-  throw invalidField(name, `must be true or false, got "${raw}"`);
+  const parsed = parseBoolWord(raw);
+  if (parsed === undefined) throw invalidField(name, `must be true or false, got "${raw}"`);
+  return parsed;
 }

@@ -13,6 +13,7 @@ import { parseDelivery, type DeliveryContext } from '../../delivery/request';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
+import { parseBoolWord } from '../../util/words';
 
 /** `RawWorkflow` (older ai-dock clients) means "run workflow_json as it is". */
 export const RAW_WORKFLOW = 'RawWorkflow';
@@ -54,11 +55,10 @@ function provided(value: unknown): boolean {
   return true;
 }
 
-const TRUTHY_HEADER = /^(1|true|yes|on)$/i;
-
+/** A yes/no request header (the wrapper's X-Return-Outputs-As-Base64 ...): absent is no. */
 export function headerFlag(value: string | string[] | undefined): boolean {
   const first = Array.isArray(value) ? value[0] : value;
-  return first !== undefined && TRUTHY_HEADER.test(first.trim());
+  return first !== undefined && parseBoolWord(first) === true;
 }
 
 export async function parseWrapperRequest(
