@@ -185,6 +185,10 @@ const envSchema = z.object({
   API_KEY: optionalText,
   ADMIN_API_KEY: optionalText,
 
+  // The simulator started by `--simulate` (npm run simulate)
+  SIMULATOR_NODE_DELAY_MS: number(20, { min: 0 }),
+  SIMULATOR_STEP_DELAY_MS: number(10, { min: 0 }),
+
   // Logging
   LOG_LEVEL: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
@@ -311,6 +315,7 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       stuckHours: stuckHours(env),
     },
     access: { apiKey: env.API_KEY, adminApiKey: env.ADMIN_API_KEY },
+    simulator: { nodeDelayMs: env.SIMULATOR_NODE_DELAY_MS, stepDelayMs: env.SIMULATOR_STEP_DELAY_MS },
     log: { level: env.LOG_LEVEL },
   };
 }

@@ -1,39 +1,29 @@
 // Entry point: read the environment once, start the worker for the configured mode, stop cleanly
 // on SIGTERM/SIGINT. A bad configuration exits with status 2 and a message naming the variable.
 import { startWorker } from './app';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './observability/logger';
 import { startSimulator, type Simulator } from './simulator';
 
 /**
  * `--simulate`: start the ComfyUI simulator in this process and point the worker at it, so the
- * API can be tried without a GPU. SIMULATOR_NODE_DELAY_MS / SIMULATOR_STEP_DELAY_MS slow it down.
+ * API can be tried without a GPU (SIMULATOR_NODE_DELAY_MS / SIMULATOR_STEP_DELAY_MS pace it).
  */
-async function simulatorFromArgs(): Promise<Simulator | undefined> {
-  if (!process.argv.includes('--simulate')) return undefined;
-  const delay = (name: string, fallback: number) => {
-    const value = Number(process.env[name] ?? fallback);
-    return Number.isFinite(value) && value >= 0 ? value : fallback;
-  };
-  const sim = await startSimulator({
-    nodeDelayMs: delay('SIMULATOR_NODE_DELAY_MS', 20),
-    stepDelayMs: delay('SIMULATOR_STEP_DELAY_MS', 10),
-  });
+async function withSimulator(config: Config): Promise<{ config: Config; sim: Simulator }> {
+  const sim = await startSimulator({ nodeDelayMs: config.simulator.nodeDelayMs, stepDelayMs: config.simulator.stepDelayMs });
   process.stderr.write(
     `comfyui-worker: --simulate: using the ComfyUI SIMULATOR at ${sim.url} (no GPU, placeholder images), not ComfyUI\n`,
   );
-  return sim;
+  return { config: { ...config, comfy: { ...config.comfy, baseUrl: sim.url } }, sim };
 }
 
 /** The longest a SIGTERM/SIGINT stop may take (the runner alone may use 10 s of it). */
 const STOP_DEADLINE_MS = 30_000;
 
 async function main(): Promise<void> {
-  const sim = await simulatorFromArgs();
-  const env = sim ? { ...process.env, COMFYUI_API_BASE: sim.url } : process.env;
-  let config;
+  let config: Config;
   try {
-    config = loadConfig(env);
+    config = loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`comfyui-worker: ${err.message}\n`);
@@ -41,6 +31,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  let sim: Simulator | undefined;
+  if (process.argv.includes('--simulate')) ({ config, sim } = await withSimulator(config));
   const logger = createLogger(config.log.level);
   let worker;
   try {
