@@ -165,7 +165,16 @@ test('a receiver down while the worker restarts: delivered after the restart', a
     webhook: { url: `http://127.0.0.1:${port}/hook` },
   });
   expect(res.status).toBe(200);
-  await new Promise((r) => setTimeout(r, 300)); // a first attempt fails against the closed port
+  // A first attempt fails against the closed port, and the delivery waits for its retry.
+  await until(
+    async () => ((await getJson(`${first.url}/status/hook-restart`)).body.webhook?.attempts ?? 0) >= 1,
+    5_000,
+    'a failed attempt',
+  );
+  expect((await getJson(`${first.url}/status/hook-restart`)).body.webhook).toMatchObject({
+    status: 'pending',
+    last_error: 'ECONNREFUSED',
+  });
   await first.stop();
 
   receiver = await startReceiver(port);
