@@ -46,6 +46,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     cancelOrphanedSyncJobs(core.store, core.events, core.logger);
     door = await startDoor(core);
   } catch (err) {
+    core.comfy.close();
     core.store.close();
     throw err;
   }
