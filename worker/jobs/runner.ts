@@ -206,7 +206,9 @@ export class Runner {
     const timeoutS = this.opts.jobTimeoutMs / 1000;
     const deadline = setTimeout(
       () =>
-        controller.abort(new WorkerError(504, 'timeout', `Job ${job.id} exceeded its deadline of ${timeoutS} s (JOB_TIMEOUT_S)`)),
+        controller.abort(
+          new WorkerError(504, 'timeout', `Job ${job.id} exceeded its deadline of ${timeoutS} s from its start (JOB_TIMEOUT_S)`),
+        ),
       Math.max(0, timeoutMs),
     );
     const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
