@@ -45,13 +45,13 @@ test("a deadline cancels only the worker's own prompt, never another client's", 
   sim.setNodeDelay({ ImageScale: 1_500 });
   try {
     // Another client's prompt is running in ComfyUI; the worker's prompt queues behind it.
-    const other = await (
+    const other = (await (
       await fetch(`${sim.url}/prompt`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ prompt: slowWorkflow('other_client'), client_id: 'someone-else' }),
       })
-    ).json();
+    ).json()) as { prompt_id: string };
     const res = await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: saveWorkflow('mine') } });
     expect(res.status).toBe(504);
     const mine = sim.prompts[sim.prompts.length - 1]!.prompt_id;
