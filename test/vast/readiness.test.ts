@@ -72,6 +72,21 @@ describe('MODEL_LOG', () => {
     );
   });
 
+  test('a log that never shows the on-load token → error report after COMFY_READY_TIMEOUT_S', async () => {
+    const log = path.join(tempDir('log-'), 'api-wrapper.log');
+    fs.writeFileSync(log, 'starting backends\n');
+    await withWorker(
+      { MODEL_LOG: log, COMFY_READY_TIMEOUT_S: '1' },
+      async (w, f) => {
+        await until(() => errorMsg(f) !== undefined, 5_000, 'an error report');
+        expect(errorMsg(f)).toBe(`MODEL_LOG ${log} did not show "BACKENDS_READY" within 1 s (COMFY_READY_TIMEOUT_S)`);
+        expect(loaded(f)).toBe(false);
+        expect((await getJson(`${w.url}/benchmark`)).body.status).toBe('pending'); // never started
+      },
+      50,
+    );
+  });
+
   test('custom tokens (MODEL_LOG_ON_LOAD / MODEL_LOG_ON_ERROR)', async () => {
     const log = path.join(tempDir('log-'), 'comfyui.log');
     fs.writeFileSync(log, 'To see the GUI go to: http://127.0.0.1:18188\n');

@@ -67,7 +67,7 @@ async function prepareStack(deps: ReadinessDeps): Promise<number> {
   const { comfy, logger, signal } = deps;
   if (deps.modelLog) {
     try {
-      await waitForModelLog({ ...deps.modelLog, logger }, signal);
+      await waitForModelLog({ ...deps.modelLog, logger, timeoutMs: deps.readyTimeoutMs }, signal);
     } catch (err) {
       if (err instanceof ModelLogError)
         logger.error({ path: deps.modelLog.path, token: err.message }, 'vast: MODEL_LOG error line');
