@@ -160,6 +160,34 @@ describe('BENCHMARK_JSON_PATH', () => {
   });
 });
 
+describe('ComfyUI at startup', () => {
+  test("one websocket: readiness waits for the runner's connection instead of opening its own", async () => {
+    const before = sim.requests.length;
+    await withWorker(
+      {},
+      async (w, f) => {
+        await until(() => loaded(f), 5_000, 'loaded');
+        expect(w.comfy.isReady).toBe(true);
+        expect(sim.requests.slice(before).filter((r) => r.path === '/ws')).toHaveLength(1);
+      },
+      50,
+    );
+  });
+
+  test('ComfyUI never reachable → error report after COMFY_READY_TIMEOUT_S saying why', async () => {
+    const f = await startFakeAutoscaler();
+    const w = await startVastWorker('http://127.0.0.1:1', f, { COMFY_READY_TIMEOUT_S: '1' }, { cachedMaxPerf: 50 });
+    try {
+      await until(() => errorMsg(f) !== undefined, 6_000, 'an error report');
+      expect(errorMsg(f)).toMatch(/^ComfyUI at http:\/\/127\.0\.0\.1:1 was not ready after 1 s: \/system_stats: /);
+      expect(loaded(f)).toBe(false);
+    } finally {
+      await w.stop();
+      await f.close();
+    }
+  });
+});
+
 test('USE_SSL=true serves HTTPS with the certificate and reports an https url', async () => {
   const env = {
     USE_SSL: 'true',
