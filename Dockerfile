@@ -21,15 +21,19 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production \
-    SQLITE_DB_PATH=/data/comfyui_jobs.db
+    SQLITE_DB_PATH=/data/comfyui_jobs.db \
+    BENCHMARK_CACHE_PATH=/data/.has_benchmark
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY misc ./misc
 COPY benchmark ./benchmark
+# /data holds the job database and the benchmark cache; owned by node too, for whoever runs the
+# image with --user node.
 RUN mkdir -p /data && chown node:node /data
 VOLUME ["/data"]
-USER node
+# No `USER node`: GPU images and Vast's bootstrap run as root, and Vast writes the TLS key
+# /etc/instance.key (USE_SSL) readable by root only; a non-root worker could not load it.
 EXPOSE 8000 3000
 STOPSIGNAL SIGTERM
 # --optimize-for-size: the worker only orchestrates; a small, steady heap matters more than peak JIT

@@ -1,5 +1,12 @@
 // The startup GPU benchmark (used by the Vast door): payload choice, runs and screening, cache.
-export { readBenchmarkCache, writeBenchmarkCache, type CachedBenchmark } from './cache';
+export {
+  benchmarkFingerprint,
+  readBenchmarkCache,
+  writeBenchmarkCache,
+  type BenchmarkFingerprint,
+  type CachedBenchmark,
+  type CacheLookup,
+} from './cache';
 export {
   buildRequestBody,
   describeSource,

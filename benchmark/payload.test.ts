@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ModifierRegistry } from '../modifiers';
-import { readBenchmarkCache, writeBenchmarkCache } from './cache';
 import { buildRequestBody, FALLBACK_PROMPT, loadBenchmarkSource, loadPrompts, requiredClasses } from './payload';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-unit-'));
@@ -71,16 +70,4 @@ test('an unusable BENCHMARK_JSON_PATH is an error naming it', () => {
   );
   fs.writeFileSync(path.join(dir, 'list.json'), '[]');
   expect(() => loadBenchmarkSource({ ...defaults, jsonPath: path.join(dir, 'list.json') })).toThrow(/must hold a JSON object/);
-});
-
-test('cache: the first line is the score (PyWorker reads it), the second our details', () => {
-  const file = path.join(dir, 'sub', '.has_benchmark');
-  expect(readBenchmarkCache(file)).toBeUndefined();
-  writeBenchmarkCache(file, 0.125, { runs: [1] });
-  expect(fs.readFileSync(file, 'utf8').split('\n')[0]).toBe('0.125');
-  expect(readBenchmarkCache(file)).toEqual({ maxPerf: 0.125, details: { runs: [1] } });
-  fs.writeFileSync(file, '2.5');
-  expect(readBenchmarkCache(file)).toEqual({ maxPerf: 2.5, details: undefined });
-  fs.writeFileSync(file, '0\n');
-  expect(readBenchmarkCache(file)).toBeUndefined(); // a zero score is no result
 });

@@ -10,7 +10,7 @@ import { parseWrapperRequest } from '../worker/doors/wrapper/request';
 import { WorkerError } from '../worker/errors';
 import type { JobRecord } from '../worker/jobs/types';
 import { isObject } from '../worker/util/objects';
-import { readBenchmarkCache, writeBenchmarkCache } from './cache';
+import { benchmarkFingerprint, readBenchmarkCache, writeBenchmarkCache, type BenchmarkFingerprint } from './cache';
 import { buildRequestBody, describeSource, type BenchmarkSource } from './payload';
 
 /** Seed 002's reference: an RTX 4090 does about 43 sampler it/s on SD1.5 at 512x512. */
@@ -89,11 +89,14 @@ export class StartupBenchmark {
   private error: string | undefined;
   private cachedDetails: Record<string, unknown> | undefined;
   private gpu: Record<string, unknown> | undefined;
+  private readonly fingerprint: BenchmarkFingerprint;
 
   constructor(
     private readonly core: BenchmarkCore,
     private readonly opts: BenchmarkOptions,
-  ) {}
+  ) {
+    this.fingerprint = benchmarkFingerprint(opts.source, opts.workloadPerRequest);
+  }
 
   get status(): BenchmarkStatus {
     return this.statusValue;
@@ -103,8 +106,15 @@ export class StartupBenchmark {
   async run(signal: AbortSignal): Promise<number> {
     const { logger } = this.core;
     this.gpu = await this.readGpu();
-    const cached = readBenchmarkCache(this.opts.cachePath);
-    if (cached) {
+    const lookup = readBenchmarkCache(this.opts.cachePath, this.fingerprint);
+    if (lookup.kind === 'miss' && lookup.reason !== 'none') {
+      logger.info(
+        { cache: this.opts.cachePath, reason: lookup.reason, fingerprint: this.fingerprint },
+        `benchmark: ignoring the cached result (${lookup.reason}); benchmarking again`,
+      );
+    }
+    if (lookup.kind === 'hit') {
+      const { cached } = lookup;
       this.statusValue = 'cached';
       this.score = cached.maxPerf;
       this.cachedDetails = cached.details;
@@ -135,9 +145,24 @@ export class StartupBenchmark {
       this.error = message;
       throw new BenchmarkFailure(message);
     }
-    writeBenchmarkCache(this.opts.cachePath, this.score, this.details());
+    this.saveToCache();
     this.statusValue = 'done';
     return this.score;
+  }
+
+  /**
+   * The score is valid whether or not it can be cached: an unwritable BENCHMARK_CACHE_PATH only
+   * costs a benchmark at the next start, so it is a warning, never the worker's error.
+   */
+  private saveToCache(): void {
+    try {
+      writeBenchmarkCache(this.opts.cachePath, this.score, this.fingerprint, this.details());
+    } catch (err) {
+      this.core.logger.warn(
+        { cache: this.opts.cachePath, err: (err as Error).message },
+        'benchmark: could not write the cache (BENCHMARK_CACHE_PATH); the next start benchmarks again',
+      );
+    }
   }
 
   /** What GET /benchmark shows. */

@@ -72,6 +72,21 @@ describe('MODEL_LOG', () => {
     );
   });
 
+  test('a log that never shows the on-load token → error report after COMFY_READY_TIMEOUT_S', async () => {
+    const log = path.join(tempDir('log-'), 'api-wrapper.log');
+    fs.writeFileSync(log, 'starting backends\n');
+    await withWorker(
+      { MODEL_LOG: log, COMFY_READY_TIMEOUT_S: '1' },
+      async (w, f) => {
+        await until(() => errorMsg(f) !== undefined, 5_000, 'an error report');
+        expect(errorMsg(f)).toBe(`MODEL_LOG ${log} did not show "BACKENDS_READY" within 1 s (COMFY_READY_TIMEOUT_S)`);
+        expect(loaded(f)).toBe(false);
+        expect((await getJson(`${w.url}/benchmark`)).body.status).toBe('pending'); // never started
+      },
+      50,
+    );
+  });
+
   test('custom tokens (MODEL_LOG_ON_LOAD / MODEL_LOG_ON_ERROR)', async () => {
     const log = path.join(tempDir('log-'), 'comfyui.log');
     fs.writeFileSync(log, 'To see the GUI go to: http://127.0.0.1:18188\n');
@@ -142,6 +157,34 @@ describe('BENCHMARK_JSON_PATH', () => {
         /^Benchmark failed with error: BENCHMARK_JSON_PATH .*missing\.json.* is not a readable JSON file/,
       );
     });
+  });
+});
+
+describe('ComfyUI at startup', () => {
+  test("one websocket: readiness waits for the runner's connection instead of opening its own", async () => {
+    const before = sim.requests.length;
+    await withWorker(
+      {},
+      async (w, f) => {
+        await until(() => loaded(f), 5_000, 'loaded');
+        expect(w.comfy.isReady).toBe(true);
+        expect(sim.requests.slice(before).filter((r) => r.path === '/ws')).toHaveLength(1);
+      },
+      50,
+    );
+  });
+
+  test('ComfyUI never reachable → error report after COMFY_READY_TIMEOUT_S saying why', async () => {
+    const f = await startFakeAutoscaler();
+    const w = await startVastWorker('http://127.0.0.1:1', f, { COMFY_READY_TIMEOUT_S: '1' }, { cachedMaxPerf: 50 });
+    try {
+      await until(() => errorMsg(f) !== undefined, 6_000, 'an error report');
+      expect(errorMsg(f)).toMatch(/^ComfyUI at http:\/\/127\.0\.0\.1:1 was not ready after 1 s: \/system_stats: /);
+      expect(loaded(f)).toBe(false);
+    } finally {
+      await w.stop();
+      await f.close();
+    }
   });
 });
 

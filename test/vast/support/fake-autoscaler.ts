@@ -37,8 +37,12 @@ export interface FakeAutoscaler {
   deleteReports: Recorded[];
   /** Every request received: method and path. */
   hits: Array<{ method: string; path: string; status: number }>;
-  /** Answer the next `count` POSTs to `path` with `status`. */
+  /** Answer the next `count` POSTs to `path` with `status` (0 stops failing). */
   failNext(path: '/worker_status/' | '/delete_requests/', count: number, status?: number): void;
+  /** Every POST answered with a failure by failNext, with its path. */
+  refused: Array<Recorded & { path: string }>;
+  /** Called as each refused POST arrives, before it is answered. */
+  onRefused: ((refused: Recorded & { path: string }) => void) | undefined;
   /** Status for GET /pubkey/ (200 serves the key). */
   pubkeyStatus: number;
   /** auth_data as the autoscaler's /route/ answer would carry it: raw JSON text and parsed. */
@@ -75,6 +79,8 @@ export async function startFakeAutoscaler(opts: { scheme?: FakeScheme } = {}): P
     privateKey,
     statusReports: [],
     deleteReports: [],
+    refused: [],
+    onRefused: undefined,
     hits: [],
     pubkeyStatus: 200,
     failNext(path, count, status = 500) {
@@ -115,6 +121,9 @@ export async function startFakeAutoscaler(opts: { scheme?: FakeScheme } = {}): P
         const failure = failures.get(path);
         if (failure && failure.count > 0) {
           failure.count--;
+          const refused = { path, raw, body: JSON.parse(raw), at: Date.now() };
+          fake.refused.push(refused);
+          fake.onRefused?.(refused);
           return answer(failure.status, '{"error":"fake failure"}');
         }
         const list = path === '/worker_status/' ? fake.statusReports : fake.deleteReports;

@@ -1,9 +1,9 @@
 // Starts a real worker in Vast mode against a simulator and a fake autoscaler, with a small and
 // quick benchmark (the production default stays 8 runs at 512x512x20).
-import fs from 'node:fs';
 import path from 'node:path';
+import { benchmarkFingerprint, loadBenchmarkSource, writeBenchmarkCache } from '../../../benchmark';
 import { startWorker, type RunningWorker } from '../../../worker/app';
-import { loadConfig } from '../../../worker/config';
+import { loadConfig, type Config } from '../../../worker/config';
 import { createLogger } from '../../../worker/observability/logger';
 import { tempDir } from '../../support/tmp';
 import type { FakeAutoscaler } from './fake-autoscaler';
@@ -48,8 +48,8 @@ export async function startVastWorker(
 ): Promise<VastTestWorker> {
   const full = vastEnv(comfyUrl, fake, env);
   const cachePath = full.BENCHMARK_CACHE_PATH!;
-  if (opts.cachedMaxPerf !== undefined) fs.writeFileSync(cachePath, `${opts.cachedMaxPerf}\n`);
   const config = loadConfig(full);
+  if (opts.cachedMaxPerf !== undefined) writeCache(config, opts.cachedMaxPerf);
   // With logLines, every log line (JSON) is collected there, at level info and above.
   const lines = opts.logLines;
   const logger = lines
@@ -57,6 +57,12 @@ export async function startVastWorker(
     : createLogger(config.log.level);
   const worker = await startWorker(config, { logger });
   return { ...worker, dir: path.dirname(cachePath), cachePath };
+}
+
+/** A benchmark cache as this configuration would have written it (its fingerprint matches). */
+export function writeCache(config: Config, maxPerf: number): void {
+  const fingerprint = benchmarkFingerprint(loadBenchmarkSource(config.benchmark), config.vast.workloadPerRequest);
+  writeBenchmarkCache(config.benchmark.cachePath, maxPerf, fingerprint, {});
 }
 
 /** The envelope as the SDK client sends it, around the raw auth_data text. */

@@ -1,6 +1,7 @@
 // Starts the Vast.ai door (WORKER_MODE=vast): checks the variables Vast sets, starts the
 // autoscaler reports, listens on WORKER_PORT (HTTPS with USE_SSL=true), and becomes ready in the
-// background (public key, ComfyUI, benchmark). A missing required variable is reported to the
+// background (public key, ComfyUI, benchmark); once loaded, a watchdog turns a lasting ComfyUI
+// outage or a CUDA fault into the permanent error. A missing required variable is reported to the
 // autoscaler and stops the worker; a server that cannot start keeps reporting its error.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,6 +20,7 @@ import { becomeReady } from './readiness';
 import { sendBootstrapFailure, VastReporter } from './reporter';
 import { SignatureVerifier } from './signature';
 import { VastState } from './state';
+import { ComfyWatchdog } from './watchdog';
 
 /** A benchmark run's wait beyond its own job deadline and ComfyUI's ready timeout. */
 const RUN_WAIT_SLACK_MS = 60_000;
@@ -106,6 +108,14 @@ export const startVastDoor: StartDoor = async (core) => {
     if (entry) ledger.started(entry);
   };
   core.events.on('started', onStarted);
+  const watchdog = new ComfyWatchdog({
+    comfy: core.comfy,
+    events: core.events,
+    runner: core.runner,
+    state,
+    logger,
+    outageLimitMs: config.comfy.readyTimeoutS * 1000,
+  });
 
   const app = createVastApp({ core, ledger, state, verifier, benchmark });
   let server: http.Server | undefined;
@@ -143,12 +153,17 @@ export const startVastDoor: StartDoor = async (core) => {
         benchmark,
         requiredClasses: classes,
         signal: stopper.signal,
-      }).catch((err: unknown) => logger.error({ err }, 'vast: readiness failed unexpectedly'));
+      })
+        .then(() => {
+          if (state.serving && !stopper.signal.aborted) watchdog.start();
+        })
+        .catch((err: unknown) => logger.error({ err }, 'vast: readiness failed unexpectedly'));
 
   return {
     url: localUrl ?? url,
     stop: async () => {
       stopper.abort();
+      watchdog.stop();
       core.events.off('started', onStarted);
       if (server) await close(server);
       await ready;

@@ -67,3 +67,37 @@ test('num_requests_recieved counts distinct reqnums and is never reset; counters
   expect(ledger.counterSnapshot()).toEqual({ received: 0, cancelled: 0, served: 1, errored: 0, rejected: 0 });
   expect(ledger.numReceived).toBe(2);
 });
+
+test('num_requests_recieved is a count: a window of recent reqnums only de-duplicates (bounded memory)', () => {
+  const ledger = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 100, reqnumWindow: 3 });
+  for (const n of [1, 2, 3, 4, 5]) ledger.reject(auth(n));
+  expect(ledger.numReceived).toBe(5); // more than the window holds
+  ledger.reject(auth(5));
+  ledger.reject(auth(3));
+  expect(ledger.numReceived).toBe(5); // still in the window (3, 4, 5): counted once
+  ledger.reject(auth(1));
+  expect(ledger.numReceived).toBe(6); // fell out of the window: counted again (documented)
+  // The default window is large enough for any retry or replay the SDK would let through.
+  const big = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 100 });
+  for (let n = 0; n < 20_000; n++) big.reject(auth(n));
+  big.reject(auth(19_000));
+  expect(big.numReceived).toBe(20_000);
+  big.ackFinished(big.pendingFinished().length);
+});
+
+test('finished items leave once delivered; at most maxPendingFinished wait, later ones are counted as dropped', () => {
+  const ledger = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 100, maxPendingFinished: 3 });
+  ledger.maxPerf = 1;
+  for (const n of [1, 2, 3, 4]) ledger.reject(auth(n));
+  expect(ledger.pendingFinished().map((i) => i.request_idx)).toEqual([1001, 1002, 1003]);
+  expect(ledger.droppedFinished).toBe(1);
+  const sent = ledger.pendingFinished();
+  const a = ledger.admit(auth(5));
+  ledger.ackFinished(sent.length); // delivered while request 5 was running
+  expect(ledger.pendingFinished()).toEqual([]);
+  if (a.ok) ledger.finish(a.entry, 'Success');
+  expect(ledger.pendingFinished().map((i) => i.request_idx)).toEqual([1005]);
+  ledger.ackFinished(1);
+  expect(ledger.pendingFinished()).toEqual([]);
+  expect(ledger.droppedFinished).toBe(1);
+});

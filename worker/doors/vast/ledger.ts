@@ -5,6 +5,11 @@
 // Admission (PyWorker's queue-time rule): before adding a request, the wait it would see is the
 // workload already in flight divided by max_perf; above MAX_QUEUE_TIME it is refused (429).
 // Until the benchmark has measured max_perf (0), that means one request at a time.
+//
+// Memory stays bounded over a worker's life: num_requests_recieved is a number, with only the
+// last REQNUM_WINDOW reqnums kept to recognise one seen again; finished items wait for
+// /delete_requests/ and leave once delivered, at most MAX_PENDING_FINISHED of them (while the
+// autoscaler cannot be reached, later ones are counted as dropped instead of kept).
 
 export type Outcome = 'Success' | 'Error' | 'Cancelled' | 'Rejected';
 
@@ -44,11 +49,26 @@ const ZERO: Counters = { received: 0, cancelled: 0, served: 0, errored: 0, rejec
 /** max_perf is never 0 in the division (PyWorker's floor). */
 const MIN_PERF = 1e-5;
 
+/**
+ * How many distinct recent reqnums are remembered to count each one once. The autoscaler numbers
+ * a worker's requests in increasing order, and a number only comes back when the same request is
+ * retried or replayed soon after (the SDK itself refuses a reqnum more than 100 below the highest
+ * seen); 10,000 numbers (a few hundred KB) is far beyond that. A reqnum older than the window would
+ * be counted again.
+ */
+export const REQNUM_WINDOW = 10_000;
+/** Finished items kept for /delete_requests/ while it cannot be delivered (about 2 MB at most). */
+export const MAX_PENDING_FINISHED = 10_000;
+
 export interface LedgerOptions {
   workloadPerRequest: number;
   maxQueueTimeS: number;
   /** Epoch milliseconds. */
   clock?: () => number;
+  /** Default REQNUM_WINDOW. */
+  reqnumWindow?: number;
+  /** Default MAX_PENDING_FINISHED. */
+  maxPendingFinished?: number;
 }
 
 export type Admission = { ok: true; entry: InFlight } | { ok: false; waitS: number };
@@ -64,13 +84,21 @@ export class LoadLedger {
   private readonly inFlight = new Map<number, InFlight>();
   private nextKey = 1;
   private counters: Counters = { ...ZERO };
-  private readonly seenReqnums = new Set<number>();
+  /** Distinct reqnums seen since start (num_requests_recieved). */
+  private receivedCount = 0;
+  /** The most recent distinct reqnums, oldest first (a Set iterates in insertion order). */
+  private readonly recentReqnums = new Set<number>();
+  private readonly reqnumWindow: number;
   private finished: FinishedItem[] = [];
+  private readonly maxPendingFinished: number;
+  private droppedCount = 0;
 
   constructor(opts: LedgerOptions) {
     this.workloadPerRequest = opts.workloadPerRequest;
     this.maxQueueTimeS = opts.maxQueueTimeS;
     this.clock = opts.clock ?? Date.now;
+    this.reqnumWindow = Math.max(1, opts.reqnumWindow ?? REQNUM_WINDOW);
+    this.maxPendingFinished = Math.max(1, opts.maxPendingFinished ?? MAX_PENDING_FINISHED);
   }
 
   private now(): number {
@@ -93,7 +121,28 @@ export class LoadLedger {
   }
 
   get numReceived(): number {
-    return this.seenReqnums.size;
+    return this.receivedCount;
+  }
+
+  /** Finished items dropped undelivered because too many were waiting (since start). */
+  get droppedFinished(): number {
+    return this.droppedCount;
+  }
+
+  private see(reqnum: number): void {
+    if (this.recentReqnums.has(reqnum)) return;
+    this.receivedCount++;
+    this.recentReqnums.add(reqnum);
+    if (this.recentReqnums.size > this.reqnumWindow) {
+      const oldest = this.recentReqnums.values().next();
+      if (!oldest.done) this.recentReqnums.delete(oldest.value);
+    }
+  }
+
+  /** Full: the new item is not kept (only appends and acks move the list, so ackFinished(count) stays right). */
+  private addFinished(item: FinishedItem): void {
+    if (this.finished.length >= this.maxPendingFinished) this.droppedCount++;
+    else this.finished.push(item);
   }
 
   /** The wait a new request would see, in seconds. */
@@ -118,7 +167,7 @@ export class LoadLedger {
       jobId: undefined,
     };
     this.inFlight.set(entry.key, entry);
-    this.seenReqnums.add(auth.reqnum);
+    this.see(auth.reqnum);
     this.counters.received += entry.workload;
     this.updatePending = true;
     return { ok: true, entry };
@@ -126,9 +175,9 @@ export class LoadLedger {
 
   /** A request refused before admission (bad signature, queue too long, worker in error). */
   reject(auth: { reqnum: number; request_idx: number }): void {
-    this.seenReqnums.add(auth.reqnum);
+    this.see(auth.reqnum);
     this.counters.rejected += this.workloadPerRequest;
-    this.finished.push({
+    this.addFinished({
       request_idx: auth.request_idx,
       success: false,
       status: 'Rejected',
@@ -158,7 +207,7 @@ export class LoadLedger {
     else if (outcome === 'Error') this.counters.errored += entry.workload;
     else this.counters.cancelled += entry.workload;
     if (outcome !== 'Cancelled') this.updatePending = true;
-    this.finished.push({
+    this.addFinished({
       request_idx: entry.requestIdx,
       success: outcome !== 'Error',
       status: outcome,
@@ -185,7 +234,7 @@ export class LoadLedger {
     return [...this.finished];
   }
 
-  /** The first `count` items were delivered. */
+  /** The first `count` items were delivered (items are only ever appended, so they are the ones sent). */
   ackFinished(count: number): void {
     this.finished = this.finished.slice(count);
   }

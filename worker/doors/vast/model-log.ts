@@ -2,7 +2,9 @@
 // strings). Read from the start, line by line, following appends (and a rotated or truncated
 // file). Each line is checked for error strings first, then load strings, and a string only
 // matches as a whole token: `BACKENDS_READY` does not fire on `BACKENDS_READY_TIMEOUT`
-// (PyWorker's substring match did, and benchmarked a worker that had just failed).
+// (PyWorker's substring match did, and benchmarked a worker that had just failed). The wait is
+// bounded (COMFY_READY_TIMEOUT_S): a log that never shows the token is an error, not a worker
+// that stays "loading" forever.
 import fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from '../../observability/logger';
@@ -40,6 +42,8 @@ export interface ModelLogOptions {
   onLoad: string[];
   onError: string[];
   logger: Logger;
+  /** The longest wait for the on-load line (the file appearing included). */
+  timeoutMs: number;
   /** How often the end of the file is re-read; default 100 ms. */
   pollMs?: number;
 }
@@ -49,14 +53,32 @@ export class ModelLogError extends Error {
   override readonly name = 'ModelLogError';
 }
 
-/** Resolves at the first on-load line; rejects with ModelLogError at an on-error line. */
+/** The on-load line did not come in time; the message says what was waited for. */
+export class ModelLogTimeout extends Error {
+  override readonly name = 'ModelLogTimeout';
+}
+
+/**
+ * Resolves at the first on-load line; rejects with ModelLogError at an on-error line and with
+ * ModelLogTimeout when `timeoutMs` passes first.
+ */
 export async function waitForModelLog(opts: ModelLogOptions, signal: AbortSignal): Promise<void> {
   const pollMs = opts.pollMs ?? 100;
+  const started = Date.now();
+  const waitS = () => Math.round((Date.now() - started) / 1000);
+  /** Sleeps up to `ms`, never past the deadline; false once the deadline has passed. */
+  const pause = async (ms: number): Promise<boolean> => {
+    const left = started + opts.timeoutMs - Date.now();
+    if (left <= 0) return false;
+    await sleep(Math.min(ms, left), signal);
+    return true;
+  };
   let waitingLogged = false;
   while (!fs.existsSync(opts.path)) {
     if (!waitingLogged) opts.logger.info({ path: opts.path }, 'vast: waiting for MODEL_LOG to appear');
     waitingLogged = true;
-    await sleep(1_000, signal);
+    if (!(await pause(1_000)))
+      throw new ModelLogTimeout(`MODEL_LOG ${opts.path} did not appear within ${waitS()} s (COMFY_READY_TIMEOUT_S)`);
   }
   let offset = 0;
   let inode = -1;
@@ -98,6 +120,9 @@ export async function waitForModelLog(opts: ModelLogOptions, signal: AbortSignal
         fs.closeSync(fd);
       }
     }
-    await sleep(pollMs, signal);
+    if (!(await pause(pollMs))) {
+      const tokens = opts.onLoad.map((t) => JSON.stringify(t)).join(' or ');
+      throw new ModelLogTimeout(`MODEL_LOG ${opts.path} did not show ${tokens} within ${waitS()} s (COMFY_READY_TIMEOUT_S)`);
+    }
   }
 }

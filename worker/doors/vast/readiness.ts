@@ -4,6 +4,8 @@
 //     watched), ComfyUI answering /system_stats and its websocket (retried through startup's
 //     connection-refused phase, up to COMFY_READY_TIMEOUT_S), /object_info having every node
 //     class the benchmark workflow uses, and the benchmark itself (or its cached result).
+//     The runner is the one that connects to ComfyUI; readiness waits for its connection rather
+//     than racing it with a second one (two websockets, two client ids).
 // Loaded = both done with no error; the first report with max_perf > 0 and loadtime > 0 then
 // tells the autoscaler the worker is ready. Any failure becomes the permanent error_msg.
 import type { ComfyClient } from '../../comfy/client';
@@ -12,8 +14,12 @@ import type { Logger } from '../../observability/logger';
 import type { StartupBenchmark } from '../../../benchmark';
 import { PUBKEY_ERROR, type AutoscalerClient } from './autoscaler';
 import { ModelLogError, waitForModelLog } from './model-log';
+import { sleep } from '../../util/time';
 import type { SignatureVerifier } from './signature';
 import type { VastState } from './state';
+
+/** How often readiness looks whether the runner has connected to ComfyUI. */
+const COMFY_READY_POLL_MS = 100;
 
 export interface ReadinessDeps {
   comfy: ComfyClient;
@@ -28,6 +34,23 @@ export interface ReadinessDeps {
   /** Node classes the benchmark workflow uses. */
   requiredClasses: string[];
   signal: AbortSignal;
+}
+
+/**
+ * Waits until ComfyUI is ready as the runner sees it (the runner probes /system_stats and opens
+ * the websocket, with backoff); after `timeoutMs` rejects saying what is still missing.
+ */
+export async function waitForComfy(comfy: ComfyClient, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const started = Date.now();
+  while (!comfy.isReady) {
+    const waited = Date.now() - started;
+    if (waited >= timeoutMs) {
+      const health = await comfy.health();
+      const reason = health.error !== undefined ? `/system_stats: ${health.error}` : `websocket ${health.websocket}`;
+      throw new Error(`ComfyUI at ${comfy.baseUrl} was not ready after ${Math.round(waited / 1000)} s: ${reason}`);
+    }
+    await sleep(Math.min(COMFY_READY_POLL_MS, timeoutMs - waited), signal);
+  }
 }
 
 /** Node classes ComfyUI's /object_info does not know. */
@@ -67,14 +90,14 @@ async function prepareStack(deps: ReadinessDeps): Promise<number> {
   const { comfy, logger, signal } = deps;
   if (deps.modelLog) {
     try {
-      await waitForModelLog({ ...deps.modelLog, logger }, signal);
+      await waitForModelLog({ ...deps.modelLog, logger, timeoutMs: deps.readyTimeoutMs }, signal);
     } catch (err) {
       if (err instanceof ModelLogError)
         logger.error({ path: deps.modelLog.path, token: err.message }, 'vast: MODEL_LOG error line');
       throw err;
     }
   }
-  await comfy.waitUntilReady(deps.readyTimeoutMs, signal);
+  await waitForComfy(comfy, deps.readyTimeoutMs, signal);
   const missing = await missingNodeClasses(comfy, deps.requiredClasses, signal);
   if (missing.length > 0) {
     throw new Error(`ComfyUI has no node class ${missing.join(', ')} (needed by the benchmark workflow; check custom nodes)`);

@@ -74,10 +74,13 @@ test('a send that fails on every attempt keeps its counters for the next one (an
   state.markLoaded(2);
   serve(ledger, 1);
   fake.failNext('/worker_status/', 3); // all 3 attempts of the first send
+  // New work arrives while the last attempt is being refused: it can only go in a later send.
+  fake.onRefused = () => {
+    if (fake.refused.length !== 3) return;
+    serve(ledger, 2);
+    ledger.reject({ reqnum: 3, request_idx: 3 });
+  };
   reporter.start();
-  await until(() => fake.hits.filter((h) => h.status === 500).length === 3, 5_000, 'three failures');
-  serve(ledger, 2);
-  ledger.reject({ reqnum: 3, request_idx: 3 });
   await until(() => fake.statusReports.length >= 1, 5_000, 'a delivered report');
   expect(fake.statusReports[0]!.body).toMatchObject({ cur_perf: 2, new_load: 2, rej_load: 1, num_requests_recieved: 3 });
 });
@@ -146,4 +149,28 @@ test('loaded and idle: a report at least every idle period, with no event to tri
   await until(() => fake.statusReports.length >= 4, 5_000, 'four reports');
   const gaps = fake.statusReports.slice(1, 4).map((r, i) => r.at - fake.statusReports[i]!.at);
   for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(250);
+});
+
+test('/delete_requests/ with no address to send to (all skipped): items are dropped, not kept forever', async () => {
+  const client = new AutoscalerClient({ addrs: [fake.url], logger, retryDelayMs: 30, timeoutMs: 2_000 });
+  const ledger = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 10 });
+  const state = new VastState({ ledger, logger });
+  const reporter = new VastReporter({
+    client,
+    ledger,
+    state,
+    id: 7,
+    mtoken: 'tok',
+    url: 'http://1.2.3.4:5',
+    logger,
+    tickMs: 40,
+    skipDeleteAddrs: [fake.url], // as PyWorker skips https://cloud.vast.ai/api/v0
+  });
+  running.push(reporter);
+  state.markLoaded(1);
+  serve(ledger, 21);
+  reporter.start();
+  await until(() => ledger.pendingFinished().length === 0, 2_000, 'items dropped');
+  await until(() => fake.statusReports.length >= 1, 2_000, 'a status report (still sent there)');
+  expect(fake.hits.filter((h) => h.path === '/delete_requests/')).toEqual([]);
 });

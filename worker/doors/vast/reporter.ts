@@ -32,6 +32,8 @@ export interface ReporterOptions {
   idleMs?: number;
   /** Where disk usage is measured; default "/". */
   diskPath?: string;
+  /** Addresses /delete_requests/ is never sent to; default PyWorker's https://cloud.vast.ai/api/v0. */
+  skipDeleteAddrs?: string[];
 }
 
 /** The 17 fields, in PyWorker's order, with Python's int/float distinction. */
@@ -65,9 +67,10 @@ export class VastReporter {
   private lastSuccessMs = -Infinity;
   /** GiB used on disk at the last delivered report (PyWorker starts from 0). */
   private lastDiskGib = 0;
+  private droppedLogged = 0;
 
   constructor(opts: ReporterOptions) {
-    this.opts = { tickMs: 1_000, idleMs: 10_000, diskPath: '/', ...opts };
+    this.opts = { tickMs: 1_000, idleMs: 10_000, diskPath: '/', skipDeleteAddrs: [SKIP_DELETE_ADDR], ...opts };
   }
 
   start(): void {
@@ -138,8 +141,21 @@ export class VastReporter {
 
   private deleteTick(): void {
     if (this.sendingDeletes) return;
-    const items = this.opts.ledger.pendingFinished();
+    const { ledger, client, logger, skipDeleteAddrs } = this.opts;
+    if (ledger.droppedFinished > this.droppedLogged) {
+      logger.warn(
+        { dropped: ledger.droppedFinished - this.droppedLogged },
+        'vast: /delete_requests/ items dropped undelivered (too many waiting for the autoscaler)',
+      );
+      this.droppedLogged = ledger.droppedFinished;
+    }
+    const items = ledger.pendingFinished();
     if (items.length === 0) return;
+    // No address to send them to: they would wait forever.
+    if (client.addrs.every((addr) => skipDeleteAddrs.includes(addr))) {
+      ledger.ackFinished(items.length);
+      return;
+    }
     this.sendingDeletes = this.sendDeletes(items).finally(() => (this.sendingDeletes = undefined));
   }
 
@@ -159,7 +175,7 @@ export class VastReporter {
     };
     const ok = await client.post('/delete_requests/', dumps(body), {
       signal: this.stopper.signal,
-      skip: (addr) => addr === SKIP_DELETE_ADDR,
+      skip: (addr) => this.opts.skipDeleteAddrs.includes(addr),
     });
     if (ok) ledger.ackFinished(items.length);
   }
