@@ -20,9 +20,11 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
+# The AWS SDK warns on Node 20 that its future releases need Node 22; this image pins both.
 ENV NODE_ENV=production \
     SQLITE_DB_PATH=/data/comfyui_jobs.db \
-    BENCHMARK_CACHE_PATH=/data/.has_benchmark
+    BENCHMARK_CACHE_PATH=/data/.has_benchmark \
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./

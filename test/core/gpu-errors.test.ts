@@ -1,30 +1,8 @@
 // After an out-of-memory error the worker asks ComfyUI to free memory and keeps serving; after a
 // CUDA fault (which does not heal) /health turns unhealthy so the platform replaces the machine.
-import { startSimulator, type SimNodeDef, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../worker/simulator';
 import { getJson, postJson, startTestWorker, type TestWorker } from '../support/worker';
-import { saveWorkflow } from '../support/workflows';
-
-function raising(excType: string, message: string): SimNodeDef {
-  return {
-    schema: {
-      input: { required: {} },
-      input_order: { required: [] },
-      output: [],
-      output_is_list: [],
-      output_name: [],
-      name: 'Raise',
-      display_name: 'Raise',
-      description: '',
-      python_module: 'custom_nodes.test',
-      category: 'test',
-      output_node: true,
-    },
-    run: () => {
-      // A custom node's error name becomes ComfyUI's exception_type.
-      throw Object.assign(new Error(message), { name: excType });
-    },
-  };
-}
+import { raisingNode, saveWorkflow } from '../support/workflows';
 
 let sim: Simulator;
 let worker: TestWorker;
@@ -32,8 +10,12 @@ let worker: TestWorker;
 beforeAll(async () => {
   sim = await startSimulator({
     extraNodes: {
-      RaiseOOM: raising('torch.OutOfMemoryError', 'Allocation on device 0 would exceed allowed memory. (out of memory)'),
-      RaiseCudaFault: raising('RuntimeError', 'CUDA error: an illegal memory access was encountered'),
+      RaiseOOM: raisingNode(
+        'RaiseOOM',
+        'torch.OutOfMemoryError',
+        'Allocation on device 0 would exceed allowed memory. (out of memory)',
+      ),
+      RaiseCudaFault: raisingNode('RaiseCudaFault', 'RuntimeError', 'CUDA error: an illegal memory access was encountered'),
     },
   });
   worker = await startTestWorker(sim.url);

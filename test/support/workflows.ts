@@ -59,3 +59,14 @@ export function slowWorkflow(prefix = 'slow'): Workflow {
     '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: prefix } },
   };
 }
+
+/** A custom output node that raises `excType: message` when it runs (ComfyUI's exception_type). */
+export function raisingNode(name: string, excType: string, message: string): SimNodeDef {
+  return {
+    schema: { ...fileSaverNode(name).schema, input: { required: {} }, input_order: { required: [] } },
+    run: () => {
+      // A custom node's error name becomes ComfyUI's exception_type.
+      throw Object.assign(new Error(message), { name: excType });
+    },
+  };
+}

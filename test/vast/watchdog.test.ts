@@ -1,29 +1,13 @@
 // After load, ComfyUI must stay usable: an outage longer than COMFY_READY_TIMEOUT_S becomes the
 // permanent error_msg, a shorter one (ComfyUI restarting) heals, and a CUDA fault is an error at
 // once (PyWorker's health loop, reference §8).
-import { startSimulator, type SimNodeDef, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../worker/simulator';
 import { getJson, until } from '../support/worker';
+import { raisingNode } from '../support/workflows';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { envelopeText, postText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';
 
-const cudaFault: SimNodeDef = {
-  schema: {
-    input: { required: {} },
-    input_order: { required: [] },
-    output: [],
-    output_is_list: [],
-    output_name: [],
-    name: 'RaiseCudaFault',
-    display_name: 'RaiseCudaFault',
-    description: '',
-    python_module: 'custom_nodes.test',
-    category: 'test',
-    output_node: true,
-  },
-  run: () => {
-    throw Object.assign(new Error('CUDA error: an illegal memory access was encountered'), { name: 'RuntimeError' });
-  },
-};
+const cudaFault = raisingNode('RaiseCudaFault', 'RuntimeError', 'CUDA error: an illegal memory access was encountered');
 
 let sim: Simulator;
 let fake: FakeAutoscaler;
