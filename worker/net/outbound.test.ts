@@ -48,3 +48,22 @@ test('a proxy named by a private host name is used (only the target is judged, a
     await proxy.close();
   }
 });
+
+test('through a proxy redirects are not followed (the worker cannot check where they lead)', async () => {
+  const proxy = await serve((_req, res) => {
+    res.writeHead(302, { location: 'http://localhost:9/internal' });
+    res.end();
+  });
+  const saved = process.env.HTTP_PROXY;
+  process.env.HTTP_PROXY = `http://localhost:${new URL(proxy.url).port}`;
+  try {
+    const client = createOutboundClient({ allowPrivate: false });
+    await expect(download(client, 'http://images.example/moved.png', { maxBytes: 1000, timeoutMs: 2000 })).rejects.toThrow(
+      'answered HTTP 302',
+    );
+  } finally {
+    if (saved === undefined) delete process.env.HTTP_PROXY;
+    else process.env.HTTP_PROXY = saved;
+    await proxy.close();
+  }
+});

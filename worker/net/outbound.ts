@@ -6,6 +6,7 @@ import https from 'node:https';
 import net from 'node:net';
 import axios, { type AxiosInstance } from 'axios';
 import { guardedLookup, isPrivateAddress } from './address-guard';
+import { deadline } from './deadline';
 
 export interface OutboundOptions {
   allowPrivate: boolean;
@@ -57,7 +58,9 @@ export function createOutboundClient(opts: OutboundOptions): AxiosInstance {
   client.interceptors.request.use((config) => {
     if (opts.allowPrivate) return config;
     const target = new URL(config.url ?? '', config.baseURL);
-    if (proxyApplies(target, env)) return { ...config, ...toProxy };
+    // Through a proxy only the target itself was checked (when the request arrived): a redirect
+    // could lead anywhere the proxy can reach, so redirects are not followed there.
+    if (proxyApplies(target, env)) return { ...config, ...toProxy, maxRedirects: 0 };
     config.proxy = false;
     const host = target.hostname.replace(/^\[|\]$/g, '');
     if (net.isIP(host) !== 0 && isPrivateAddress(host)) throw new Error(`refusing to connect to private address ${host}`);
@@ -79,19 +82,21 @@ export async function download(
 ): Promise<Download> {
   let res;
   // axios' own timeout stops counting once the response starts: this one covers the whole body.
-  const deadline = AbortSignal.timeout(limits.timeoutMs);
+  const limit = deadline(limits.timeoutMs, limits.signal);
   try {
     res = await client.get<ArrayBuffer>(url, {
       responseType: 'arraybuffer',
       maxContentLength: limits.maxBytes,
       timeout: limits.timeoutMs,
-      signal: limits.signal ? AbortSignal.any([limits.signal, deadline]) : deadline,
+      signal: limit.signal,
     });
   } catch (err) {
-    if (deadline.aborted && !limits.signal?.aborted) throw new Error(`took longer than ${limits.timeoutMs / 1000} s`);
+    if (limit.expired) throw new Error(`took longer than ${limits.timeoutMs / 1000} s`);
     const message = err instanceof Error ? err.message : String(err);
     if (/maxContentLength/.test(message)) throw new Error(`larger than the ${limits.maxBytes}-byte limit`);
     throw new Error(message);
+  } finally {
+    limit.done();
   }
   if (res.status < 200 || res.status >= 300) throw new Error(`answered HTTP ${res.status}`);
   const type = res.headers['content-type'];

@@ -12,6 +12,7 @@ import { finalBody, type DoorRenderer } from './payload';
 import { postWebhook } from './post';
 
 const MAX_IN_FLIGHT = 4;
+const COOL_DOWN_MS = 60_000;
 const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 export interface SenderOptions {
@@ -31,6 +32,8 @@ export interface SenderOptions {
 export class WebhookSender {
   private readonly opts: SenderOptions;
   private readonly inFlight = new Set<string>();
+  /** Deliveries that failed for a reason of ours, and when they may be tried again (ms). */
+  private readonly cooling = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   /** Aborts attempts in flight at stop; they stay pending for the next process. */
@@ -80,13 +83,26 @@ export class WebhookSender {
     const now = this.opts.store.now();
     const free = MAX_IN_FLIGHT - this.inFlight.size;
     if (free > 0) {
-      const due = this.opts.outbox.due(now, free + this.inFlight.size).filter((d) => !this.inFlight.has(d.jobId));
+      const nowMs = Date.now();
+      for (const [jobId, until] of this.cooling) if (until <= nowMs) this.cooling.delete(jobId);
+      const busy = this.inFlight.size + this.cooling.size;
+      const due = this.opts.outbox.due(now, free + busy).filter((d) => !this.inFlight.has(d.jobId) && !this.cooling.has(d.jobId));
       for (const delivery of due.slice(0, free)) {
         this.inFlight.add(delivery.jobId);
-        void this.send(delivery).finally(() => {
-          this.inFlight.delete(delivery.jobId);
-          this.wake();
-        });
+        this.send(delivery)
+          .catch((err: unknown) => {
+            // Not the receiver's fault (the database, rendering the body): try this one again
+            // in a minute rather than at once, which would spin.
+            this.opts.logger.error(
+              { err, jobId: delivery.jobId },
+              'webhook delivery could not be processed; retrying in a minute',
+            );
+            this.cooling.set(delivery.jobId, Date.now() + COOL_DOWN_MS);
+          })
+          .finally(() => {
+            this.inFlight.delete(delivery.jobId);
+            this.wake();
+          });
       }
     }
     this.schedule();
@@ -95,9 +111,11 @@ export class WebhookSender {
   private schedule(): void {
     const next = this.opts.outbox.nextDueAt();
     if (next === undefined || this.stopped) return;
-    const waitMs = Math.min(Math.max(0, (next - this.opts.store.now()) * 1000), LONGEST_TIMER_MS);
+    let waitMs = Math.min(Math.max(0, (next - this.opts.store.now()) * 1000), LONGEST_TIMER_MS);
     // Rows that are due but already in flight are rescheduled when their attempt ends.
     if (waitMs === 0 && this.inFlight.size > 0) return;
+    // Due rows left waiting are cooling down: wake when the first may go again.
+    if (waitMs === 0 && this.cooling.size > 0) waitMs = Math.max(0, Math.min(...this.cooling.values()) - Date.now());
     this.timer = setTimeout(() => this.wake(), waitMs);
     this.timer.unref();
   }

@@ -1,0 +1,54 @@
+import path from 'node:path';
+import { tempDir } from '../../../test/support/tmp';
+import { JobEvents } from '../../jobs/events';
+import { SecretBox } from '../../jobs/secrets';
+import { JobStore } from '../../jobs/store';
+import { createLogger } from '../../observability/logger';
+import { createOutboundClient } from '../../net/outbound';
+import { WebhookOutbox } from './outbox';
+import { WebhookSender } from './sender';
+
+test('a delivery that fails for a reason of ours (not the receiver) is retried a minute later, not in a loop', async () => {
+  const dir = tempDir('sender-');
+  const store = new JobStore({ path: path.join(dir, 'jobs.db'), secrets: SecretBox.open({ keyFile: path.join(dir, 'key') }) });
+  const spec = {
+    workflow: {},
+    images: [],
+    includeTempOutputs: false,
+    forceBase64: false,
+    includeComfyResponse: false,
+    allowPartial: false,
+  };
+  store.insert({
+    id: 'j1',
+    door: 'wrapper',
+    sync: false,
+    spec: { ...spec, webhook: { url: 'http://127.0.0.1:9/h', extraParams: {}, signed: false } },
+  });
+  store.finish('j1', 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
+  let renders = 0;
+  const outbox = new WebhookOutbox(store);
+  const sender = new WebhookSender({
+    outbox,
+    store,
+    events: new JobEvents(),
+    client: createOutboundClient({ allowPrivate: true }),
+    policy: { retries: 5, baseS: 0.01, maxS: 0.01 },
+    timeoutS: 1,
+    envSecret: undefined,
+    render: () => {
+      renders += 1;
+      throw new Error('cannot render');
+    },
+    logger: createLogger('silent'),
+  });
+  try {
+    sender.start();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(renders).toBe(1);
+    expect(outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
+  } finally {
+    sender.stop();
+    store.close();
+  }
+});
