@@ -6,14 +6,21 @@ import { postJson, startTestWorker, type TestWorker } from '../support/worker';
 import { saveWorkflow } from '../support/workflows';
 
 /** A TCP relay to the simulator that can swallow the answer to the next POST /prompt. */
-async function relay(target: URL): Promise<{ url: string; dropNextPromptAnswer: boolean; close(): Promise<void> }> {
+async function relay(
+  target: URL,
+): Promise<{ url: string; dropNextPromptAnswer: boolean; dropNextPrompt: boolean; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
-  const state = { dropNextPromptAnswer: false };
+  const state = { dropNextPromptAnswer: false, dropNextPrompt: false };
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
     let dropping = false;
     client.on('data', (chunk) => {
+      if (state.dropNextPrompt && chunk.toString('latin1').startsWith('POST /prompt ')) {
+        state.dropNextPrompt = false;
+        client.destroy(); // the request never reaches ComfyUI
+        return;
+      }
       if (state.dropNextPromptAnswer && chunk.toString('latin1').startsWith('POST /prompt ')) {
         state.dropNextPromptAnswer = false;
         dropping = true;
@@ -67,4 +74,15 @@ test('the answer to POST /prompt is lost: the job completes from the prompt Comf
   expect(res.status).toBe(200);
   expect(res.body.output[0].filename).toMatch(/^lost_/);
   expect(sim.prompts.length - before).toBe(1);
+});
+
+test('a POST /prompt that never reached ComfyUI: the job fails clearly after a few looks, nothing runs', async () => {
+  const before = sim.prompts.length;
+  proxy.dropNextPrompt = true;
+  const res = await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: saveWorkflow('never') } });
+  expect(proxy.dropNextPrompt).toBe(false);
+  expect(res.status).toBe(502);
+  expect(res.body.error.code).toBe('comfy_connection');
+  expect(sim.prompts.length).toBe(before);
+  expect((await postJson(`${worker.url}/generate/sync`, { input: { workflow_json: saveWorkflow('next') } })).status).toBe(200);
 });

@@ -14,6 +14,9 @@ import { PromptWatch, type WatchDeps } from './watch';
 const RELEASE_GRACE_MS = 10_000;
 const PROBE_TIMEOUT_MS = 5_000;
 const HEALTH_PROBE_TIMEOUT_MS = 2_000;
+/** Looking for a prompt whose submission answer was lost: this many looks, this far apart. */
+const LOOKUP_ATTEMPTS = 3;
+const LOOKUP_DELAY_MS = 1_000;
 
 export interface ComfyClientOptions {
   baseUrl: string;
@@ -45,8 +48,12 @@ export interface ComfyHealth {
 
 /** torch's OutOfMemoryError (type), or its message. */
 const OUT_OF_MEMORY = /OutOfMemoryError|out of memory/i;
-/** Faults that leave the CUDA context broken until the process restarts. */
-const CUDA_FAULT = /illegal memory access|device-side assert|CUDA error: (?!out of memory)/i;
+/**
+ * Faults that leave the CUDA context broken until the process restarts. Other CUDA errors (a bad
+ * launch configuration from one odd request) are that job's failure only.
+ */
+const CUDA_FAULT =
+  /illegal memory access|device-side assert|unspecified launch failure|misaligned address|uncorrectable ECC error|CUDA error: an illegal instruction/i;
 
 export interface FinishedPrompt {
   entry: HistoryEntry;
@@ -79,9 +86,12 @@ export class ComfyClient {
     return this.http.baseUrl;
   }
 
-  /** Ready = /system_stats answers and the websocket is open (a job taken earlier could fail). */
+  /**
+   * Ready = /system_stats answers and the websocket is open (a job taken earlier could fail), and
+   * the GPU has not faulted.
+   */
   get isReady(): boolean {
-    return this.session.isOpen;
+    return this.session.isOpen && this.gpuFaultValue === undefined;
   }
 
   /** The last /system_stats answer (GPU name, versions), if ComfyUI has been reached. */
@@ -170,7 +180,7 @@ export class ComfyClient {
       // A lost answer is not a lost prompt: ComfyUI may have queued it before the connection
       // failed. Follow it if it is there; submitting again could run the work twice.
       const rejected = err instanceof WorkerError && err.status < 500;
-      if (!req.signal.aborted && !rejected && (await this.knows(req.promptId))) {
+      if (!req.signal.aborted && !rejected && (await this.knows(req.promptId, req.signal))) {
         this.logger.warn(
           { promptId: req.promptId, err: (err as Error).message },
           'POST /prompt answer lost, but ComfyUI has the prompt',
@@ -178,7 +188,8 @@ export class ComfyClient {
         submitted = { prompt_id: req.promptId, number: -1, node_errors: {} };
       } else {
         watch.stop();
-        if (req.signal.aborted) await this.cancelPrompt(req.promptId);
+        // Not found (or aborted): make sure a late arrival of the prompt cannot run beside the next job.
+        if (!rejected) await this.cancelPrompt(req.promptId);
         throw err;
       }
     }
@@ -206,7 +217,7 @@ export class ComfyClient {
     const outcome = classifyOutcome(entry);
     if (outcome.kind === 'success') return entry;
     if (outcome.kind === 'error') {
-      await this.afterExecutionError(outcome.error);
+      this.afterExecutionError(outcome.error);
       throw outcome.error;
     }
     // Interrupted, but not by us (our own cancel would have aborted the signal first).
@@ -218,15 +229,23 @@ export class ComfyClient {
     );
   }
 
-  /** Whether ComfyUI has the prompt queued, running or in its history (false if it cannot be asked). */
-  private async knows(promptId: string): Promise<boolean> {
-    try {
-      const queue = await this.http.queue();
-      if (queue.running.includes(promptId) || queue.pending.includes(promptId)) return true;
-      return (await this.http.history(promptId)) !== undefined;
-    } catch {
-      return false;
+  /**
+   * Whether ComfyUI has the prompt queued, running or in its history. Asked a few times: a slow
+   * validation may put the prompt in the queue after the answer was lost. False if ComfyUI
+   * cannot be asked.
+   */
+  private async knows(promptId: string, signal: AbortSignal): Promise<boolean> {
+    for (let attempt = 0; attempt < LOOKUP_ATTEMPTS; attempt++) {
+      try {
+        const queue = await this.http.queue(signal);
+        if (queue.running.includes(promptId) || queue.pending.includes(promptId)) return true;
+        if ((await this.http.history(promptId, signal)) !== undefined) return true;
+        await sleep(LOOKUP_DELAY_MS, signal);
+      } catch {
+        return false;
+      }
     }
+    return false;
   }
 
   /**
@@ -234,15 +253,16 @@ export class ComfyClient {
    * serving. A CUDA fault (illegal memory access, device-side assert) does not heal: the GPU is
    * marked faulty so /health says so and the platform can replace the machine.
    */
-  private async afterExecutionError(error: WorkerError): Promise<void> {
+  private afterExecutionError(error: WorkerError): void {
     const details = isObject(error.details) ? error.details : {};
     const text = `${String(details.exception_type ?? '')} ${String(details.exception_message ?? '')}`;
     if (CUDA_FAULT.test(text)) {
       this.gpuFaultValue ??= error.message;
       this.logger.error({ reason: error.message }, 'CUDA fault: the GPU needs a restart; /health reports unhealthy');
     } else if (OUT_OF_MEMORY.test(text)) {
+      // Not awaited: ComfyUI acts on it between prompts, and the job's answer need not wait.
       this.logger.warn('out of memory: asking ComfyUI to free memory');
-      await this.http.free().catch((err: Error) => this.logger.warn({ err: err.message }, 'POST /free failed'));
+      void this.http.free().catch((err: Error) => this.logger.warn({ err: err.message }, 'POST /free failed'));
     }
   }
 

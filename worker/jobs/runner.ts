@@ -129,7 +129,15 @@ export class Runner {
   private async loop(): Promise<void> {
     while (!this.stopping) {
       try {
+        const gpuFault = this.opts.comfy.gpuFault;
         if (this.paused) {
+          await this.idle();
+        } else if (gpuFault !== undefined) {
+          // The GPU needs a restart: answer waiting callers now, keep async jobs for a healthy
+          // process (the platform replaces this one; /health says why).
+          this.failWaitingSyncJobs(
+            new WorkerError(503, 'comfy_unavailable', `GPU fault, the machine needs a restart: ${gpuFault}`),
+          );
           await this.idle();
         } else if (!this.opts.comfy.isReady) {
           await this.waitForComfy();

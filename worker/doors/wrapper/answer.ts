@@ -9,12 +9,11 @@ import type { JobRecord } from '../../jobs/types';
 import { toWrapperResult, wrapperHttpStatus } from './result';
 
 export function notReadyError(comfy: ComfyClient): WorkerError {
-  return new WorkerError(
-    503,
-    'comfy_unavailable',
-    `ComfyUI at ${comfy.baseUrl} is not ready yet (waiting for /system_stats and the websocket); retry shortly`,
-    { headers: { 'Retry-After': '5' } },
-  );
+  const why =
+    comfy.gpuFault !== undefined
+      ? `has a GPU fault and needs a restart (${comfy.gpuFault})`
+      : 'is not ready yet (waiting for /system_stats and the websocket); retry shortly';
+  return new WorkerError(503, 'comfy_unavailable', `ComfyUI at ${comfy.baseUrl} ${why}`, { headers: { 'Retry-After': '5' } });
 }
 
 /**
