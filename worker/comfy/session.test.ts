@@ -2,7 +2,9 @@
 // after an outage longer than the reconnect budget.
 import { createLogger } from '../observability/logger';
 import { startSimulator, type Simulator } from '../simulator';
+import { WebSocketServer } from 'ws';
 import { ComfyClient } from './client';
+import { ComfySession } from './session';
 
 let sim: Simulator;
 beforeEach(async () => {
@@ -84,5 +86,35 @@ test('a dropped socket comes straight back without being down', async () => {
     expect(events).toEqual(['reconnected']);
   } finally {
     c.close();
+  }
+});
+
+test('a server that accepts the websocket and drops it at once does not make the session reconnect without pause', async () => {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  let connections = 0;
+  server.on('connection', (socket) => {
+    connections += 1;
+    socket.close();
+  });
+  const { port } = server.address() as { port: number };
+  const session = new ComfySession({
+    baseUrl: `http://127.0.0.1:${port}`,
+    clientId: 'flapping',
+    reconnectAttempts: 2,
+    reconnectDelayMs: 100,
+    trace: false,
+    logger: createLogger('silent'),
+  });
+  const states: string[] = [];
+  session.on('down', () => states.push('down'));
+  try {
+    await session.connect();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(connections).toBeLessThan(10); // an immediate-retry loop would make hundreds
+    expect(states.length).toBeGreaterThanOrEqual(1);
+  } finally {
+    session.close();
+    await new Promise((r) => server.close(r));
   }
 });

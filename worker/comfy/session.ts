@@ -15,6 +15,8 @@ const PING_INTERVAL_MS = 15_000;
 /** While down, retries back off (doubling from WEBSOCKET_RECONNECT_DELAY_S) up to this. */
 const MAX_DOWN_RETRY_MS = 10_000;
 const MIN_RETRY_MS = 100;
+/** A socket that stays open this long ends an outage (resets the failure count). */
+const STABLE_AFTER_MS = 1_000;
 
 export type SessionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'down' | 'closed';
 
@@ -44,7 +46,12 @@ export class ComfySession extends EventEmitter<SessionEvents> {
   private readonly wsUrl: string;
   private readonly byPrompt = new Map<string, Set<Listener>>();
   private socket: WebSocket | undefined;
+  /** A socket still in its handshake, so close() can end it too. */
+  private pending: WebSocket | undefined;
   private opening: Promise<void> | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
+  /** `down` was already logged for this outage (a socket that opens and drops again is the same one). */
+  private downSaid = false;
   private stateValue: SessionState = 'idle';
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -100,6 +107,8 @@ export class ComfySession extends EventEmitter<SessionEvents> {
   close(): void {
     this.stateValue = 'closed';
     clearTimeout(this.retryTimer);
+    clearTimeout(this.stableTimer);
+    this.pending?.terminate();
     this.socket?.terminate();
     this.socket = undefined;
   }
@@ -107,9 +116,12 @@ export class ComfySession extends EventEmitter<SessionEvents> {
   private open(): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.wsUrl, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false });
+      this.pending = socket;
       let opened = false;
+      let stable = false;
       let pingTimer: NodeJS.Timeout | undefined;
       socket.on('open', () => {
+        if (this.pending === socket) this.pending = undefined;
         if (this.stateValue === 'closed') {
           socket.terminate();
           return reject(new Error('session is closed'));
@@ -120,8 +132,17 @@ export class ComfySession extends EventEmitter<SessionEvents> {
         this.socket = socket;
         const wasAway = this.stateValue === 'reconnecting' || this.stateValue === 'down';
         this.stateValue = 'open';
-        this.failures = 0;
         clearTimeout(this.retryTimer);
+        // Count the outage as over only once the socket stays up: a server that accepts and
+        // drops at once must not make the session reconnect without pause.
+        clearTimeout(this.stableTimer);
+        this.stableTimer = setTimeout(() => {
+          if (this.socket !== socket) return;
+          stable = true;
+          this.failures = 0;
+          this.downSaid = false;
+        }, STABLE_AFTER_MS);
+        this.stableTimer.unref();
         pingTimer = this.keepAlive(socket);
         this.opts.logger.info({ url: this.opts.baseUrl, reconnected: wasAway }, 'ComfyUI websocket open');
         resolve();
@@ -131,6 +152,7 @@ export class ComfySession extends EventEmitter<SessionEvents> {
         if (!isBinary && this.socket === socket) this.onText(data.toString());
       });
       socket.on('error', (err) => {
+        if (this.pending === socket) this.pending = undefined;
         if (!opened) reject(err);
       });
       socket.on('close', (code) => {
@@ -140,6 +162,7 @@ export class ComfySession extends EventEmitter<SessionEvents> {
         if (this.stateValue === 'closed') return;
         this.opts.logger.warn({ code }, 'ComfyUI websocket closed; reconnecting');
         this.stateValue = 'reconnecting';
+        if (!stable) this.failures += 1; // it came back only to drop again: still the same outage
         this.scheduleRetry();
       });
     });
@@ -172,7 +195,11 @@ export class ComfySession extends EventEmitter<SessionEvents> {
     if (this.stateValue !== 'reconnecting') return;
     const reason = `websocket closed and ${this.opts.reconnectAttempts} reconnect attempts failed`;
     this.stateValue = 'down';
-    this.opts.logger.error({ url: this.opts.baseUrl }, `ComfyUI unreachable: ${reason}; still trying in the background`);
+    // Said (logged) once per outage, but every watcher started meanwhile must hear it.
+    if (!this.downSaid) {
+      this.opts.logger.error({ url: this.opts.baseUrl }, `ComfyUI unreachable: ${reason}; still trying in the background`);
+    }
+    this.downSaid = true;
     this.emit('down', reason);
   }
 

@@ -15,6 +15,11 @@ import { describeS3Error, isRetryableS3Error, objectKey, presign, uploadStream, 
 
 /** Pause before re-reading a file from ComfyUI for another upload attempt. */
 const UPLOAD_RETRY_DELAY_MS = 1_000;
+/**
+ * The SDK retries each request (each part) S3_CONNECT_ATTEMPTS times; an upload that still fails
+ * mid-stream cannot be resumed, so the file is read from ComfyUI once more and sent again.
+ */
+const WHOLE_FILE_ATTEMPTS = 2;
 
 export interface DeliveryPlan {
   jobId: string;
@@ -43,8 +48,7 @@ async function uploadWithRetries(
   const client = s3.clients.for(s3.dest);
   const key = objectKey(s3.dest, plan.jobId, ref.subfolder, ref.filename);
   let lastError: unknown;
-  const attempts = s3.clients.attemptsFor(s3.dest);
-  for (let attempt = 1; attempt <= attempts; attempt++) {
+  for (let attempt = 1; attempt <= WHOLE_FILE_ATTEMPTS; attempt++) {
     try {
       // A stream cannot be replayed: each attempt reads the file from ComfyUI again.
       const view = await openOutput(http, ref, signal);
@@ -59,7 +63,7 @@ async function uploadWithRetries(
         'S3 upload failed',
       );
       if (!isRetryableS3Error(err)) break; // wrong credentials, missing bucket: another try won't change it
-      if (attempt < attempts) await sleep(UPLOAD_RETRY_DELAY_MS * attempt, signal);
+      if (attempt < WHOLE_FILE_ATTEMPTS) await sleep(UPLOAD_RETRY_DELAY_MS * attempt, signal);
     }
   }
   throw new Error(describeS3Error(lastError, s3.dest));

@@ -38,8 +38,8 @@ const s3Schema = z.object(
     bucket_name: text,
     region: text,
     prefix: text,
-    connect_timeout: z.number({ error: 'must be a number' }).positive().optional(),
-    connect_attempts: z.number({ error: 'must be a number' }).int().positive().optional(),
+    connect_timeout: z.number({ error: 'must be a number' }).positive().max(3600).optional(),
+    connect_attempts: z.number({ error: 'must be a number' }).int().positive().max(10).optional(),
   },
   { error: 'must be an object' },
 );
@@ -48,7 +48,7 @@ const webhookSchema = z.object(
     url: text,
     extra_params: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
     secret: text,
-    timeout: z.number({ error: 'must be a number of seconds' }).positive().optional(),
+    timeout: z.number({ error: 'must be a number of seconds' }).positive().max(3600).optional(),
   },
   { error: 'must be an object' },
 );

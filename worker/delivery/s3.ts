@@ -146,7 +146,7 @@ export class S3Clients {
     return this.opts.presignExpiresS;
   }
 
-  /** Upload attempts per file (each reads the file from ComfyUI again). */
+  /** Tries per request to S3 (each part of a multipart upload is retried on its own). */
   attemptsFor(dest: S3Destination): number {
     return dest.attempts ?? this.opts.attempts;
   }
@@ -179,8 +179,8 @@ export class S3Clients {
         endpoint: dest.endpoint,
         forcePathStyle: dest.forcePathStyle,
         credentials: { accessKeyId: dest.accessKeyId, secretAccessKey: dest.secretAccessKey },
-        // Attempts are counted by uploadWithRetries, which must re-read the file for each.
-        maxAttempts: 1,
+        // The SDK retries each request (each buffered part) on network and server errors.
+        maxAttempts: this.attemptsFor(dest),
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
         requestHandler: {

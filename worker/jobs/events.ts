@@ -30,7 +30,8 @@ export class JobEvents extends EventEmitter<JobEventMap> {
    * the job it observes, nor the runner or websocket that reports the event.
    */
   override emit<K extends keyof JobEventMap>(event: K, ...args: JobEventMap[K]): boolean {
-    const listeners = this.listeners(event) as Array<(...a: JobEventMap[K]) => void>;
+    // rawListeners keeps `once` wrappers, which remove themselves when called.
+    const listeners = this.rawListeners(event) as Array<(...a: JobEventMap[K]) => void>;
     for (const listener of listeners) {
       try {
         listener(...args);

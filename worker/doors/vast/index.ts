@@ -95,7 +95,8 @@ export const startVastDoor: StartDoor = async (core) => {
       cachePath: config.benchmark.cachePath,
       minPerf: config.benchmark.minPerf,
       prompts: loadPrompts(),
-      runTimeoutMs: (config.jobs.timeoutS + config.comfy.readyTimeoutS) * 1000 + RUN_WAIT_SLACK_MS,
+      // Node timers cannot wait longer than 2^31 - 1 ms.
+      runTimeoutMs: Math.min((config.jobs.timeoutS + config.comfy.readyTimeoutS) * 1000 + RUN_WAIT_SLACK_MS, 2 ** 31 - 1),
     });
   } catch (err) {
     state.fail(`Benchmark failed with error: ${(err as Error).message}`);
