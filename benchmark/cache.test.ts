@@ -32,11 +32,14 @@ test("a cache without a fingerprint (PyWorker's one-line file, or our older form
   expect(readBenchmarkCache(file, sd15)).toEqual({ kind: 'miss', reason: 'no fingerprint' });
 });
 
-test('another WORKLOAD_PER_REQUEST, size, step count or workflow file content: the cache is stale', () => {
+test('another WORKLOAD_PER_REQUEST, GPU, size, step count or workflow file content: the cache is stale', () => {
   const file = path.join(dir, 'stale');
   writeBenchmarkCache(file, 3, sd15, {});
-  const stale = { kind: 'miss', reason: 'other workload or workflow' };
+  const stale = { kind: 'miss', reason: 'other workload, workflow or GPU' };
   expect(readBenchmarkCache(file, benchmarkFingerprint(loadBenchmarkSource(defaults), 100))).toEqual(stale);
+  expect(readBenchmarkCache(file, benchmarkFingerprint(loadBenchmarkSource(defaults), 1, 'NVIDIA GeForce RTX 4090'))).toEqual(
+    stale,
+  );
   expect(readBenchmarkCache(file, benchmarkFingerprint(loadBenchmarkSource({ ...defaults, steps: 30 }), 1))).toEqual(stale);
   expect(readBenchmarkCache(file, benchmarkFingerprint(loadBenchmarkSource({ ...defaults, width: 768 }), 1))).toEqual(stale);
   // The same settings again: reused.

@@ -1,7 +1,7 @@
 // The benchmark's cache (BENCHMARK_CACHE_PATH, PyWorker's `.has_benchmark`): a restarted worker
 // reads its max_perf instead of benchmarking again. The first line is the score as PyWorker
 // writes it (a float); the second, ours only, is JSON with the fingerprint of what produced the
-// score (the workload per request and a hash of the benchmark workflow) and the details GET
+// score (the workload per request, a hash of the benchmark workflow, the GPU) and the details GET
 // /benchmark shows. max_perf is workload per second, so a score measured with another
 // WORKLOAD_PER_REQUEST or another workflow would be wrong: a cache whose fingerprint differs, or
 // has none (PyWorker's own one-line file), is ignored and the benchmark runs again.
@@ -14,6 +14,8 @@ export interface BenchmarkFingerprint {
   workload_per_request: number;
   /** sha256 of the benchmark workflow's description (size and steps, or the file's content). */
   workflow_sha256: string;
+  /** The GPU ComfyUI reports (the cache may sit on a volume that moves to another machine). */
+  gpu: string | null;
 }
 
 export interface CachedBenchmark {
@@ -22,10 +24,15 @@ export interface CachedBenchmark {
 }
 
 export type CacheLookup =
-  { kind: 'hit'; cached: CachedBenchmark } | { kind: 'miss'; reason: 'none' | 'no fingerprint' | 'other workload or workflow' };
+  | { kind: 'hit'; cached: CachedBenchmark }
+  | { kind: 'miss'; reason: 'none' | 'no fingerprint' | 'other workload, workflow or GPU' };
 
 /** What the score depends on. A file's content counts, not its path (an edited file is another workflow). */
-export function benchmarkFingerprint(source: BenchmarkSource, workloadPerRequest: number): BenchmarkFingerprint {
+export function benchmarkFingerprint(
+  source: BenchmarkSource,
+  workloadPerRequest: number,
+  gpu: string | null = null,
+): BenchmarkFingerprint {
   const described =
     source.kind === 'file'
       ? { kind: 'file', body: source.body }
@@ -33,13 +40,16 @@ export function benchmarkFingerprint(source: BenchmarkSource, workloadPerRequest
   return {
     workload_per_request: workloadPerRequest,
     workflow_sha256: createHash('sha256').update(JSON.stringify(described)).digest('hex'),
+    gpu,
   };
 }
 
 function sameFingerprint(a: unknown, b: BenchmarkFingerprint): boolean {
   if (typeof a !== 'object' || a === null) return false;
   const f = a as Partial<BenchmarkFingerprint>;
-  return f.workload_per_request === b.workload_per_request && f.workflow_sha256 === b.workflow_sha256;
+  return (
+    f.workload_per_request === b.workload_per_request && f.workflow_sha256 === b.workflow_sha256 && (f.gpu ?? null) === b.gpu
+  );
 }
 
 /** The cached score if there is one for this fingerprint (an unreadable file is no cache). */
@@ -61,7 +71,7 @@ export function readBenchmarkCache(file: string, fingerprint: BenchmarkFingerpri
     meta = undefined;
   }
   if (meta?.fingerprint === undefined) return { kind: 'miss', reason: 'no fingerprint' };
-  if (!sameFingerprint(meta.fingerprint, fingerprint)) return { kind: 'miss', reason: 'other workload or workflow' };
+  if (!sameFingerprint(meta.fingerprint, fingerprint)) return { kind: 'miss', reason: 'other workload, workflow or GPU' };
   const details =
     typeof meta.details === 'object' && meta.details !== null ? (meta.details as Record<string, unknown>) : undefined;
   return { kind: 'hit', cached: { maxPerf, details } };

@@ -89,7 +89,7 @@ export class StartupBenchmark {
   private error: string | undefined;
   private cachedDetails: Record<string, unknown> | undefined;
   private gpu: Record<string, unknown> | undefined;
-  private readonly fingerprint: BenchmarkFingerprint;
+  private fingerprint: BenchmarkFingerprint;
 
   constructor(
     private readonly core: BenchmarkCore,
@@ -106,6 +106,8 @@ export class StartupBenchmark {
   async run(signal: AbortSignal): Promise<number> {
     const { logger } = this.core;
     this.gpu = await this.readGpu();
+    const gpuName = typeof this.gpu?.name === 'string' ? this.gpu.name : null;
+    this.fingerprint = benchmarkFingerprint(this.opts.source, this.opts.workloadPerRequest, gpuName);
     const lookup = readBenchmarkCache(this.opts.cachePath, this.fingerprint);
     if (lookup.kind === 'miss' && lookup.reason !== 'none') {
       logger.info(

@@ -186,6 +186,8 @@ test('callers sharing a request_id: one leaving does not cancel the job for the 
     const kept = await staying;
     expect(kept.status).toBe(200);
     expect(kept.body).toMatchObject({ id: 'shared-2', status: 'completed' });
+    // It joined the first caller's job rather than running a second one.
+    expect(sim.prompts.filter((p) => JSON.stringify(p.body).includes('"s2_')).length).toBe(1);
     expect((await holding).status).toBe(200);
 
     const asyncJob = await postJson(`${worker.url}/generate`, {

@@ -61,7 +61,8 @@ export async function startVastWorker(
 
 /** A benchmark cache as this configuration would have written it (its fingerprint matches). */
 export function writeCache(config: Config, maxPerf: number): void {
-  const fingerprint = benchmarkFingerprint(loadBenchmarkSource(config.benchmark), config.vast.workloadPerRequest);
+  // The simulator reports the recorded CPU device, named `cpu`.
+  const fingerprint = benchmarkFingerprint(loadBenchmarkSource(config.benchmark), config.vast.workloadPerRequest, 'cpu');
   writeBenchmarkCache(config.benchmark.cachePath, maxPerf, fingerprint, {});
 }
 

@@ -112,7 +112,6 @@ export const startVastDoor: StartDoor = async (core) => {
   const watchdog = new ComfyWatchdog({
     comfy: core.comfy,
     events: core.events,
-    runner: core.runner,
     state,
     logger,
     outageLimitMs: config.comfy.readyTimeoutS * 1000,

@@ -6,7 +6,6 @@
 // checked after every finished job and at every tick.
 import type { ComfyClient } from '../../comfy/client';
 import type { JobEvents } from '../../jobs/events';
-import type { Runner } from '../../jobs/runner';
 import type { Logger } from '../../observability/logger';
 import type { VastState } from './state';
 
@@ -14,7 +13,6 @@ export interface WatchdogOptions {
   comfy: ComfyClient;
   events: JobEvents;
   /** Woken when the websocket is down, so it reconnects even with no job to run. */
-  runner: Pick<Runner, 'wake'>;
   state: VastState;
   logger: Logger;
   /** How long ComfyUI may stay unreachable after load (COMFY_READY_TIMEOUT_S). */
@@ -107,8 +105,6 @@ export class ComfyWatchdog {
           'vast: ComfyUI unusable after load; an error if it lasts longer than COMFY_READY_TIMEOUT_S',
         );
       }
-      // Before the core reconnects in the background by itself, an idle runner is what reconnects.
-      if (comfy.session.state === 'down') this.opts.runner.wake();
       const downMs = now - this.outageSince;
       if (downMs > this.opts.outageLimitMs) {
         this.fail(`ComfyUI unreachable for ${Math.round(downMs / 1000)} s after load: ${problem}`);

@@ -17,7 +17,7 @@ export interface WorkerComfyItem {
   node_id: string;
   subfolder?: string;
   mimetype?: string;
-  /** Why a file could not be delivered (only with partial results). */
+  /** Why a file was not delivered or inlined (a failed job has no output at all). */
   error?: string;
 }
 
