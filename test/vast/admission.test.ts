@@ -3,8 +3,8 @@
 // whose client goes away leaving the in-flight table (reported as Cancelled).
 import { startSimulator, type Simulator } from '../../worker/simulator';
 import { getJson, until } from '../support/worker';
-import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
-import { envelopeText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';
+import type { FakeAutoscaler } from './support/fake-autoscaler';
+import { envelopeText, PUBLIC_URL, quickPayload, withVastWorker, type VastTestWorker } from './support/vast-worker';
 
 let sim: Simulator;
 
@@ -15,20 +15,11 @@ afterAll(async () => {
   await sim?.close();
 });
 
-async function withWorker(
+const withWorker = (
   env: Record<string, string>,
   cachedMaxPerf: number | undefined,
   body: (w: VastTestWorker, f: FakeAutoscaler) => Promise<void>,
-): Promise<void> {
-  const f = await startFakeAutoscaler();
-  const w = await startVastWorker(sim.url, f, env, { cachedMaxPerf });
-  try {
-    await body(w, f);
-  } finally {
-    await w.stop();
-    await f.close();
-  }
-}
+) => withVastWorker(sim.url, env, body, cachedMaxPerf);
 
 const send = (w: VastTestWorker, f: FakeAutoscaler, idx: number, signal?: AbortSignal) =>
   fetch(`${w.url}/generate/sync`, {

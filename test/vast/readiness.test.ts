@@ -7,7 +7,7 @@ import { startSimulator, type Simulator } from '../../worker/simulator';
 import { tempDir } from '../support/tmp';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
-import { startVastWorker, type VastTestWorker } from './support/vast-worker';
+import { startVastWorker, withVastWorker, type VastTestWorker } from './support/vast-worker';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 
@@ -20,20 +20,11 @@ afterAll(async () => {
   await sim?.close();
 });
 
-async function withWorker(
+const withWorker = (
   env: Record<string, string>,
   body: (w: VastTestWorker, f: FakeAutoscaler) => Promise<void>,
   cachedMaxPerf?: number,
-): Promise<void> {
-  const f = await startFakeAutoscaler();
-  const w = await startVastWorker(sim.url, f, env, { cachedMaxPerf });
-  try {
-    await body(w, f);
-  } finally {
-    await w.stop();
-    await f.close();
-  }
-}
+) => withVastWorker(sim.url, env, body, cachedMaxPerf);
 
 const loaded = (f: FakeAutoscaler) => f.statusReports.some((r) => r.body.max_perf > 0);
 const errorMsg = (f: FakeAutoscaler) =>

@@ -6,7 +6,7 @@ import { startWorker, type RunningWorker } from '../../../worker/app';
 import { loadConfig, type Config } from '../../../worker/config';
 import { createLogger } from '../../../worker/observability/logger';
 import { tempDir } from '../../support/tmp';
-import type { FakeAutoscaler } from './fake-autoscaler';
+import { startFakeAutoscaler, type FakeAutoscaler } from './fake-autoscaler';
 
 /** The public URL the worker reports (PUBLIC_IPADDR + VAST_TCP_PORT_0). */
 export const PUBLIC_URL = 'http://127.0.0.1:40123';
@@ -98,4 +98,21 @@ export function quickPayload(color = 1): { input: Record<string, unknown> } {
 /** The last report, or undefined. */
 export function lastStatus(fake: FakeAutoscaler): any {
   return fake.statusReports[fake.statusReports.length - 1]?.body;
+}
+
+/** Runs `body` with a fresh fake autoscaler and a Vast worker on it, and stops both afterwards. */
+export async function withVastWorker(
+  comfyUrl: string,
+  env: Record<string, string>,
+  body: (w: VastTestWorker, f: FakeAutoscaler) => Promise<void>,
+  cachedMaxPerf?: number,
+): Promise<void> {
+  const f = await startFakeAutoscaler();
+  const w = await startVastWorker(comfyUrl, f, env, { cachedMaxPerf });
+  try {
+    await body(w, f);
+  } finally {
+    await w.stop();
+    await f.close();
+  }
 }

@@ -22,7 +22,7 @@ afterEach(async () => {
   await fake.close();
 });
 
-function setup(opts: { addrs?: string[]; idleMs?: number } = {}) {
+function setup(opts: { addrs?: string[]; idleMs?: number; skipDeleteAddrs?: string[] } = {}) {
   const client = new AutoscalerClient({ addrs: opts.addrs ?? [fake.url], logger, retryDelayMs: 30, timeoutMs: 2_000 });
   const ledger = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 10 });
   const state = new VastState({ ledger, logger });
@@ -36,6 +36,7 @@ function setup(opts: { addrs?: string[]; idleMs?: number } = {}) {
     logger,
     tickMs: 40,
     idleMs: opts.idleMs ?? 5_000,
+    ...(opts.skipDeleteAddrs ? { skipDeleteAddrs: opts.skipDeleteAddrs } : {}),
   });
   running.push(reporter);
   return { ledger, state, reporter };
@@ -151,21 +152,8 @@ test('loaded and idle: a report at least every idle period, with no event to tri
 });
 
 test('/delete_requests/ with no address to send to (all skipped): items are dropped, not kept forever', async () => {
-  const client = new AutoscalerClient({ addrs: [fake.url], logger, retryDelayMs: 30, timeoutMs: 2_000 });
-  const ledger = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 10 });
-  const state = new VastState({ ledger, logger });
-  const reporter = new VastReporter({
-    client,
-    ledger,
-    state,
-    id: 7,
-    mtoken: 'tok',
-    url: 'http://1.2.3.4:5',
-    logger,
-    tickMs: 40,
-    skipDeleteAddrs: [fake.url], // as PyWorker skips https://cloud.vast.ai/api/v0
-  });
-  running.push(reporter);
+  // As PyWorker skips https://cloud.vast.ai/api/v0.
+  const { ledger, state, reporter } = setup({ skipDeleteAddrs: [fake.url] });
   state.markLoaded(1);
   serve(ledger, 21);
   reporter.start();
