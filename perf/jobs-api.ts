@@ -15,7 +15,7 @@ import path from 'node:path';
 import { startWorker } from '../worker/app';
 import { loadConfig } from '../worker/config';
 import { createLogger } from '../worker/observability/logger';
-import { startSimulator } from '../worker/simulator';
+import { startSimulator } from '../simulator';
 import { arg, median, percentile, report } from './stats';
 
 const JOBS = arg('--jobs', 10_000);

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { startWorker } from '../worker/app';
 import { loadConfig } from '../worker/config';
 import { createLogger } from '../worker/observability/logger';
-import { startSimulator } from '../worker/simulator';
+import { startSimulator } from '../simulator';
 import { arg, median, percentile, report, timeEach } from './stats';
 
 const JOBS = arg('--jobs', 200);

@@ -18,7 +18,7 @@ import { parseEnvelope } from '../worker/doors/vast/envelope';
 import { LoadLedger } from '../worker/doors/vast/ledger';
 import { parsePublicKey, SignatureVerifier } from '../worker/doors/vast/signature';
 import { createLogger } from '../worker/observability/logger';
-import { startSimulator } from '../worker/simulator';
+import { startSimulator } from '../simulator';
 import { arg, median, percentile, report, timeEach } from './stats';
 
 const JOBS = arg('--jobs', 200);

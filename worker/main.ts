@@ -3,13 +3,14 @@
 import { startWorker } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './observability/logger';
-import { startSimulator, type Simulator } from './simulator';
 
 /**
  * `--simulate`: start the ComfyUI simulator in this process and point the worker at it, so the
  * API can be tried without a GPU (SIMULATOR_NODE_DELAY_MS / SIMULATOR_STEP_DELAY_MS pace it).
  */
-async function withSimulator(config: Config): Promise<{ config: Config; sim: Simulator }> {
+async function withSimulator(config: Config): Promise<{ config: Config; sim: { close(): Promise<void> } }> {
+  // Loaded only here: the simulator is a test tool, not part of the worker a deployment runs.
+  const { startSimulator } = await import('../simulator/index.js');
   const sim = await startSimulator({ nodeDelayMs: config.simulator.nodeDelayMs, stepDelayMs: config.simulator.stepDelayMs });
   process.stderr.write(
     `comfyui-worker: --simulate: using the ComfyUI SIMULATOR at ${sim.url} (no GPU, placeholder images), not ComfyUI\n`,
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  let sim: Simulator | undefined;
+  let sim: { close(): Promise<void> } | undefined;
   if (process.argv.includes('--simulate')) ({ config, sim } = await withSimulator(config));
   const logger = createLogger(config.log.level);
   let worker;

@@ -3,8 +3,8 @@
 // even the prompt counter matches; against a real server (COMFYUI_CONTRACT_URL) the counter,
 // file counters and Python set order are normalised.
 
-import { decodePng, encodePng } from '../../worker/simulator/png';
-import { pyJsonParse, pyJsonStringify } from '../../worker/simulator/pyjson';
+import { decodePng, encodePng } from '../../simulator/png';
+import { pyJsonParse, pyJsonStringify } from '../../simulator/pyjson';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {

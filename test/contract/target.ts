@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { startSimulator, type Simulator, type SimulatorOptions } from '../../worker/simulator';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../simulator';
 import type { WsMessage } from './normalize';
 
 export interface Target {

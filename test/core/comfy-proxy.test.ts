@@ -1,6 +1,6 @@
 // COMFY_PROXY=true exposes ComfyUI's own routes, websocket included, under /comfy/.
 import WebSocket from 'ws';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { getJson, postJson, startTestWorker, type TestWorker } from '../support/worker';
 
 let sim: Simulator;

@@ -1,5 +1,5 @@
 // Every way a job can go wrong on the ComfyUI side must end in a clear answer, never a hang.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { saveWorkflow, slowWorkflow } from '../support/workflows';
 

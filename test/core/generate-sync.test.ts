@@ -1,5 +1,5 @@
 // POST /generate/sync end to end: a real worker, a real HTTP client, the ComfyUI simulator.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { startTestWorker, getJson, postJson, type TestWorker } from '../support/worker';
 import { trace } from '../support/traces';
 import { PNG_MAGIC, saveWorkflow, successWorkflow } from '../support/workflows';

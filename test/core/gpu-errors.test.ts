@@ -1,6 +1,6 @@
 // After an out-of-memory error the worker asks ComfyUI to free memory and keeps serving; after a
 // CUDA fault (which does not heal) /health turns unhealthy so the platform replaces the machine.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { raisingNode, saveWorkflow } from '../support/workflows';
 

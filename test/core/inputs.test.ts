@@ -1,6 +1,6 @@
 // Input images by URL: downloaded with a size cap, refused for private addresses unless allowed,
 // and an unreachable URL is a 400 naming the image.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { serve, type TestServer } from '../support/http-server';
 import { postJson, startTestWorker, type TestWorker } from '../support/worker';
 

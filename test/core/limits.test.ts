@@ -1,5 +1,5 @@
 // Request size limit, websocket tracing, and what never reaches the logs.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { postJson, startTestWorker } from '../support/worker';
 import { saveWorkflow } from '../support/workflows';
 

@@ -1,7 +1,7 @@
 // POST /prompt whose answer is lost after ComfyUI queued the prompt (a dropped connection): the
 // worker finds its prompt in ComfyUI and follows it, instead of failing or submitting twice.
 import net from 'node:net';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { postJson, startTestWorker, type TestWorker } from '../support/worker';
 import { saveWorkflow } from '../support/workflows';
 

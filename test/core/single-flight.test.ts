@@ -1,6 +1,6 @@
 // One prompt at a time, and cancels that touch only the worker's own prompt.
 import WebSocket from 'ws';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { saveWorkflow, slowWorkflow } from '../support/workflows';
 

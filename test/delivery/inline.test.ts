@@ -1,5 +1,5 @@
 // Inline (base64) delivery: the per-file cap, and partial results when a request accepts them.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { postJson, startTestWorker, type TestWorker } from '../support/worker';
 import { fileSaverNode, saveWorkflow } from '../support/workflows';
 

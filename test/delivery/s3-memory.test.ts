@@ -1,7 +1,7 @@
 // A 100 MB output streams from ComfyUI to S3 without the worker's memory growing with it.
 // The worker runs as its own process so its peak resident memory (VmHWM) can be read.
 import path from 'node:path';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { spawnWorker, type WorkerProcess } from '../support/process';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
 import { tempDir } from '../support/tmp';

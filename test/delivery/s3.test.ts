@@ -1,5 +1,5 @@
 // S3 delivery against a real S3-compatible server on 127.0.0.1.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
 import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { PNG_MAGIC, saveWorkflow } from '../support/workflows';

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { verify } from '../../worker/delivery/webhooks/sign';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { serve } from '../support/http-server';
 import { startReceiver, type Receiver } from '../support/receiver';
 import { tempDir } from '../support/tmp';

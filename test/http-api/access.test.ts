@@ -1,6 +1,6 @@
 // API_KEY and ADMIN_API_KEY: which routes need which key, 401 JSON for a missing or wrong one.
 import WebSocket from 'ws';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { saveWorkflow } from '../support/workflows';
 import { callJson, startTestWorker, type TestWorker } from '../support/worker';
 import { waitForStatus } from './support';

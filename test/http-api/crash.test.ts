@@ -3,7 +3,7 @@
 // state, and no prompt may reach ComfyUI twice because of a restart.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { runWorkerToExit, spawnWorker, type WorkerProcess } from '../support/process';
 import { tempDir } from '../support/tmp';
 import { PNG_MAGIC, saveWorkflow } from '../support/workflows';

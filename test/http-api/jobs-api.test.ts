@@ -1,7 +1,7 @@
 // The standalone HTTP API against a real SQLite file and the simulator: every route, every status
 // transition, the three /run body forms, cancel, and the async api-wrapper routes.
 import Database from 'better-sqlite3';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { PNG_MAGIC, saveWorkflow } from '../support/workflows';
 import { callJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { slowWorkflow, submittedPrefixes, waitForStatus } from './support';

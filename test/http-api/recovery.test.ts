@@ -9,7 +9,7 @@ import { withUniquePrefix } from '../../worker/comfy/workflow';
 import { SecretBox } from '../../worker/jobs/secrets';
 import { JobStore } from '../../worker/jobs/store';
 import type { JobSpec } from '../../worker/jobs/types';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { tempDir } from '../support/tmp';
 import { PNG_MAGIC, saveWorkflow } from '../support/workflows';
 import { callJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';

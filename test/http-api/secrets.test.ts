@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { tempDir } from '../support/tmp';
 import { saveWorkflow } from '../support/workflows';
 import { callJson, postJson, startTestWorker, type TestWorker } from '../support/worker';

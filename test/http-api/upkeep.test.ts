@@ -1,6 +1,6 @@
 // Cleanup and stuck-job reset, on demand (/admin) and in the background, with a controlled clock.
 import Database from 'better-sqlite3';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import type { NewJob } from '../../worker/jobs/types';
 import { saveWorkflow } from '../support/workflows';
 import { callJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';

@@ -1,8 +1,8 @@
 // Execution details beyond the recorded traces: KSampler progress, partial caching, previews,
 // other output kinds, subfolders and batches.
 
-import { startSimulator, type Simulator } from '../../worker/simulator';
-import { decodePng } from '../../worker/simulator/png';
+import { startSimulator, type Simulator } from '../../simulator';
+import { decodePng } from '../../simulator/png';
 import { WsRecorder, getJson, http, newClientId, postJson, submit, waitHistory } from '../contract/target';
 import type { WsMessage } from '../contract/normalize';
 import { saveWorkflow, txt2img } from './workflows';

@@ -1,7 +1,7 @@
 // Fault injection: dropped, stalled, refused websockets; a process dying mid-job; slow /view.
 
 import { WsRecorder, getJson, http, newClientId, submit, waitHistory } from '../contract/target';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { chainWorkflow, saveWorkflow } from './workflows';
 
 describe('simulator faults', () => {

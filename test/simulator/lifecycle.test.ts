@@ -2,7 +2,7 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSimulator } from '../../worker/simulator';
+import { startSimulator } from '../../simulator';
 import { WsRecorder, getJson, http, newClientId, postJson, submit, waitHistory } from '../contract/target';
 import { chainWorkflow, saveWorkflow } from './workflows';
 

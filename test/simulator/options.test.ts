@@ -3,8 +3,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startSimulator, type SimNodeDef } from '../../worker/simulator';
-import { decodePng } from '../../worker/simulator/png';
+import { startSimulator, type SimNodeDef } from '../../simulator';
+import { decodePng } from '../../simulator/png';
 import { WsRecorder, getJson, http, newClientId, postJson, submit, waitHistory } from '../contract/target';
 import { saveWorkflow, txt2img } from './workflows';
 
@@ -184,7 +184,7 @@ describe('simulator options', () => {
     spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], {
       cwd: ROOT,
     });
-    const cli = join(ROOT, 'dist/worker/simulator/cli.js');
+    const cli = join(ROOT, 'dist/simulator/cli.js');
     expect(existsSync(cli)).toBe(true);
     const child = spawn(
       process.execPath,

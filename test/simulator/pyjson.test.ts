@@ -11,9 +11,9 @@ import {
   pyJsonStringify,
   pyRepr,
   pySetOrder,
-} from '../../worker/simulator/pyjson';
-import { PyException } from '../../worker/simulator/pyjson';
-import { SimImage } from '../../worker/simulator/tensor';
+} from '../../simulator/pyjson';
+import { PyException } from '../../simulator/pyjson';
+import { SimImage } from '../../simulator/tensor';
 
 describe('pyjson', () => {
   test('json.dumps: separators, ensure_ascii, floats, big ints, key order of parsed dicts', () => {

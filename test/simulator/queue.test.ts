@@ -1,6 +1,6 @@
 // Queue control and websocket routing: /interrupt, /queue, clientId takeover, the prompt counter.
 
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { WsRecorder, getJson, http, newClientId, postJson, submit, waitHistory } from '../contract/target';
 import { chainWorkflow, saveWorkflow } from './workflows';
 

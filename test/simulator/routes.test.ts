@@ -3,8 +3,8 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSimulator, type Simulator } from '../../worker/simulator';
-import { encodePng } from '../../worker/simulator/png';
+import { startSimulator, type Simulator } from '../../simulator';
+import { encodePng } from '../../simulator/png';
 import { uploadFixture } from '../contract/normalize';
 import { WsRecorder, getJson, http, newClientId, postJson, submit, waitHistory } from '../contract/target';
 import { saveWorkflow } from './workflows';

@@ -1,6 +1,6 @@
 // Workflows the tests send, taken from the recorded traces where one exists.
 import type { Workflow } from '../../worker/comfy/types';
-import type { SimNodeDef } from '../../worker/simulator';
+import type { SimNodeDef } from '../../simulator';
 import { trace } from './traces';
 
 /** The recorded success prompt: EmptyImage → ImageInvert → ImageScale → SaveImage. */

@@ -1,7 +1,7 @@
 // Admission on the Vast door: the queue-time rule (429 when in-flight workload / max_perf would
 // exceed MAX_QUEUE_TIME), one request at a time before the benchmark has finished, and a request
 // whose client goes away leaving the in-flight table (reported as Cancelled).
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { getJson, until } from '../support/worker';
 import type { FakeAutoscaler } from './support/fake-autoscaler';
 import { envelopeText, PUBLIC_URL, quickPayload, withVastWorker, type VastTestWorker } from './support/vast-worker';

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../worker/config';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { tempDir } from '../support/tmp';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';

@@ -1,7 +1,7 @@
 // The startup benchmark's screening and logging, with the simulator's timing changed between
 // runs: runs that vary by more than 20% are logged; a run that fails after the warm-up fails
 // the benchmark; sampler it/s is logged beside the reference.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import type { JobRecord } from '../../worker/jobs/types';
 import { startReceiver } from '../support/receiver';
 import { startS3, S3_KEY, S3_SECRET } from '../support/s3';

@@ -1,7 +1,7 @@
 // The Vast door's life against a fake autoscaler and the simulator: loading reports, the
 // benchmark, the "ready" report, signed requests moving cur_load / new_load / cur_perf /
 // working_request_idxs, and /delete_requests/ listing every finished request.
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { DELETE_ITEM_FIELDS, rawToken, statusShapeProblems } from './support/report-shape';

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { tempDir } from '../support/tmp';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';

@@ -2,7 +2,7 @@
 // replayed, unsigned → 401), the envelope's 422 bodies, sessions, the model's own errors, and the
 // routes' framework answers. Workers start with a cached benchmark so they are ready at once.
 import { generateKeyPairSync } from 'node:crypto';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { until } from '../support/worker';
 import { signedMessage, startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { envelopeText, postText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { startWorker } from '../../worker/app';
 import { ConfigError, loadConfig } from '../../worker/config';
 import { createLogger } from '../../worker/observability/logger';
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { getJson, until } from '../support/worker';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { statusShapeProblems } from './support/report-shape';

@@ -1,7 +1,7 @@
 // After load, ComfyUI must stay usable: an outage longer than COMFY_READY_TIMEOUT_S becomes the
 // permanent error_msg, a shorter one (ComfyUI restarting) heals, and a CUDA fault is an error at
 // once (PyWorker's health loop, reference §8).
-import { startSimulator, type Simulator } from '../../worker/simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { getJson, until } from '../support/worker';
 import { raisingNode } from '../support/workflows';
 import { startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';

@@ -1,7 +1,7 @@
 // The websocket session against the simulator: one socket per client, reconnects, and recovery
 // after an outage longer than the reconnect budget.
 import { createLogger } from '../observability/logger';
-import { startSimulator, type Simulator } from '../simulator';
+import { startSimulator, type Simulator } from '../../simulator';
 import { WebSocketServer } from 'ws';
 import { ComfyClient } from './client';
 import { ComfySession } from './session';

@@ -1,5 +1,5 @@
 // Command line: starts one simulator and logs its URL.
-//   node dist/worker/simulator/cli.js --port 8188 [--host 127.0.0.1] [--node-delay-ms 10]
+//   node dist/simulator/cli.js --port 8188 [--host 127.0.0.1] [--node-delay-ms 10]
 //     [--step-delay-ms 5] [--models a.safetensors,b.safetensors] [--data-dir DIR]
 //     [--output-padding-bytes N]
 
