@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Core } from '../worker/core';
 import type { ComfyEvent } from '../worker/comfy/types';
-import { parseWrapperRequest } from '../worker/doors/wrapper/request';
+import { parseWrapperRequest } from '../worker/contracts/wrapper/request';
 import { WorkerError } from '../worker/errors';
 import type { JobRecord } from '../worker/jobs/types';
 import { isObject } from '../worker/util/objects';

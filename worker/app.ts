@@ -11,7 +11,7 @@ import type { JobEvents } from './jobs/events';
 import type { JobQueue } from './jobs/queue';
 import { cancelOrphanedSyncJobs } from './jobs/recovery';
 import type { Runner } from './jobs/runner';
-import type { JobStore } from './jobs/store';
+import type { JobStore } from './jobs/sqlite/store';
 import type { Upkeep } from './jobs/upkeep';
 
 /** How long a stopping worker lets the running job finish before leaving it for recovery. */

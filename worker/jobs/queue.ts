@@ -3,7 +3,7 @@
 import { WorkerError, notFound } from '../errors';
 import type { JobEvents } from './events';
 import type { Runner } from './runner';
-import type { JobStore } from './store';
+import type { JobStore } from './sqlite/store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';

@@ -10,7 +10,7 @@ import type { JobEvents } from './events';
 import type { JobExecutor } from './execute';
 import type { Recovery } from './recovery';
 import { ProgressTracker } from './progress';
-import type { JobStore } from './store';
+import type { JobStore } from './sqlite/store';
 import type { JobProgress, JobRecord } from './types';
 
 /** After an unexpected failure of the loop itself (e.g. the disk is full), pause this long. */

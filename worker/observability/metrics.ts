@@ -3,8 +3,8 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ComfyClient } from '../comfy/client';
 import type { JobEvents } from '../jobs/events';
-import type { WebhookOutbox } from '../delivery/webhooks/outbox';
-import type { JobStore } from '../jobs/store';
+import type { WebhookOutbox } from '../webhooks/outbox';
+import type { JobStore } from '../jobs/sqlite/store';
 
 export class Metrics {
   readonly registry = new Registry();

@@ -4,12 +4,12 @@
 // ahead) while pending. `result` is set once the job completed, in the shape the job came in:
 // the worker-comfyui output object, or the API-wrapper Result for wrapper-form jobs. `error` is
 // the message (a string) or null; `error_code` and, when there are any, `error_details` sit beside it.
-import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
+import type { WebhookOutbox } from '../../webhooks/outbox';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobProgress, JobRecord, JobStatus } from '../../jobs/types';
 import { answerShape } from '../shapes';
-import { toWorkerComfyOutput, type WorkerComfyOutput } from '../worker-comfyui/output';
-import { toWrapperResult, type WrapperResult } from '../wrapper/result';
+import { toWorkerComfyOutput, type WorkerComfyOutput } from '../../contracts/worker-comfyui/output';
+import { toWrapperResult, type WrapperResult } from '../../contracts/wrapper/result';
 
 export interface StatusBody {
   job_id: string;

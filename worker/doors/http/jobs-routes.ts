@@ -1,9 +1,9 @@
 // The standalone HTTP API's job routes (the seed's /run, /status and /stats).
 import { Router } from 'express';
-import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
+import type { WebhookOutbox } from '../../webhooks/outbox';
 import type { JobQueue } from '../../jobs/queue';
-import type { RecentJob } from '../../jobs/store';
-import type { WrapperContext } from '../wrapper/request';
+import type { RecentJob } from '../../jobs/sqlite/store';
+import type { WrapperContext } from '../../contracts/wrapper/request';
 import { statusBody } from './job-status';
 import { queryBool } from './query';
 import { parseRunRequest } from './run-request';

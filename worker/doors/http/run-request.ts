@@ -8,8 +8,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { invalidField } from '../../errors';
 import type { Door, JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
-import { parseWorkerComfyInput } from '../worker-comfyui/input';
-import { parseWrapperRequest, type WrapperContext } from '../wrapper/request';
+import { parseWorkerComfyInput } from '../../contracts/worker-comfyui/input';
+import { parseWrapperRequest, type WrapperContext } from '../../contracts/wrapper/request';
 
 export interface RunRequest {
   id: string;

@@ -6,9 +6,9 @@ import type { ComfyClient } from '../../comfy/client';
 import { WorkerError } from '../../errors';
 import type { JobQueue } from '../../jobs/queue';
 import { TERMINAL_STATUSES } from '../../jobs/types';
-import { answerWhenFinished, notReadyError } from '../wrapper/answer';
-import { parseWrapperRequest, type WrapperContext } from '../wrapper/request';
-import { toWrapperResult, wrapperHttpStatus, type WrapperResult } from '../wrapper/result';
+import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answer';
+import { parseWrapperRequest, type WrapperContext } from '../../contracts/wrapper/request';
+import { toWrapperResult, wrapperHttpStatus, type WrapperResult } from '../../contracts/wrapper/result';
 
 /** How long POST /cancel waits for a running job to let go, to report how it really ended. */
 const CANCEL_SETTLE_MS = 5_000;

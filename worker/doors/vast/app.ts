@@ -8,8 +8,8 @@
 import express, { type Request, type Response } from 'express';
 import type { StartupBenchmark } from '../../../benchmark';
 import type { Core } from '../../core';
-import { answerWhenFinished, notReadyError } from '../wrapper/answer';
-import { parseWrapperRequest } from '../wrapper/request';
+import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answer';
+import { parseWrapperRequest } from '../../contracts/wrapper/request';
 import { parseEnvelope } from './envelope';
 import { sendModelError, vastErrorHandler } from './errors';
 import type { LoadLedger, Outcome } from './ledger';

@@ -1,9 +1,9 @@
 // Progress webhooks: while a job runs, at most one POST per WEBHOOK_PROGRESS_INTERVAL_S with its
 // progress. Sent once, never retried, never awaited by the job: progress is a hint, not a record.
 import type { AxiosInstance } from 'axios';
-import type { JobEvents } from '../../jobs/events';
-import type { JobProgress, JobRecord } from '../../jobs/types';
-import type { Logger } from '../../observability/logger';
+import type { JobEvents } from '../jobs/events';
+import type { JobProgress, JobRecord } from '../jobs/types';
+import type { Logger } from '../observability/logger';
 import type { DueDelivery, WebhookOutbox } from './outbox';
 import { progressBody } from './payload';
 import { postWebhook } from './post';

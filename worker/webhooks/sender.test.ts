@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { tempDir } from '../../../test/support/tmp';
-import { JobEvents } from '../../jobs/events';
-import { SecretBox } from '../../jobs/secrets';
-import { JobStore } from '../../jobs/store';
-import { createLogger } from '../../observability/logger';
-import { createOutboundClient } from '../../net/outbound';
+import { tempDir } from '../../test/support/tmp';
+import { JobEvents } from '../jobs/events';
+import { SecretBox } from '../secrets/secret-box';
+import { JobStore } from '../jobs/sqlite/store';
+import { createLogger } from '../observability/logger';
+import { createOutboundClient } from '../net/outbound';
 import { WebhookOutbox } from './outbox';
 import { WebhookSender } from './sender';
 

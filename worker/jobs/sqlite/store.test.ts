@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { tempDir } from '../../test/support/tmp';
+import { tempDir } from '../../../test/support/tmp';
 import Database from 'better-sqlite3';
-import { ConfigError } from '../config';
+import { ConfigError } from '../../config';
 import { MIGRATIONS } from './migrations';
-import { SecretBox } from './secrets';
+import { SecretBox } from '../../secrets/secret-box';
 import { JobStore } from './store';
-import type { JobSpec, NewJob } from './types';
+import type { JobSpec, NewJob } from '../types';
 
 const dir = tempDir('store-');
 const secrets = SecretBox.open({ keyFile: path.join(dir, 'key') });

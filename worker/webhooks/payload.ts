@@ -3,8 +3,8 @@
 // have got:
 //   {"event": "completed"|"failed"|"cancelled"|"progress", "id", "status", "message", "output",
 //    "error"?, "timings"?, "progress"?, "extra"?, "timestamp"}
-import type { ErrorBody } from '../../errors';
-import type { JobProgress, JobRecord } from '../../jobs/types';
+import type { ErrorBody } from '../errors';
+import type { JobProgress, JobRecord } from '../jobs/types';
 
 export interface WebhookBody {
   event: 'completed' | 'failed' | 'cancelled' | 'progress';

@@ -5,7 +5,7 @@
 // same shape; text values come as `{"type": "text", "data": "<text>"}`. Items also carry `node_id`,
 // and `subfolder` and `mimetype` when known. No outputs at all: `{"status": "success_no_images",
 // "images": []}`, as worker-comfyui answers.
-import type { DoorView } from '../../delivery/webhooks/payload';
+import type { DoorView } from '../../webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobRecord, JobResult } from '../../jobs/types';
 

@@ -9,7 +9,7 @@ import { RANDOM_INT, type ModifierRegistry } from '../../../modifiers';
 import { checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
 import type { Workflow } from '../../comfy/types';
 import { parseWorkflow } from '../../comfy/workflow';
-import { parseDelivery, type DeliveryContext } from '../../delivery/request';
+import { parseDelivery, type DeliveryContext } from '../delivery-options';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';

@@ -3,9 +3,9 @@
 // it is marked failed (visible in /status and the metrics). It sleeps until the next delivery is
 // due (or a job finishes), without polling.
 import type { AxiosInstance } from 'axios';
-import type { JobEvents } from '../../jobs/events';
-import type { JobStore } from '../../jobs/store';
-import type { Logger } from '../../observability/logger';
+import type { JobEvents } from '../jobs/events';
+import type { JobStore } from '../jobs/sqlite/store';
+import type { Logger } from '../observability/logger';
 import { retryDelayS, type RetryPolicy } from './backoff';
 import type { WebhookOutbox } from './outbox';
 import { finalBody, type DoorRenderer } from './payload';

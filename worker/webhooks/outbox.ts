@@ -2,8 +2,8 @@
 // resumes them. Rows are created and armed by the job store (see migrations.ts, version 2); this
 // module reads the due ones and records each attempt.
 import type { Database, Statement } from 'better-sqlite3';
-import type { JobStore } from '../../jobs/store';
-import type { SecretBox } from '../../jobs/secrets';
+import type { JobStore } from '../jobs/sqlite/store';
+import type { SecretBox } from '../secrets/secret-box';
 
 export type DeliveryStatus = 'waiting' | 'pending' | 'delivered' | 'failed';
 

@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database, { type Database as Db } from 'better-sqlite3';
-import { ConfigError } from '../config';
-import { WorkerError, type ErrorBody } from '../errors';
+import { ConfigError } from '../../config';
+import { WorkerError, type ErrorBody } from '../../errors';
 import { migrate } from './migrations';
-import type { SecretBox } from './secrets';
-import type { Door, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from './types';
+import type { SecretBox } from '../../secrets/secret-box';
+import type { Door, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
 
 interface JobRow {
   seq: number;

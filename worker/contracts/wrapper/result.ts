@@ -1,5 +1,5 @@
 // The api-wrapper's Result envelope and its HTTP status, built from a job record.
-import type { DoorView } from '../../delivery/webhooks/payload';
+import type { DoorView } from '../../webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobProgress, JobRecord } from '../../jobs/types';
 
