@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Aborted, ExecCache, PromptRun, type ExecHost } from './execute';
 import type { NodeClass, NodeEnv } from './nodes';
+import type { PyFloat } from './pyjson';
 import {
   PyException,
-  PyFloat,
   isPyDict,
   pyBool,
   pyEquals,
@@ -159,7 +159,7 @@ export class ComfyProcess {
     const promptId = body.has('prompt_id') ? pyStr(body.get('prompt_id')) : randomUUID();
     const partial = body.has('partial_execution_targets') ? body.get('partial_execution_targets') : undefined;
     const valid = validatePrompt(prompt, partial, this.classes, this.env);
-    let extraData: PyValue = body.has('extra_data') ? (body.get('extra_data') as PyValue) : new Map();
+    const extraData: PyValue = body.has('extra_data') ? (body.get('extra_data') as PyValue) : new Map();
     if (body.has('client_id')) {
       if (!isPyDict(extraData))
         throw new PyException('TypeError', `'${pyTypeName(extraData)}' object does not support item assignment`);

@@ -12,7 +12,7 @@ import { WorkerError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { JobEvents } from './events';
 import { deliverFinished, type DeliveryDeps, type JobExecutor } from './execute';
-import type { JobStore } from './sqlite/store';
+import type { JobStore } from './store';
 import type { JobRecord } from './types';
 
 /** A job is submitted to ComfyUI at most this many times: its first run and one run after a restart. */

@@ -10,7 +10,7 @@ import type { JobEvents } from './events';
 import type { JobExecutor } from './execute';
 import type { Recovery } from './recovery';
 import { ProgressTracker } from './progress';
-import type { JobStore } from './sqlite/store';
+import type { JobStore } from './store';
 import type { JobProgress, JobRecord } from './types';
 
 /** After an unexpected failure of the loop itself (e.g. the disk is full), pause this long. */
@@ -221,7 +221,7 @@ export class Runner {
     );
     const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
     this.current = { job, controller, tracker };
-    logger.info({ jobId: job.id, promptId: job.promptId, door: job.door }, 'job started');
+    logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started');
     try {
       events.emit('started', job);
       const secrets = store.secretsOf(job.id);

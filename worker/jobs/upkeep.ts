@@ -5,7 +5,7 @@
 import { WorkerError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Runner } from './runner';
-import type { JobStore } from './sqlite/store';
+import type { JobStore } from './store';
 
 const HOUR_S = 3600;
 

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { ConfigError } from '../../config';
 import { MIGRATIONS } from './migrations';
 import { SecretBox } from '../../secrets/secret-box';
-import { JobStore } from './store';
+import { SqliteJobStore } from './store';
 import type { JobSpec, NewJob } from '../types';
 
 const dir = tempDir('store-');
@@ -19,17 +19,24 @@ const spec = (): JobSpec => ({
   includeComfyResponse: false,
   allowPartial: false,
 });
-const newJob = (extra: Partial<NewJob> = {}): NewJob => ({ id: `job-${++n}`, door: 'http', sync: false, spec: spec(), ...extra });
+const newJob = (extra: Partial<NewJob> = {}): NewJob => ({
+  id: `job-${++n}`,
+  source: 'http',
+  contract: 'worker-comfyui',
+  sync: false,
+  spec: spec(),
+  ...extra,
+});
 
-const opened: JobStore[] = [];
+const opened: SqliteJobStore[] = [];
 afterAll(() => opened.forEach((s) => s.close()));
-function openStore(clock?: () => number): JobStore {
-  const store = new JobStore({ path: path.join(dir, `jobs-${++n}.db`), secrets, clock });
+function openStore(clock?: () => number): SqliteJobStore {
+  const store = new SqliteJobStore({ path: path.join(dir, `jobs-${++n}.db`), secrets, clock });
   opened.push(store);
   return store;
 }
 
-describe('JobStore', () => {
+describe('SqliteJobStore', () => {
   test('insert, get, FIFO claim with prompt id, finish', () => {
     let now = 1_700_000_000_000;
     const store = openStore(() => now);
@@ -84,8 +91,8 @@ describe('JobStore', () => {
 
   test('claim is atomic across two connections to one file', () => {
     const file = path.join(dir, 'shared.db');
-    const one = new JobStore({ path: file, secrets });
-    const two = new JobStore({ path: file, secrets });
+    const one = new SqliteJobStore({ path: file, secrets });
+    const two = new SqliteJobStore({ path: file, secrets });
     for (let i = 0; i < 20; i++) one.insert(newJob());
     const claimed = new Set<string>();
     for (let i = 0; i < 20; i++) {
@@ -116,14 +123,14 @@ describe('JobStore', () => {
   test('a file that is not a database is a clear startup error', () => {
     const file = path.join(dir, 'garbage.db');
     fs.writeFileSync(file, 'this is not sqlite '.repeat(100));
-    expect(() => new JobStore({ path: file, secrets })).toThrow(ConfigError);
-    expect(() => new JobStore({ path: file, secrets })).toThrow(`SQLITE_DB_PATH: ${file} is not a SQLite database`);
+    expect(() => new SqliteJobStore({ path: file, secrets })).toThrow(ConfigError);
+    expect(() => new SqliteJobStore({ path: file, secrets })).toThrow(`SQLITE_DB_PATH: ${file} is not a SQLite database`);
   });
 
   test('an unwritable location is a clear startup error', () => {
     const blocker = path.join(dir, 'a-file');
     fs.writeFileSync(blocker, 'x');
-    expect(() => new JobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
+    expect(() => new SqliteJobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
       /SQLITE_DB_PATH: cannot create the folder/,
     );
   });
@@ -170,11 +177,34 @@ describe('JobStore', () => {
       insert.run(`old-${i}`, status),
     );
     v1.close();
-    const store = new JobStore({ path: file, secrets });
+    const store = new SqliteJobStore({ path: file, secrets });
     opened.push(store);
     expect(store.counts()).toEqual({ pending: 2, running: 1, completed: 1, failed: 3, cancelled: 0 });
     store.insert(newJob());
     expect(store.pendingCount()).toBe(3);
+  });
+
+  test("a version 3 database's door becomes a source and a contract", () => {
+    const file = path.join(dir, 'v3.db');
+    const v3 = new Database(file);
+    MIGRATIONS.slice(0, 3).forEach((sql) => v3.exec(sql));
+    v3.pragma('user_version = 3');
+    const insert = v3.prepare(
+      `INSERT INTO jobs (id, door, status, created_at, spec) VALUES (?, ?, 'pending', 1, '{"workflow":{}}')`,
+    );
+    for (const door of ['http', 'wrapper', 'vast', 'runpod', 'benchmark']) insert.run(door, door);
+    v3.close();
+    const store = new SqliteJobStore({ path: file, secrets });
+    opened.push(store);
+    const labels = (id: string) => {
+      const job = store.get(id);
+      return [job?.source, job?.contract];
+    };
+    expect(labels('http')).toEqual(['http', 'worker-comfyui']);
+    expect(labels('wrapper')).toEqual(['http', 'wrapper']);
+    expect(labels('vast')).toEqual(['vast', 'wrapper']);
+    expect(labels('runpod')).toEqual(['runpod', 'worker-comfyui']);
+    expect(labels('benchmark')).toEqual(['benchmark', 'wrapper']);
   });
 
   test('recent jobs newest first; old ended jobs deleted with their files; running since a time', () => {
@@ -203,10 +233,10 @@ describe('JobStore', () => {
 
   test('secrets sealed with another key: a clear error, never the plaintext', () => {
     const file = path.join(dir, 'rekey.db');
-    const first = new JobStore({ path: file, secrets: SecretBox.open({ key: 'one', keyFile: '' }) });
+    const first = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'one', keyFile: '' }) });
     const job = first.insert(newJob({ secrets: { comfyOrgApiKey: 'the-key' } }));
     first.close();
-    const second = new JobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
+    const second = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
     opened.push(second);
     expect(() => second.secretsOf(job.id)).toThrow('sealed with another JOB_SECRETS_KEY');
   });

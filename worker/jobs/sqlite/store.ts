@@ -1,19 +1,22 @@
-// Jobs in SQLite (better-sqlite3: synchronous, so every statement is atomic with respect to the
-// event loop). WAL mode lets /status readers run beside the runner's writes; a busy timeout covers
+// The job store on SQLite, the embedded default for one machine. better-sqlite3 is synchronous,
+// so every statement is atomic with respect to the event loop. WAL mode lets /status readers run beside the runner's writes; a busy timeout covers
 // another process holding the file. Claiming the next job is a single UPDATE ... RETURNING.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database, { type Database as Db } from 'better-sqlite3';
-import { ConfigError } from '../../config';
-import { WorkerError, type ErrorBody } from '../../errors';
-import { migrate } from './migrations';
+import { ConfigError, WorkerError, type ErrorBody } from '../../errors';
 import type { SecretBox } from '../../secrets/secret-box';
-import type { Door, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
+import type { WebhookOutbox } from '../../webhooks/outbox';
+import { SqliteWebhookOutbox, UNDELIVERED_JOB_IDS_SQL } from '../../webhooks/sqlite-outbox';
+import type { JobStore, RecentJob, StatusCounts } from '../store';
+import type { JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
+import { migrate } from './migrations';
 
 interface JobRow {
   seq: number;
   id: string;
-  door: string;
+  source: string;
+  contract: string;
   sync: number;
   status: string;
   prompt_id: string | null;
@@ -28,8 +31,6 @@ interface JobRow {
   result: string | null;
 }
 
-export type StatusCounts = Record<JobStatus, number>;
-
 interface RecentRow {
   id: string;
   status: string;
@@ -37,16 +38,6 @@ interface RecentRow {
   started_at: number | null;
   completed_at: number | null;
   error: string | null;
-}
-
-/** A job's summary without its spec or result. */
-export interface RecentJob {
-  id: string;
-  status: JobStatus;
-  createdAt: number;
-  startedAt: number | null;
-  completedAt: number | null;
-  error: ErrorBody | null;
 }
 
 export interface StoreOptions {
@@ -62,7 +53,8 @@ function rowToRecord(row: JobRow): JobRecord {
   return {
     id: row.id,
     seq: row.seq,
-    door: row.door as Door,
+    source: row.source,
+    contract: row.contract,
     sync: row.sync === 1,
     status: row.status as JobStatus,
     spec,
@@ -108,8 +100,8 @@ function openDatabase(file: string): Db {
 function prepareStatements(db: Db) {
   return {
     insert: db.prepare(
-      `INSERT INTO jobs (id, door, sync, status, created_at, secrets, spec, inputs)
-       VALUES (@id, @door, @sync, 'pending', @created_at, @secrets, @spec, @inputs)`,
+      `INSERT INTO jobs (id, source, contract, sync, status, created_at, secrets, spec, inputs)
+       VALUES (@id, @source, @contract, @sync, 'pending', @created_at, @secrets, @spec, @inputs)`,
     ),
     get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
     claim: db.prepare(
@@ -138,25 +130,19 @@ function prepareStatements(db: Db) {
     // A job whose webhook is still to be delivered is kept until it is (or gives up).
     deleteOld: db.prepare(
       `DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?
-         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.job_id = jobs.id AND d.status IN ('waiting', 'pending'))`,
+         AND id NOT IN (${UNDELIVERED_JOB_IDS_SQL})`,
     ),
-    undelivered: db.prepare(`SELECT 1 FROM webhook_deliveries WHERE job_id = ? AND status IN ('waiting', 'pending')`),
     runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
     deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
     addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
-    addWebhook: db.prepare(
-      `INSERT INTO webhook_deliveries (job_id, url, extra, signed, secret, timeout_s, status, created_at)
-       VALUES (@job_id, @url, @extra, @signed, @secret, @timeout_s, 'waiting', @now)`,
-    ),
-    armWebhook: db.prepare(
-      `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = @now WHERE job_id = @id AND status = 'waiting'`,
-    ),
     file: db.prepare('SELECT bytes FROM job_files WHERE job_id = ? AND idx = ?'),
   };
 }
 
-export class JobStore {
+export class SqliteJobStore implements JobStore {
   readonly path: string;
+  /** Final webhook deliveries live in the same file, so ending a job arms its delivery atomically. */
+  readonly webhooks: WebhookOutbox;
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly clock: () => number;
@@ -168,19 +154,15 @@ export class JobStore {
     this.clock = opts.clock ?? Date.now;
     this.db = openDatabase(opts.path);
     this.stmt = prepareStatements(this.db);
+    this.webhooks = new SqliteWebhookOutbox(this.db, this.box);
+  }
+
+  describe(): { backend: string; path: string } {
+    return { backend: 'sqlite', path: this.path };
   }
 
   now(): number {
     return this.clock() / 1000;
-  }
-
-  /** The open database, for stores of related records (the webhook outbox) that share it. */
-  get database(): Db {
-    return this.db;
-  }
-
-  get secretBox(): SecretBox {
-    return this.box;
   }
 
   /** Stores a new pending job. A second job with the same id is a 409. */
@@ -195,7 +177,8 @@ export class JobStore {
       this.db.transaction(() => {
         const info = this.stmt.insert.run({
           id: job.id,
-          door: job.door,
+          source: job.source,
+          contract: job.contract,
           sync: job.sync ? 1 : 0,
           created_at: createdAt,
           secrets: hasSecrets ? this.box.seal(jobSecrets) : null,
@@ -204,18 +187,8 @@ export class JobStore {
         });
         seq = Number(info.lastInsertRowid);
         const hook = job.spec.webhook;
-        if (hook) {
-          // The webhook's secret lives with its delivery, which outlives the job's other secrets.
-          this.stmt.addWebhook.run({
-            job_id: job.id,
-            url: this.box.seal(hook.url),
-            extra: Object.keys(hook.extraParams).length > 0 ? JSON.stringify(hook.extraParams) : null,
-            signed: hook.signed ? 1 : 0,
-            secret: webhookSecret !== undefined ? this.box.seal(webhookSecret) : null,
-            timeout_s: hook.timeoutS ?? null,
-            now: createdAt,
-          });
-        }
+        // The webhook's secret lives with its delivery, which outlives the job's other secrets.
+        if (hook) this.webhooks.add(job.id, hook, webhookSecret, createdAt);
       })();
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
@@ -227,7 +200,8 @@ export class JobStore {
     return {
       id: job.id,
       seq,
-      door: job.door,
+      source: job.source,
+      contract: job.contract,
       sync: job.sync,
       status: 'pending',
       spec: job.spec,
@@ -287,7 +261,7 @@ export class JobStore {
       }).changes;
       if (changed === 0) return false;
       outcome.files?.forEach((bytes, index) => this.stmt.addFile.run(id, index, bytes));
-      this.stmt.armWebhook.run({ id, now: this.now() });
+      this.webhooks.arm(id, this.now());
       return true;
     })();
   }
@@ -297,7 +271,7 @@ export class JobStore {
     return this.db.transaction(() => {
       const now = this.now();
       if (this.stmt.cancelPending.run({ id, now, error: JSON.stringify(error) }).changes !== 1) return false;
-      this.stmt.armWebhook.run({ id, now });
+      this.webhooks.arm(id, now);
       return true;
     })();
   }
@@ -334,7 +308,7 @@ export class JobStore {
 
   /** The job has a webhook that is not delivered yet (nor given up on). */
   hasUndeliveredWebhook(id: string): boolean {
-    return this.stmt.undelivered.get(id) !== undefined;
+    return this.webhooks.hasUndelivered(id);
   }
 
   /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */

@@ -1,0 +1,68 @@
+// The seam between the job logic and where jobs are kept. Everything in jobs/ works against this
+// interface; a backend (jobs/sqlite/ today) implements it together with its webhook outbox, so
+// that ending a job and arming its webhook are one atomic step. Nothing above jobs/ sees it.
+import type { ErrorBody } from '../errors';
+import type { WebhookOutbox } from '../webhooks/outbox';
+import type { JobRecord, JobResult, JobSecrets, JobStatus, NewJob } from './types';
+
+export type StatusCounts = Record<JobStatus, number>;
+
+/** A job's summary without its spec or result. */
+export interface RecentJob {
+  id: string;
+  status: JobStatus;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  error: ErrorBody | null;
+}
+
+export interface JobStore {
+  /** The final webhook deliveries of this store's jobs. */
+  readonly webhooks: WebhookOutbox;
+  /** Which backend and where, for /health. */
+  describe(): { backend: string; path: string };
+  /** Now, in epoch seconds, by the store's clock. */
+  now(): number;
+  /** Stores a new pending job. A second job with the same id is a 409. */
+  insert(job: NewJob): JobRecord;
+  get(id: string): JobRecord | undefined;
+  /** The job's credentials, while it is not finished. */
+  secretsOf(id: string): JobSecrets;
+  /** Atomically marks the oldest pending job running with the given prompt id. */
+  claimNext(promptId: string): JobRecord | undefined;
+  /**
+   * Ends a pending or running job and arms its webhook. Returns false if it had already ended
+   * (first writer wins). Output bytes kept for inline delivery are stored with it.
+   */
+  finish(
+    id: string,
+    status: Exclude<JobStatus, 'pending' | 'running'>,
+    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[] },
+  ): boolean;
+  /** Cancels a job only if it has not started; false otherwise. */
+  cancelPending(id: string, error: ErrorBody): boolean;
+  /** Puts a job a previous process left running back at its place in the queue. */
+  requeue(id: string): boolean;
+  /** The latest jobs, newest first. */
+  recent(limit: number): RecentJob[];
+  /** Deletes ended jobs that ended before `cutoff` (epoch s) and have no delivery left to make. */
+  deleteFinishedBefore(cutoff: number): number;
+  /** Jobs running since before `cutoff` (epoch s). */
+  runningSince(cutoff: number): JobRecord[];
+  /** The job has a webhook that is not delivered yet (nor given up on). */
+  hasUndeliveredWebhook(id: string): boolean;
+  /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
+  deleteFinished(id: string): boolean;
+  /** The bytes of a job's output kept for inline delivery. */
+  file(id: string, index: number): Buffer | undefined;
+  /** How many pending jobs are ahead of this one. */
+  queuePosition(job: JobRecord): number;
+  pendingCount(): number;
+  counts(): StatusCounts;
+  /** Jobs a previous process left running. */
+  running(): JobRecord[];
+  /** Pending jobs whose caller waits on an open connection. */
+  pendingSync(): JobRecord[];
+  close(): void;
+}
