@@ -287,6 +287,8 @@ export class Runner {
   private async run(flight: InFlight, execute: JobExecutor): Promise<void> {
     const { store, events, logger } = this.opts;
     const { job, controller, tracker } = flight;
+    /** The final record, built from what the runner holds (the waiting caller needs no read). */
+    let final: JobRecord | undefined;
     logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started');
     try {
       const secrets = store.secretsOf(job.id);
@@ -299,7 +301,10 @@ export class Runner {
         events.emit('comfyEvent', job, event);
         if (tracker.update(event)) events.emit('progress', job, tracker.snapshot());
       });
-      store.finish(job.id, 'completed', { result, files });
+      const at = store.now();
+      if (store.finish(job.id, 'completed', { result, files, at })) {
+        final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };
+      }
       logger.info({ jobId: job.id, ms: result.timings.total_ms, outputs: result.outputs.length }, 'job completed');
     } catch (err) {
       const error = toWorkerError(err);
@@ -315,13 +320,16 @@ export class Runner {
       const status = statusFor(error);
       if (error.code === 'internal') logger.error({ jobId: job.id, err }, 'job failed unexpectedly');
       else logger.warn({ jobId: job.id, code: error.code, status: error.status, msg: error.message }, `job ${status}`);
-      store.finish(job.id, status, { error: error.toBody() });
+      const at = store.now();
+      if (store.finish(job.id, status, { error: error.toBody(), at })) {
+        final = { ...job, spec: { ...job.spec, images: [] }, status, result: null, error: error.toBody(), completedAt: at };
+      }
     } finally {
       this.inFlight.delete(job.id);
       // Nothing of ours is ahead of the oldest job left: it may start now, so its clock runs.
       this.inFlight.values().next().value?.armDeadline();
     }
-    this.emitFinished(job.id);
+    this.emitFinished(job.id, final);
     // The answer is out; before another job is taken, let an interrupted prompt leave ComfyUI.
     if (controller.signal.aborted && job.promptId !== null) {
       this.releasing++;
@@ -341,8 +349,8 @@ export class Runner {
     );
   }
 
-  private emitFinished(jobId: string): void {
-    const final = this.opts.store.get(jobId);
+  private emitFinished(jobId: string, known?: JobRecord): void {
+    const final = known ?? this.opts.store.get(jobId);
     if (final) this.opts.events.emit('finished', final);
   }
 }
