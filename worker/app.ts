@@ -8,7 +8,7 @@ import { ConfigError } from './errors';
 import type { JobEvents } from './jobs/events';
 import type { JobQueue } from './jobs/queue';
 import { cancelOrphanedSyncJobs } from './jobs/recovery';
-import type { Runner } from './jobs/runner';
+import type { RunnerPool } from './jobs/runner-pool';
 import type { JobStore } from './jobs/store';
 import type { Upkeep } from './jobs/upkeep';
 
@@ -22,7 +22,7 @@ export interface RunningWorker {
   /** The door's base URL, e.g. http://127.0.0.1:8000 */
   url: string;
   queue: JobQueue;
-  runner: Runner;
+  runner: RunnerPool;
   comfy: ComfyClient;
   events: JobEvents;
   store: JobStore;
@@ -40,7 +40,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     cancelOrphanedSyncJobs(core.store, core.events, core.logger);
     door = await startDoor(doorContext(core));
   } catch (err) {
-    core.comfy.close();
+    for (const backend of core.backends) backend.close();
     core.store.close();
     throw err;
   }
@@ -49,7 +49,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   // The runner reconciles jobs a previous process left running before it takes a new one.
   core.runner.start();
   core.upkeep.start();
-  core.logger.info({ url: door.url, mode: config.mode, comfyui: config.comfy.baseUrl, db: config.jobs.dbPath }, 'worker started');
+  core.logger.info(
+    { url: door.url, mode: config.mode, comfyui: config.comfy.baseUrls.join(','), db: config.jobs.dbPath },
+    'worker started',
+  );
 
   let stopped: Promise<void> | undefined;
   const stop = () =>
@@ -63,7 +66,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       core.webhooks.progress.stop();
       core.webhooks.sender.stop();
       core.s3Clients.destroy();
-      core.comfy.close();
+      for (const backend of core.backends) backend.close();
       core.store.close();
     })());
   return {

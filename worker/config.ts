@@ -63,6 +63,36 @@ const optionalText = z
   .optional()
   .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
 
+/** One or more http(s) URLs, comma-separated (one ComfyUI per GPU); duplicates refused. */
+const httpUrlList = () =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return undefined;
+      const urls: string[] = [];
+      for (const item of raw.split(',').map((part) => part.trim())) {
+        let ok = false;
+        try {
+          const url = new URL(item);
+          ok = url.protocol === 'http:' || url.protocol === 'https:';
+        } catch {
+          // reported below
+        }
+        if (!ok) {
+          ctx.addIssue({ code: 'custom', message: `expected an http(s) URL (or several, separated by commas), got "${item}"` });
+          return z.NEVER;
+        }
+        const url = item.replace(/\/+$/, '');
+        if (urls.includes(url)) {
+          ctx.addIssue({ code: 'custom', message: `${url} is listed twice` });
+          return z.NEVER;
+        }
+        urls.push(url);
+      }
+      return urls;
+    });
+
 const httpUrl = (fallback?: string) =>
   z
     .string()
@@ -89,7 +119,7 @@ const envSchema = z.object({
   RUNPOD_WEBHOOK_GET_JOB: optionalText,
 
   // ComfyUI
-  COMFYUI_API_BASE: httpUrl(),
+  COMFYUI_API_BASE: httpUrlList(),
   COMFY_HOST: optionalText,
   COMFY_READY_TIMEOUT_S: number(600, { min: 1, max: MAX_TIMER_S }),
   COMFY_ORG_API_KEY: optionalText,
@@ -214,7 +244,10 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
   return {
     mode,
     comfy: {
-      baseUrl: comfyBaseUrl(env),
+      /** The first backend: what /comfy/* proxies to. */
+      baseUrl: comfyBaseUrls(env)[0] ?? DEFAULT_COMFY,
+      /** Every backend, one ComfyUI per GPU. */
+      baseUrls: comfyBaseUrls(env),
       readyTimeoutS: env.COMFY_READY_TIMEOUT_S,
       orgApiKey: env.COMFY_ORG_API_KEY,
       reconnectAttempts: env.WEBSOCKET_RECONNECT_ATTEMPTS,
@@ -350,17 +383,19 @@ function chooseMode(env: z.infer<typeof envSchema>): WorkerMode {
   return 'http';
 }
 
-function comfyBaseUrl(env: z.infer<typeof envSchema>): string {
+const DEFAULT_COMFY = 'http://127.0.0.1:8188';
+
+function comfyBaseUrls(env: z.infer<typeof envSchema>): string[] {
   if (env.COMFYUI_API_BASE !== undefined) return env.COMFYUI_API_BASE;
   if (env.COMFY_HOST !== undefined) {
     const candidate = /^https?:\/\//.test(env.COMFY_HOST) ? env.COMFY_HOST : `http://${env.COMFY_HOST}`;
     try {
-      return new URL(candidate).origin;
+      return [new URL(candidate).origin];
     } catch {
       throw new ConfigError(`COMFY_HOST: expected host:port, got "${env.COMFY_HOST}"`);
     }
   }
-  return 'http://127.0.0.1:8188';
+  return [DEFAULT_COMFY];
 }
 
 /** Reads and validates the environment. Throws ConfigError naming every bad variable. */

@@ -17,6 +17,7 @@ import { openJobStore } from './jobs/open-store';
 import { JobQueue } from './jobs/queue';
 import { createRecovery } from './jobs/recovery';
 import { Runner } from './jobs/runner';
+import { RunnerPool } from './jobs/runner-pool';
 import type { JobStore } from './jobs/store';
 import type { JobRecord } from './jobs/types';
 import { Upkeep } from './jobs/upkeep';
@@ -36,10 +37,13 @@ export interface CoreOptions {
 export interface Core {
   config: Config;
   logger: Logger;
+  /** The first backend's client (what a single-GPU worker has). */
   comfy: ComfyClient;
+  /** One client per backend (COMFYUI_API_BASE lists one ComfyUI per GPU). */
+  backends: ComfyClient[];
   store: JobStore;
   events: JobEvents;
-  runner: Runner;
+  runner: RunnerPool;
   queue: JobQueue;
   upkeep: Upkeep;
   metrics: Metrics;
@@ -55,15 +59,19 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     keyFile: config.jobs.secretsKeyFile ?? path.join(path.dirname(config.jobs.dbPath), 'job-secrets.key'),
   });
   const store = openJobStore({ dbPath: config.jobs.dbPath, secrets, clock: opts.clock });
-  const comfy = new ComfyClient({
-    baseUrl: config.comfy.baseUrl,
-    clientId: randomUUID(),
-    reconnectAttempts: config.comfy.reconnectAttempts,
-    reconnectDelayMs: config.comfy.reconnectDelayS * 1000,
-    websocketTrace: config.comfy.websocketTrace,
-    historyPollMs: config.comfy.historyPollIntervalS * 1000,
-    logger,
-  });
+  const backends = config.comfy.baseUrls.map(
+    (baseUrl) =>
+      new ComfyClient({
+        baseUrl,
+        clientId: randomUUID(),
+        reconnectAttempts: config.comfy.reconnectAttempts,
+        reconnectDelayMs: config.comfy.reconnectDelayS * 1000,
+        websocketTrace: config.comfy.websocketTrace,
+        historyPollMs: config.comfy.historyPollIntervalS * 1000,
+        logger: backendLogger(logger, baseUrl, config.comfy.baseUrls.length),
+      }),
+  );
+  const comfy = backends[0]!;
   const inputs = {
     allowPrivateUrls: config.inputs.allowPrivateUrls,
     downloadMaxBytes: config.inputs.downloadMaxBytes,
@@ -76,31 +84,30 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     presignExpiresS: config.s3.presignExpiresS,
     allowPrivate: config.inputs.allowPrivateUrls,
   });
-  // What collecting and delivering outputs needs, for a normal run and for a recovered one.
-  const delivery: DeliveryDeps = {
-    comfy,
-    maxInlineBytes: config.outputs.base64MaxBytes,
-    s3Defaults: defaults3,
-    s3Clients,
-    logger,
-    clock: opts.clock,
-  };
-  const execute = createExecutor({
-    ...delivery,
-    outbound: createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls }),
-    inputs,
-    orgApiKey: config.comfy.orgApiKey,
-  });
   const events = new JobEvents((err, event) => logger.error({ err, event }, 'a job event listener failed'));
-  const runner = new Runner({
-    store,
-    comfy,
-    execute,
-    events,
-    logger,
-    jobTimeoutMs: config.jobs.timeoutS * 1000,
-    readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
-    recovery: createRecovery({ ...delivery, jobTimeoutMs: config.jobs.timeoutS * 1000 }),
+  const outbound = createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls });
+  // One runner per backend; each collects and delivers outputs through its own ComfyUI.
+  const runner = new RunnerPool(config.comfy.baseUrls, (baseUrl, siblings) => {
+    const client = backends.find((b) => b.baseUrl === baseUrl) ?? comfy;
+    const delivery: DeliveryDeps = {
+      comfy: client,
+      maxInlineBytes: config.outputs.base64MaxBytes,
+      s3Defaults: defaults3,
+      s3Clients,
+      logger,
+      clock: opts.clock,
+    };
+    return new Runner({
+      store,
+      comfy: client,
+      execute: createExecutor({ ...delivery, outbound, inputs, orgApiKey: config.comfy.orgApiKey }),
+      events,
+      logger: backendLogger(logger, baseUrl, config.comfy.baseUrls.length),
+      jobTimeoutMs: config.jobs.timeoutS * 1000,
+      readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
+      recovery: createRecovery({ ...delivery, jobTimeoutMs: config.jobs.timeoutS * 1000 }),
+      siblings: config.comfy.baseUrls.length > 1 ? siblings : undefined,
+    });
   });
   const queue = new JobQueue({ store, runner, events, maxQueueSize: config.jobs.maxQueueSize });
   const upkeep = new Upkeep({
@@ -117,7 +124,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       const counts = store.counts();
       return counts.pending + counts.running;
     },
-    comfyUp: () => comfy.isReady,
+    comfyUp: () => backends.map((b) => ({ backend: b.baseUrl, up: b.isReady })),
     webhookStates: () => store.webhooks.counts(),
   });
   events.on('submitted', (job) => metrics.jobSubmitted(job));
@@ -157,7 +164,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     delivery: { s3Defaults: defaults3, defaultWebhookUrl: config.webhooks.url, allowPrivateUrls: config.inputs.allowPrivateUrls },
     includeComfyResponse: config.outputs.includeComfyResponse,
   };
-  return { config, logger, comfy, store, events, runner, queue, upkeep, metrics, contracts, webhooks, s3Clients };
+  return { config, logger, comfy, backends, store, events, runner, queue, upkeep, metrics, contracts, webhooks, s3Clients };
 }
 
 /** What a door may use of the core. */
@@ -168,8 +175,13 @@ export function doorContext(core: Core): DoorContext {
     jobs: core.queue,
     events: core.events,
     upkeep: core.upkeep,
-    backend: backendStatus(core.comfy),
+    backend: backendStatus(core.backends),
     contracts: core.contracts,
     metrics: core.metrics,
   };
+}
+
+/** With several backends, each one's log lines say which. */
+function backendLogger(logger: Logger, baseUrl: string, count: number): Logger {
+  return count > 1 ? logger.child({ backend: baseUrl }) : logger;
 }

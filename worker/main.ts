@@ -15,7 +15,7 @@ async function withSimulator(config: Config): Promise<{ config: Config; sim: { c
   process.stderr.write(
     `comfyui-worker: --simulate: using the ComfyUI SIMULATOR at ${sim.url} (no GPU, placeholder images), not ComfyUI\n`,
   );
-  return { config: { ...config, comfy: { ...config.comfy, baseUrl: sim.url } }, sim };
+  return { config: { ...config, comfy: { ...config.comfy, baseUrl: sim.url, baseUrls: [sim.url] } }, sim };
 }
 
 /** The longest a SIGTERM/SIGINT stop may take (the runner alone may use 10 s of it). */

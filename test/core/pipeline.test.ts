@@ -11,7 +11,7 @@ let worker: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({ nodeDelayMs: { ImageScale: 800, '*': 1 } });
-  worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '1.2' });
+  worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '3' });
 });
 afterAll(async () => {
   await worker?.stop();
@@ -56,13 +56,15 @@ test("while job 1 executes, job 2's prompt waits in ComfyUI's queue; cancelling 
 });
 
 test('a job waiting in ComfyUI behind the previous one has its full deadline once it starts', async () => {
-  // Each takes ~0.8 s against a 1.2 s deadline; the second finishes ~1.6 s after it was handed to
+  // Each takes ~2 s against a 3 s deadline; the second finishes ~4 s after it was handed to
   // ComfyUI, which a deadline counted from then would have cut.
+  sim.setNodeDelay({ ImageScale: 2_000, '*': 1 });
   const a = (await postJson(`${worker.url}/run`, { workflow: uncached('deadline_a', 11) })).body.job_id as string;
   const b = (await postJson(`${worker.url}/run`, { workflow: uncached('deadline_b', 12) })).body.job_id as string;
   await until(() => promptOf('deadline_b') !== undefined, 5_000, "b's prompt in ComfyUI");
   expect(ids((await comfyQueue()).queue_pending)).toEqual([promptOf('deadline_b')]);
   const finals = [await waitForStatus(worker.url, a), await waitForStatus(worker.url, b)];
+  sim.setNodeDelay({ ImageScale: 800, '*': 1 });
   expect(finals.map((f) => [f.status, f.error])).toEqual([
     ['completed', null],
     ['completed', null],

@@ -4,7 +4,7 @@
 import { WorkerError, notFound } from '../errors';
 import type { DeliveryState } from '../webhooks/outbox';
 import type { JobEvents } from './events';
-import type { Runner } from './runner';
+import type { RunnerPool } from './runner-pool';
 import type { JobStore, RecentJob, StatusCounts } from './store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
 
@@ -14,12 +14,12 @@ export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 
 export class JobQueue {
   private readonly store: JobStore;
-  private readonly runner: Runner;
+  private readonly runner: RunnerPool;
   private readonly events: JobEvents;
   private readonly maxQueueSize: number;
   private readonly waiters = new Map<string, Set<(job: JobRecord) => void>>();
 
-  constructor(opts: { store: JobStore; runner: Runner; events: JobEvents; maxQueueSize: number }) {
+  constructor(opts: { store: JobStore; runner: RunnerPool; events: JobEvents; maxQueueSize: number }) {
     this.store = opts.store;
     this.runner = opts.runner;
     this.events = opts.events;

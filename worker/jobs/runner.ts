@@ -37,6 +37,20 @@ export interface RunnerOptions {
   readyTimeoutMs: number;
   /** Decides what becomes of jobs a previous process left running; without it they are left alone. */
   recovery?: Recovery;
+  /** When there are several backends: how this runner defers to the others. */
+  siblings?: Siblings;
+}
+
+/** What a runner knows of the other backends' runners (see RunnerPool). */
+export interface Siblings {
+  /** Another backend is ready and has nothing to do: it should take the next job, not us. */
+  idleElsewhere(): boolean;
+  /** Another backend can run jobs: waiting synchronous callers need not be failed. */
+  readyElsewhere(): boolean;
+  /** This runner took or ended a job: the others look again. */
+  activity(): void;
+  /** Whether a job a previous process left running is this runner's to recover. */
+  owns(job: JobRecord): boolean;
 }
 
 /** Whether a job is being stopped: aborting (it is the running one) or ended (it was a leftover). */
@@ -105,6 +119,20 @@ export class Runner {
     return this.inFlight.keys().next().value;
   }
 
+  /** This runner's backend (the ComfyUI base URL). */
+  get backend(): string {
+    return this.opts.comfy.baseUrl;
+  }
+
+  /** Connected to its ComfyUI, no GPU fault, taking jobs, and none in flight. */
+  get idleAndReady(): boolean {
+    return this.opts.comfy.isReady && this.recovered && !this.paused && !this.stopping && this.inFlight.size === 0;
+  }
+
+  get ready(): boolean {
+    return this.opts.comfy.isReady;
+  }
+
   /** Every job handed to ComfyUI and not yet ended, oldest first. */
   get runningJobIds(): string[] {
     return [...this.inFlight.keys()];
@@ -132,6 +160,8 @@ export class Runner {
     const { store, comfy } = this.opts;
     const job = store.get(jobId);
     if (job?.status !== 'running') return false;
+    // Another backend's runner has it (its prompt is on that ComfyUI).
+    if (this.opts.siblings && !this.opts.siblings.owns(job)) return false;
     if (!store.finish(jobId, statusFor(reason), { error: reason.toBody() })) return false;
     if (job.promptId !== null) void comfy.cancelPrompt(job.promptId);
     this.emitFinished(jobId);
@@ -162,11 +192,12 @@ export class Runner {
         if (this.paused) {
           await this.idle();
         } else if (gpuFault !== undefined) {
-          // The GPU needs a restart: answer waiting callers now, keep async jobs for a healthy
-          // process (the platform replaces this one; /health says why).
-          this.failWaitingSyncJobs(
-            new WorkerError(503, 'comfy_unavailable', `GPU fault, the machine needs a restart: ${gpuFault}`),
-          );
+          // The GPU needs a restart: answer waiting callers now (unless another backend can), keep
+          // async jobs for a healthy process (the platform replaces this one; /health says why).
+          if (!this.opts.siblings?.readyElsewhere())
+            this.failWaitingSyncJobs(
+              new WorkerError(503, 'comfy_unavailable', `GPU fault, the machine needs a restart: ${gpuFault}`),
+            );
           await this.idle();
         } else if (!this.opts.comfy.isReady) {
           await this.waitForComfy();
@@ -175,9 +206,11 @@ export class Runner {
         } else if (!this.canTakeAnother()) {
           await this.idle();
         } else {
-          const job = this.opts.store.claimNext(randomUUID());
-          if (job) this.launch(job);
-          else await this.idle();
+          const job = this.opts.store.claimNext(randomUUID(), this.backend);
+          if (job) {
+            this.launch(job);
+            this.opts.siblings?.activity();
+          } else await this.idle();
         }
       } catch (err) {
         if (this.stopping) break;
@@ -191,7 +224,8 @@ export class Runner {
   private canTakeAnother(): boolean {
     if (this.releasing > 0 || this.inFlight.size >= MAX_IN_FLIGHT) return false;
     for (const flight of this.inFlight.values()) if (!flight.executing) return false;
-    return true;
+    // Queue behind our own prompt only when no other backend sits idle.
+    return this.inFlight.size === 0 || !this.opts.siblings?.idleElsewhere();
   }
 
   private idle(): Promise<void> {
@@ -205,8 +239,10 @@ export class Runner {
       await this.opts.comfy.waitUntilReady(this.opts.readyTimeoutMs, this.stopController.signal);
     } catch (err) {
       if (this.stopping) return;
-      // ComfyUI stays away: answer the callers waiting on a connection; async jobs keep waiting.
+      // ComfyUI stays away: answer the callers waiting on a connection (unless another backend
+      // can run their jobs); async jobs keep waiting.
       const error = toWorkerError(err);
+      if (this.opts.siblings?.readyElsewhere()) return;
       this.opts.logger.error({ err: error.message }, 'ComfyUI unavailable; failing waiting synchronous jobs');
       this.failWaitingSyncJobs(error);
     }
@@ -227,6 +263,7 @@ export class Runner {
     const { recovery, store, logger } = this.opts;
     for (const job of store.running()) {
       if (!recovery) break;
+      if (this.opts.siblings && !this.opts.siblings.owns(job)) continue;
       if (this.stopping || this.paused) return;
       const plan = await recovery.plan(job);
       if (store.get(job.id)?.status !== 'running') {
@@ -315,6 +352,7 @@ export class Runner {
         store.requeue(job.id);
         this.inFlight.delete(job.id);
         this.wake();
+        this.opts.siblings?.activity();
         return;
       }
       const status = statusFor(error);
@@ -340,6 +378,7 @@ export class Runner {
       }
     }
     this.wake();
+    this.opts.siblings?.activity();
   }
 
   /** The prompt is confirmed gone from ComfyUI and never started executing. */

@@ -29,8 +29,8 @@ export interface JobStore {
   get(id: string): JobRecord | undefined;
   /** The job's credentials, while it is not finished. */
   secretsOf(id: string): JobSecrets;
-  /** Atomically marks the oldest pending job running with the given prompt id. */
-  claimNext(promptId: string): JobRecord | undefined;
+  /** Atomically marks the oldest pending job running with the given prompt id, on this backend. */
+  claimNext(promptId: string, backend?: string): JobRecord | undefined;
   /**
    * Ends a pending or running job and arms its webhook. Returns false if it had already ended
    * (first writer wins). Output bytes kept for inline delivery are stored with it. `at` (epoch s,

@@ -87,6 +87,8 @@ export interface JobRecord {
   status: JobStatus;
   spec: JobSpec;
   promptId: string | null;
+  /** The ComfyUI backend (base URL) its prompt was handed to; null until then. */
+  backend: string | null;
   /** How many times the job was submitted to ComfyUI. */
   attempts: number;
   result: JobResult | null;

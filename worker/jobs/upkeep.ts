@@ -4,14 +4,14 @@
 // /admin/cleanup and /admin/reset-stuck with other thresholds. Pending jobs never expire.
 import { WorkerError } from '../errors';
 import type { Logger } from '../observability/logger';
-import type { Runner } from './runner';
+import type { RunnerPool } from './runner-pool';
 import type { JobStore } from './store';
 
 const HOUR_S = 3600;
 
 export interface UpkeepOptions {
   store: JobStore;
-  runner: Runner;
+  runner: RunnerPool;
   logger: Logger;
   intervalS: number;
   retentionHours: number;

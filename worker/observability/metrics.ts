@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface MetricsSources {
   /** Jobs pending or running. */
   queueDepth(): number;
-  comfyUp(): boolean;
+  /** Each ComfyUI backend and whether its websocket is open. */
+  comfyUp(): Array<{ backend: string; up: boolean }>;
   /** Final webhook deliveries by state. */
   webhookStates(): Record<string, number>;
 }
@@ -71,10 +72,11 @@ export class Metrics {
     });
     new Gauge({
       name: 'comfyui_worker_comfy_up',
-      help: '1 when the ComfyUI websocket is open',
+      help: "1 when the ComfyUI backend's websocket is open and its GPU has not faulted",
+      labelNames: ['backend'],
       registers,
       collect() {
-        this.set(sources.comfyUp() ? 1 : 0);
+        for (const { backend, up } of sources.comfyUp()) this.set({ backend }, up ? 1 : 0);
       },
     });
   }

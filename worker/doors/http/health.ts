@@ -1,12 +1,15 @@
-// GET /health: is ComfyUI reachable (a live /system_stats probe plus the websocket's state), is
-// the job database usable, and how deep is the queue. 503 when the worker cannot serve.
+// GET /health: is ComfyUI reachable (a live /system_stats probe plus the websocket's state, for
+// each backend), is the job database usable, and how deep is the queue. 503 when the worker
+// cannot serve.
 import { Router } from 'express';
 import type { DoorContext } from '../door';
 
 export function healthRoutes(deps: Pick<DoorContext, 'backend' | 'jobs'>): Router {
   const router = Router();
   router.get('/health', async (_req, res) => {
-    const comfy = await deps.backend.health();
+    // Every backend (one per GPU): the worker is healthy while any of them can run jobs.
+    const backends = await deps.backend.backends();
+    const best = backends.find((b) => b.healthy) ?? backends[0];
     let counts;
     let databaseError: string | undefined;
     try {
@@ -14,14 +17,15 @@ export function healthRoutes(deps: Pick<DoorContext, 'backend' | 'jobs'>): Route
     } catch (err) {
       databaseError = (err as Error).message;
     }
-    const healthy = comfy.healthy && databaseError === undefined;
+    const healthy = best !== undefined && best.healthy && databaseError === undefined;
     const total = counts ? Object.values(counts).reduce((a, b) => a + b, 0) : 0;
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'healthy' : 'unhealthy',
       database_path: deps.jobs.storeInfo().path,
       job_stats: counts ? { ...counts, total } : null,
       queue_depth: counts ? counts.pending + counts.running : null,
-      comfyui: { url: deps.backend.baseUrl, ...comfy },
+      comfyui: best,
+      ...(backends.length > 1 ? { backends } : {}),
       ...(databaseError !== undefined ? { database_error: databaseError } : {}),
     });
   });

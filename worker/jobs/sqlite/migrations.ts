@@ -81,6 +81,11 @@ export const MIGRATIONS: readonly string[] = [
                   contract = CASE door WHEN 'http' THEN 'worker-comfyui' WHEN 'runpod' THEN 'worker-comfyui' ELSE 'wrapper' END;
   ALTER TABLE jobs DROP COLUMN door;
   `,
+  // 5: the ComfyUI backend (its base URL) a job's prompt was handed to, so recovery, cancel and
+  //    outputs talk to the one that has it when there are several
+  `
+  ALTER TABLE jobs ADD COLUMN backend TEXT;
+  `,
 ];
 
 export function migrate(db: Database): void {

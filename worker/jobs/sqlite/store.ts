@@ -20,6 +20,7 @@ interface JobRow {
   sync: number;
   status: string;
   prompt_id: string | null;
+  backend: string | null;
   attempts: number;
   created_at: number;
   started_at: number | null;
@@ -59,6 +60,7 @@ function rowToRecord(row: JobRow): JobRecord {
     status: row.status as JobStatus,
     spec,
     promptId: row.prompt_id,
+    backend: row.backend,
     attempts: row.attempts,
     result: row.result ? (JSON.parse(row.result) as JobResult) : null,
     error: row.error ? (JSON.parse(row.error) as ErrorBody) : null,
@@ -105,7 +107,7 @@ function prepareStatements(db: Db) {
     ),
     get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
     claim: db.prepare(
-      `UPDATE jobs SET status = 'running', started_at = @now, prompt_id = @prompt_id, attempts = attempts + 1
+      `UPDATE jobs SET status = 'running', started_at = @now, prompt_id = @prompt_id, backend = @backend, attempts = attempts + 1
        WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
        RETURNING *`,
     ),
@@ -124,7 +126,7 @@ function prepareStatements(db: Db) {
     running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
     pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
     requeue: db.prepare(
-      `UPDATE jobs SET status = 'pending', started_at = NULL, prompt_id = NULL WHERE id = ? AND status = 'running'`,
+      `UPDATE jobs SET status = 'pending', started_at = NULL, prompt_id = NULL, backend = NULL WHERE id = ? AND status = 'running'`,
     ),
     recent: db.prepare(`SELECT id, status, created_at, started_at, completed_at, error FROM jobs ORDER BY seq DESC LIMIT ?`),
     // A job whose webhook is still to be delivered is kept until it is (or gives up).
@@ -206,6 +208,7 @@ export class SqliteJobStore implements JobStore {
       status: 'pending',
       spec: job.spec,
       promptId: null,
+      backend: null,
       attempts: 0,
       result: null,
       error: null,
@@ -237,8 +240,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Atomically marks the oldest pending job running with the given prompt id. */
-  claimNext(promptId: string): JobRecord | undefined {
-    const row = this.stmt.claim.get({ now: this.now(), prompt_id: promptId }) as JobRow | undefined;
+  claimNext(promptId: string, backend?: string): JobRecord | undefined {
+    const row = this.stmt.claim.get({ now: this.now(), prompt_id: promptId, backend: backend ?? null }) as JobRow | undefined;
     return row ? rowToRecord(row) : undefined;
   }
 
