@@ -22,7 +22,8 @@ import {
 import { isFormFile, parseForm } from './multipart';
 import type { NodeClass, NodeEnv } from './nodes';
 import type { ComfyProcess } from './process';
-import { PyException, pyInt, pyJsonStringify } from './pyjson';
+import { dumps } from '../worker/util/pyjson';
+import { PyException, pyInt } from './pyvalues';
 import type { SimulatorFaults } from './types';
 
 export interface ServerContext {
@@ -84,7 +85,7 @@ function send(res: ServerResponse, status: number, headers: Array<[string, strin
 }
 
 function json(res: ServerResponse, status: number, value: unknown, head = false): void {
-  send(res, status, [['Content-Type', 'application/json; charset=utf-8']], pyJsonStringify(value), head);
+  send(res, status, [['Content-Type', 'application/json; charset=utf-8']], dumps(value), head);
 }
 
 function empty(res: ServerResponse, status: number, head = false): void {

@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pyJsonParse, pyJsonStringify } from '../../simulator/pyjson';
+import { dumps as pyJsonStringify, loads as pyJsonParse } from '../../worker/util/pyjson';
 import { TRACES_DIR, normalize, normalizer, shape, trace, type WsMessage } from './normalize';
 import { WsRecorder, getJson, http, newClientId, openTarget, type Target } from './target';
 
