@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ModifierRegistry } from '../modifiers';
+import { ModifierRegistry } from '../worker/contracts/wrapper/modifiers';
 import { buildRequestBody, FALLBACK_PROMPT, loadBenchmarkSource, loadPrompts, requiredClasses } from './payload';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-unit-'));

@@ -7,7 +7,7 @@
 import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ModifierRegistry } from '../modifiers';
+import type { ModifierRegistry } from '../worker/contracts/wrapper/modifiers';
 import { isObject } from '../worker/util/objects';
 
 export const FALLBACK_PROMPT = 'a still life on a wooden table, soft daylight';

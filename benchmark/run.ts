@@ -4,11 +4,16 @@
 // second come from ComfyUI's `progress` events. A failed run, no successful run, or a score below
 // BENCHMARK_MIN_PERF fails the benchmark (the worker then reports a permanent error).
 import { randomUUID } from 'node:crypto';
-import type { Core } from '../worker/core';
 import type { ComfyEvent } from '../worker/comfy/types';
-import { parseWrapperRequest } from '../worker/doors/wrapper/request';
+import { WRAPPER } from '../worker/contracts';
+import type { ContractContext } from '../worker/contracts/context';
+import { parseWrapperRequest } from '../worker/contracts/wrapper/request';
 import { WorkerError } from '../worker/errors';
+import type { BackendStatus } from '../worker/jobs/backend';
+import type { JobEventSource } from '../worker/jobs/events';
+import type { JobQueue } from '../worker/jobs/queue';
 import type { JobRecord } from '../worker/jobs/types';
+import type { Logger } from '../worker/observability/logger';
 import { isObject } from '../worker/util/objects';
 import { benchmarkFingerprint, readBenchmarkCache, writeBenchmarkCache, type BenchmarkFingerprint } from './cache';
 import { buildRequestBody, describeSource, type BenchmarkSource } from './payload';
@@ -47,7 +52,14 @@ export class BenchmarkFailure extends Error {
   override readonly name = 'BenchmarkFailure';
 }
 
-type BenchmarkCore = Pick<Core, 'queue' | 'events' | 'comfy' | 'wrapper' | 'logger'>;
+/** What the benchmark uses: the same job facade a door uses, and the backend's GPU facts. */
+export interface BenchmarkDeps {
+  jobs: JobQueue;
+  events: JobEventSource;
+  backend: BackendStatus;
+  contracts: ContractContext;
+  logger: Logger;
+}
 
 /** Sampler steps and time of one job, from its websocket events. */
 class SamplerClock {
@@ -92,7 +104,7 @@ export class StartupBenchmark {
   private fingerprint: BenchmarkFingerprint;
 
   constructor(
-    private readonly core: BenchmarkCore,
+    private readonly core: BenchmarkDeps,
     private readonly opts: BenchmarkOptions,
   ) {
     this.fingerprint = benchmarkFingerprint(opts.source, opts.workloadPerRequest);
@@ -228,7 +240,7 @@ export class StartupBenchmark {
   }
 
   private async runOnce(run: number | 'warmup', signal: AbortSignal): Promise<RunRecord> {
-    const { queue, events, wrapper } = this.core;
+    const { jobs, events, contracts } = this.core;
     const requestId = `benchmark-${randomUUID()}`;
     const clock = new SamplerClock();
     const listener = (job: JobRecord, event: ComfyEvent) => {
@@ -240,10 +252,17 @@ export class StartupBenchmark {
     let error: string | undefined;
     try {
       const body = buildRequestBody(this.opts.source, requestId, this.opts.prompts);
-      const parsed = await parseWrapperRequest(body, wrapper);
+      const parsed = await parseWrapperRequest(body, contracts);
       // Timings only: benchmark images go to no bucket, no webhook and no database row.
       const { webhook: _webhook, s3: _s3, ...spec } = parsed.spec;
-      queue.submit({ id: parsed.id, door: 'benchmark', sync: true, spec: { ...spec, skipDelivery: true }, secrets: {} });
+      jobs.submit({
+        id: parsed.id,
+        source: 'benchmark',
+        contract: WRAPPER,
+        sync: true,
+        spec: { ...spec, skipDelivery: true },
+        secrets: {},
+      });
       final = await this.waitFor(requestId, signal);
       if (final.status !== 'completed') error = final.error?.message ?? `job ended ${final.status}`;
     } catch (err) {
@@ -269,25 +288,19 @@ export class StartupBenchmark {
   private async waitFor(id: string, signal: AbortSignal): Promise<JobRecord> {
     const deadline = AbortSignal.timeout(this.opts.runTimeoutMs);
     try {
-      return await this.core.queue.wait(id, AbortSignal.any([signal, deadline]));
+      return await this.core.jobs.wait(id, AbortSignal.any([signal, deadline]));
     } catch (err) {
       const reason = deadline.aborted
         ? `did not finish within ${Math.round(this.opts.runTimeoutMs / 1000)} s`
         : 'the worker is stopping';
-      this.core.queue.cancel(id, new WorkerError(504, 'timeout', `Benchmark run ${reason}`));
+      this.core.jobs.cancel(id, new WorkerError(504, 'timeout', `Benchmark run ${reason}`));
       throw new Error(`run ${reason}`, { cause: err });
     }
   }
 
   private async readGpu(): Promise<Record<string, unknown> | undefined> {
-    let stats = this.core.comfy.systemStats;
-    if (!stats) {
-      try {
-        stats = await this.core.comfy.http.systemStats(5_000);
-      } catch {
-        return undefined;
-      }
-    }
+    const stats = await this.core.backend.systemStats(5_000);
+    if (!stats) return undefined;
     const devices = stats.devices;
     const first = Array.isArray(devices) ? devices[0] : undefined;
     if (!isObject(first)) return undefined;

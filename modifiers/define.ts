@@ -1,8 +1,11 @@
 // A modifier is a workflow template plus a typed map from request keys to template inputs. Adding
-// one means adding two files here: `<name>.json` (the template) and `<name>.ts` (the map).
+// one means adding two files here: `<name>.json` (the template) and `<name>.ts` (the map). This
+// folder is data: it imports nothing of the worker; worker/contracts/wrapper/modifiers.ts loads it.
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
-import type { Workflow } from '../worker/comfy/types';
+
+/** A workflow in ComfyUI's API format (the worker's own Workflow type has this shape). */
+export type Template = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }>;
 
 export interface ModifierField {
   /** Node id in the template. */
@@ -16,7 +19,7 @@ export interface ModifierField {
 
 export interface Modifier {
   name: string;
-  template: Workflow;
+  template: Template;
   fields: Record<string, ModifierField>;
 }
 

@@ -5,7 +5,8 @@
 import { createHash, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DISPLAY_ROOT, DataDirs, annotatedFilepath, getSaveImagePath, listInputImages, pyJoin, tracebackFrame } from './files';
+import type { DataDirs } from './files';
+import { DISPLAY_ROOT, annotatedFilepath, getSaveImagePath, listInputImages, pyJoin, tracebackFrame } from './files';
 import { blend, emptyImage, fromDecoded, invert, rgbBytes, scale, seedColor } from './imageops';
 import { decodePng, encodePng, sniffImageSize } from './png';
 import { PyFloat, dumps } from '../worker/util/pyjson';

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Aborted, ExecCache, PromptRun, type ExecHost } from './execute';
 import type { NodeClass, NodeEnv } from './nodes';
-import { PyFloat, loads } from '../worker/util/pyjson';
+import { loads, type PyFloat } from '../worker/util/pyjson';
 import {
   PyException,
   isPyDict,
@@ -158,7 +158,7 @@ export class ComfyProcess {
     const promptId = body.has('prompt_id') ? pyStr(body.get('prompt_id')) : randomUUID();
     const partial = body.has('partial_execution_targets') ? body.get('partial_execution_targets') : undefined;
     const valid = validatePrompt(prompt, partial, this.classes, this.env);
-    let extraData: PyValue = body.has('extra_data') ? (body.get('extra_data') as PyValue) : new Map();
+    const extraData: PyValue = body.has('extra_data') ? (body.get('extra_data') as PyValue) : new Map();
     if (body.has('client_id')) {
       if (!isPyDict(extraData))
         throw new PyException('TypeError', `'${pyTypeName(extraData)}' object does not support item assignment`);

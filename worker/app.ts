@@ -1,12 +1,10 @@
 // Starts a worker: builds the core, opens the front door for the mode, starts the runner, and
 // returns a handle that stops everything in order.
-import type { Config, WorkerMode } from './config';
-import { ConfigError } from './config';
-import { buildCore, type CoreOptions } from './core';
-import type { StartDoor } from './doors/door';
-import { startHttpDoor } from './doors/http';
-import { startVastDoor } from './doors/vast';
 import type { ComfyClient } from './comfy/client';
+import type { Config } from './config';
+import { buildCore, doorContext, type CoreOptions } from './core';
+import { DOORS } from './doors';
+import { ConfigError } from './errors';
 import type { JobEvents } from './jobs/events';
 import type { JobQueue } from './jobs/queue';
 import { cancelOrphanedSyncJobs } from './jobs/recovery';
@@ -17,13 +15,9 @@ import type { Upkeep } from './jobs/upkeep';
 /** How long a stopping worker lets the running job finish before leaving it for recovery. */
 const STOP_GRACE_MS = 10_000;
 
-const DOORS: Partial<Record<WorkerMode, StartDoor>> = {
-  http: startHttpDoor,
-  vast: startVastDoor,
-};
-
 export type WorkerOptions = CoreOptions;
 
+/** The in-process handle of a started worker: its parts, for tests and tools in the same process. */
 export interface RunningWorker {
   /** The door's base URL, e.g. http://127.0.0.1:8000 */
   url: string;
@@ -44,7 +38,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   try {
     // Before the door opens, so no new synchronous job is mistaken for an orphan.
     cancelOrphanedSyncJobs(core.store, core.events, core.logger);
-    door = await startDoor(core);
+    door = await startDoor(doorContext(core));
   } catch (err) {
     core.comfy.close();
     core.store.close();

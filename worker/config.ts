@@ -2,14 +2,13 @@
 // here with its default; the README's table is kept in step with this file.
 import path from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from './errors';
 import { parseBoolWord } from './util/words';
 
 export type WorkerMode = 'http' | 'vast' | 'runpod';
 
 /** Raised when the environment is invalid; the message names the variable. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError };
 
 // Each reader takes the raw string (or undefined) and returns a zod schema that parses it.
 /** The longest delay a Node timer can wait (2^31 - 1 ms), in seconds. */

@@ -1,29 +1,31 @@
-// The core every door stands on: the ComfyUI client, the job store, runner and queue, metrics and
-// the shared request context. Built from the configuration; nothing runs until the runner starts.
+// The core every door stands on: the ComfyUI client, the job store, runner and queue, upkeep,
+// webhooks and metrics. Built from the configuration; nothing runs until app.ts starts it. Doors
+// get a narrow view of it (doorContext), never the core itself.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { ModifierRegistry } from '../modifiers';
 import { ComfyClient } from './comfy/client';
-import { S3Clients, s3Defaults } from './delivery/s3';
-import { WebhookOutbox } from './delivery/webhooks/outbox';
-import { ProgressNotifier } from './delivery/webhooks/progress';
-import { WebhookSender } from './delivery/webhooks/sender';
-import { answerShape } from './doors/shapes';
-import { workerComfyView } from './doors/worker-comfyui/output';
-import { wrapperView } from './doors/wrapper/result';
 import type { Config } from './config';
-import type { WrapperContext } from './doors/wrapper/request';
+import { contractOf } from './contracts';
+import type { ContractContext } from './contracts/context';
+import { ModifierRegistry } from './contracts/wrapper/modifiers';
+import { S3Clients, s3Defaults } from './delivery/s3';
+import type { DoorContext } from './doors/door';
+import { backendStatus } from './jobs/backend';
 import { JobEvents } from './jobs/events';
 import { createExecutor, type DeliveryDeps } from './jobs/execute';
+import { openJobStore } from './jobs/open-store';
 import { JobQueue } from './jobs/queue';
 import { createRecovery } from './jobs/recovery';
 import { Runner } from './jobs/runner';
-import { SecretBox } from './jobs/secrets';
-import { JobStore } from './jobs/store';
+import type { JobStore } from './jobs/store';
+import type { JobRecord } from './jobs/types';
 import { Upkeep } from './jobs/upkeep';
 import { createOutboundClient } from './net/outbound';
 import { createLogger, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
+import { SecretBox } from './secrets/secret-box';
+import { ProgressNotifier } from './webhooks/progress';
+import { WebhookSender } from './webhooks/sender';
 
 export interface CoreOptions {
   logger?: Logger;
@@ -31,7 +33,6 @@ export interface CoreOptions {
   clock?: () => number;
 }
 
-/** Everything a door needs, built once per worker. */
 export interface Core {
   config: Config;
   logger: Logger;
@@ -42,8 +43,8 @@ export interface Core {
   queue: JobQueue;
   upkeep: Upkeep;
   metrics: Metrics;
-  wrapper: WrapperContext;
-  webhooks: { outbox: WebhookOutbox; sender: WebhookSender; progress: ProgressNotifier };
+  contracts: ContractContext;
+  webhooks: { sender: WebhookSender<JobRecord>; progress: ProgressNotifier };
   s3Clients: S3Clients;
 }
 
@@ -53,7 +54,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     key: config.jobs.secretsKey,
     keyFile: config.jobs.secretsKeyFile ?? path.join(path.dirname(config.jobs.dbPath), 'job-secrets.key'),
   });
-  const store = new JobStore({ path: config.jobs.dbPath, secrets, clock: opts.clock });
+  const store = openJobStore({ dbPath: config.jobs.dbPath, secrets, clock: opts.clock });
   const comfy = new ComfyClient({
     baseUrl: config.comfy.baseUrl,
     clientId: randomUUID(),
@@ -110,30 +111,39 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     retentionHours: config.upkeep.retentionHours,
     stuckHours: config.upkeep.stuckHours,
   });
-  const outbox = new WebhookOutbox(store);
-  const metrics = new Metrics({ events, store, comfy, outbox });
+
+  const metrics = new Metrics({
+    queueDepth: () => {
+      const counts = store.counts();
+      return counts.pending + counts.running;
+    },
+    comfyUp: () => comfy.isReady,
+    webhookStates: () => store.webhooks.counts(),
+  });
+  events.on('submitted', (job) => metrics.jobSubmitted(job));
+  events.on('finished', (job) => {
+    const ran = job.startedAt !== null && job.completedAt !== null;
+    metrics.jobFinished(job, job.status, ran ? (job.completedAt ?? 0) - (job.startedAt ?? 0) : undefined);
+  });
+
   const webhookClient = createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls });
   const webhooks = {
-    outbox,
-    sender: new WebhookSender({
-      outbox,
+    sender: new WebhookSender<JobRecord>({
+      outbox: store.webhooks,
       store,
       events,
       client: webhookClient,
       policy: { retries: config.webhooks.retries, baseS: config.webhooks.backoffS, maxS: config.webhooks.maxBackoffS },
       timeoutS: config.webhooks.timeoutS,
       envSecret: config.webhooks.secret,
-      // A webhook shows a job the way its door answers: worker-comfyui's output or the wrapper's.
-      render: (job) => {
-        const view = answerShape(job.door) === 'worker-comfyui' ? workerComfyView : wrapperView;
-        return view(job, (o) => queue.inlineData(job, o));
-      },
+      // A webhook shows a job the way its contract answers it.
+      render: (job) => contractOf(job.contract).webhookView(job, (o) => queue.inlineData(job, o)),
       logger,
-      onResult: (result) => metrics.webhookDeliveries.inc({ result }),
+      onResult: (result) => metrics.webhookAttempt(result),
     }),
     progress: new ProgressNotifier({
       events,
-      outbox,
+      outbox: store.webhooks,
       client: webhookClient,
       intervalS: config.webhooks.progressIntervalS,
       envSecret: config.webhooks.secret,
@@ -141,11 +151,25 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       clock: opts.clock,
     }),
   };
-  const wrapper: WrapperContext = {
+  const contracts: ContractContext = {
     modifiers: ModifierRegistry.load(),
     inputs,
     delivery: { s3Defaults: defaults3, defaultWebhookUrl: config.webhooks.url, allowPrivateUrls: config.inputs.allowPrivateUrls },
     includeComfyResponse: config.outputs.includeComfyResponse,
   };
-  return { config, logger, comfy, store, events, runner, queue, upkeep, metrics, wrapper, webhooks, s3Clients };
+  return { config, logger, comfy, store, events, runner, queue, upkeep, metrics, contracts, webhooks, s3Clients };
+}
+
+/** What a door may use of the core. */
+export function doorContext(core: Core): DoorContext {
+  return {
+    config: core.config,
+    logger: core.logger,
+    jobs: core.queue,
+    events: core.events,
+    upkeep: core.upkeep,
+    backend: backendStatus(core.comfy),
+    contracts: core.contracts,
+    metrics: core.metrics,
+  };
 }

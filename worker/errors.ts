@@ -82,3 +82,12 @@ export function toWorkerError(err: unknown): WorkerError {
   if (err instanceof WorkerError) return err;
   return new WorkerError(500, 'internal', 'Internal error', { cause: err });
 }
+
+/**
+ * A setting that cannot be used as given: a variable's value is invalid, or what it names cannot
+ * be used (SQLITE_DB_PATH unwritable, API_PORT taken). The message names the variable; the
+ * worker exits with status 2.
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}

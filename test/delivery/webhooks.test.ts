@@ -2,7 +2,7 @@
 // backoff, delivery across a restart, and exhausted retries made visible.
 import fs from 'node:fs';
 import path from 'node:path';
-import { verify } from '../../worker/delivery/webhooks/sign';
+import { verify } from '../../worker/webhooks/sign';
 import { startSimulator, type Simulator } from '../../simulator';
 import { serve } from '../support/http-server';
 import { startReceiver, type Receiver } from '../support/receiver';

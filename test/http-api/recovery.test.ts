@@ -6,8 +6,8 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Workflow } from '../../worker/comfy/types';
 import { withUniquePrefix } from '../../worker/comfy/workflow';
-import { SecretBox } from '../../worker/jobs/secrets';
-import { JobStore } from '../../worker/jobs/store';
+import { SecretBox } from '../../worker/secrets/secret-box';
+import { SqliteJobStore } from '../../worker/jobs/sqlite/store';
 import type { JobSpec } from '../../worker/jobs/types';
 import { startSimulator, type Simulator } from '../../simulator';
 import { tempDir } from '../support/tmp';
@@ -38,14 +38,18 @@ const spec = (workflow: Workflow): JobSpec => ({
 });
 
 /** The database a previous process left behind. */
-function previousProcess(clock?: () => number): { store: JobStore; dbPath: string } {
+function previousProcess(clock?: () => number): { store: SqliteJobStore; dbPath: string } {
   const dbPath = path.join(tempDir('recovery-'), 'jobs.db');
-  const store = new JobStore({ path: dbPath, secrets: SecretBox.open({ key: SECRETS_KEY, keyFile: '/nonexistent' }), clock });
+  const store = new SqliteJobStore({
+    path: dbPath,
+    secrets: SecretBox.open({ key: SECRETS_KEY, keyFile: '/nonexistent' }),
+    clock,
+  });
   return { store, dbPath };
 }
 
 /** Claims the job as the old runner did and, if asked, submits its prompt as it would have. */
-async function leftRunning(store: JobStore, submit: boolean): Promise<string> {
+async function leftRunning(store: SqliteJobStore, submit: boolean): Promise<string> {
   const promptId = randomUUID();
   const job = store.claimNext(promptId);
   if (!job) throw new Error('nothing to claim');
@@ -71,7 +75,13 @@ const start = (dbPath: string, env: Record<string, string> = {}, ready = true) =
 
 test('finished in /history while the worker was down: outputs collected, nothing resubmitted', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'done-while-down', door: 'http', sync: false, spec: spec(saveWorkflow('recovered')) });
+  store.insert({
+    id: 'done-while-down',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('recovered')),
+  });
   const promptId = await leftRunning(store, true);
   await until(async () => (await historyOf(promptId)) !== undefined, 5_000, 'prompt finished');
   store.close();
@@ -87,8 +97,14 @@ test('finished in /history while the worker was down: outputs collected, nothing
 test('still running in ComfyUI: watched to its end in the runner slot; the next job waits for it', async () => {
   sim.setNodeDelay({ ImageScale: 1_500, '*': 2 });
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'still-running', door: 'http', sync: false, spec: spec(slowWorkflow('resumed')) });
-  store.insert({ id: 'behind', door: 'http', sync: false, spec: spec(saveWorkflow('behind')) });
+  store.insert({
+    id: 'still-running',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(slowWorkflow('resumed')),
+  });
+  store.insert({ id: 'behind', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('behind')) });
   const promptId = await leftRunning(store, true);
   store.close();
 
@@ -109,8 +125,8 @@ test('still running in ComfyUI: watched to its end in the runner slot; the next 
 
 test('unknown to ComfyUI: run again once, ahead of the jobs that were waiting', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'never-sent', door: 'http', sync: false, spec: spec(saveWorkflow('again')) });
-  store.insert({ id: 'waiting', door: 'http', sync: false, spec: spec(saveWorkflow('waiting')) });
+  store.insert({ id: 'never-sent', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('again')) });
+  store.insert({ id: 'waiting', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('waiting')) });
   const lostPrompt = await leftRunning(store, false);
   store.close();
 
@@ -124,7 +140,7 @@ test('unknown to ComfyUI: run again once, ahead of the jobs that were waiting', 
 
 test('unknown to ComfyUI after it was already run again once: failed with a clear reason, not sent', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'twice-lost', door: 'http', sync: false, spec: spec(saveWorkflow('twice')) });
+  store.insert({ id: 'twice-lost', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('twice')) });
   await leftRunning(store, false);
   store.requeue('twice-lost');
   await leftRunning(store, false);
@@ -146,7 +162,7 @@ test("finished with an execution error in /history: failed with ComfyUI's error"
     '3': { class_type: 'ImageBlend', inputs: { image1: ['1', 0], image2: ['2', 0], blend_factor: 0.5, blend_mode: 'normal' } },
     '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: 'blend' } },
   };
-  store.insert({ id: 'errored', door: 'http', sync: false, spec: spec(wf) });
+  store.insert({ id: 'errored', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(wf) });
   const promptId = await leftRunning(store, true);
   await until(async () => (await historyOf(promptId)) !== undefined, 5_000, 'prompt finished');
   store.close();
@@ -162,7 +178,7 @@ test('still queued but past its deadline: its prompt is taken out of ComfyUI and
   sim.setNodeDelay({ ImageScale: 1_000, '*': 2 });
   let now = Date.now() - 3_600_000;
   const { store, dbPath } = previousProcess(() => now);
-  store.insert({ id: 'late', door: 'http', sync: false, spec: spec(slowWorkflow('late')) });
+  store.insert({ id: 'late', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(slowWorkflow('late')) });
   const promptId = await leftRunning(store, true);
   store.close();
   now = Date.now();
@@ -178,8 +194,8 @@ test('still queued but past its deadline: its prompt is taken out of ComfyUI and
 
 test('pending synchronous jobs are cancelled at startup (their caller is gone); pending async ones run', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'sync-orphan', door: 'wrapper', sync: true, spec: spec(saveWorkflow('orphan')) });
-  store.insert({ id: 'async-kept', door: 'http', sync: false, spec: spec(saveWorkflow('kept')) });
+  store.insert({ id: 'sync-orphan', source: 'http', contract: 'wrapper', sync: true, spec: spec(saveWorkflow('orphan')) });
+  store.insert({ id: 'async-kept', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('kept')) });
   store.close();
 
   worker = await start(dbPath);
@@ -193,9 +209,9 @@ test('pending synchronous jobs are cancelled at startup (their caller is gone); 
 
 test('ComfyUI down at startup: recovery waits for it; ComfyUI lost the prompt, so it runs again once', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'left-a', door: 'http', sync: false, spec: spec(saveWorkflow('left_a')) });
+  store.insert({ id: 'left-a', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('left_a')) });
   await leftRunning(store, true);
-  store.insert({ id: 'left-b', door: 'http', sync: false, spec: spec(saveWorkflow('left_b')) });
+  store.insert({ id: 'left-b', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('left_b')) });
   store.close();
   await until(async () => (await historyOf(sim.prompts[0]!.prompt_id)) !== undefined, 5_000, 'prompt finished');
   await sim.crash();
@@ -215,7 +231,13 @@ test('ComfyUI down at startup: recovery waits for it; ComfyUI lost the prompt, s
 
 test('a leftover cancelled while ComfyUI is away ends at once and is not recovered later', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'cancel-me', door: 'http', sync: false, spec: spec(saveWorkflow('cancel_me')) });
+  store.insert({
+    id: 'cancel-me',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('cancel_me')),
+  });
   await leftRunning(store, false);
   store.close();
   await sim.crash();

@@ -25,7 +25,8 @@ const runJob = async (worker: TestWorker, prefix: string) =>
 function leftoverRunning(worker: TestWorker, id: string): void {
   const job: NewJob = {
     id,
-    door: 'http',
+    source: 'http',
+    contract: 'worker-comfyui',
     sync: false,
     spec: {
       workflow: saveWorkflow('left'),

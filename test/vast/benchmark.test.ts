@@ -32,7 +32,7 @@ test('runs that vary by more than 20% are logged; it/s is logged beside the RTX 
   let benchmarkJobs = 0;
   worker.events.on('started', (job) => {
     // The last run (warm-up, run 1, run 2) gets 400 ms slower.
-    if (job.door === 'benchmark' && ++benchmarkJobs === 3) sim.setNodeDelay({ VAEDecode: 400 });
+    if (job.source === 'benchmark' && ++benchmarkJobs === 3) sim.setNodeDelay({ VAEDecode: 400 });
   });
   await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
   const messages = logged(lines).map((l) => l.msg);
@@ -53,7 +53,7 @@ test('a run that fails after the warm-up fails the benchmark: error report namin
   worker = await startVastWorker(sim.url, fake, { WEBSOCKET_RECONNECT_ATTEMPTS: '1', WEBSOCKET_RECONNECT_DELAY_S: '0.1' });
   let benchmarkJobs = 0;
   worker.events.on('started', (job) => {
-    if (job.door === 'benchmark' && ++benchmarkJobs === 3) sim.faults.dieAfterEvents = 2; // ComfyUI dies in run 2
+    if (job.source === 'benchmark' && ++benchmarkJobs === 3) sim.faults.dieAfterEvents = 2; // ComfyUI dies in run 2
   });
   await until(() => fake.statusReports.some((r) => r.body.error_msg !== ''), 15_000, 'an error report');
   const report = fake.statusReports.find((r) => r.body.error_msg !== '')!.body;
@@ -76,7 +76,7 @@ test('benchmark jobs deliver nothing: no webhook, no S3 upload, no stored images
     const finished: JobRecord[] = [];
     worker.events.on('finished', (job) => finished.push(job));
     await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
-    const benchmarkJobs = finished.filter((j) => j.door === 'benchmark');
+    const benchmarkJobs = finished.filter((j) => j.source === 'benchmark');
     expect(benchmarkJobs.length).toBeGreaterThanOrEqual(2);
     for (const job of benchmarkJobs) {
       expect(job.status).toBe('completed');

@@ -20,7 +20,8 @@ export function classifyOutcome(entry: HistoryEntry): PromptOutcome {
     return { kind: 'interrupted', nodeId: typeof data.node_id === 'string' ? data.node_id : undefined };
   }
   if (lastType === 'execution_error') return { kind: 'error', error: executionError(data) };
-  if (status?.status_str === 'success' || (status == null && isObject(entry.outputs))) return { kind: 'success' };
+  if (status?.status_str === 'success' || ((status === null || status === undefined) && isObject(entry.outputs)))
+    return { kind: 'success' };
   return {
     kind: 'error',
     error: new WorkerError(

@@ -6,7 +6,7 @@
 import type { ComfyHttp } from '../comfy/http';
 import type { OutputFileRef, OutputValue } from '../comfy/types';
 import { WorkerError } from '../errors';
-import type { JobOutput } from '../jobs/types';
+import type { JobOutput } from './types';
 import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
 import { describe, openOutput, readInline } from './inline';

@@ -10,7 +10,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Readable } from 'node:stream';
 import { ConfigError, type Config } from '../config';
-import type { JobSecrets, S3Target } from '../jobs/types';
+import type { S3Credentials, S3Target } from './types';
 import { guardedLookup } from '../net/address-guard';
 
 /** 5 MiB is S3's smallest part; two in flight keep memory flat for any file size. */
@@ -83,7 +83,7 @@ export function s3Defaults(env: S3Env): S3Defaults {
 }
 
 /** Which of the settings an upload needs are known neither from the request nor the environment. */
-export function missingS3Settings(defaults: S3Defaults, target: S3Target | undefined, secrets: JobSecrets): string[] {
+export function missingS3Settings(defaults: S3Defaults, target: S3Target | undefined, secrets: S3Credentials): string[] {
   return [
     !(target?.bucketName ?? defaults.bucket) && 'bucket_name (S3_BUCKET_NAME)',
     !(secrets.s3AccessKeyId ?? defaults.accessKeyId) && 'access_key_id (S3_ACCESS_KEY_ID)',
@@ -98,14 +98,14 @@ export function missingS3Settings(defaults: S3Defaults, target: S3Target | undef
 export function resolveS3Destination(
   defaults: S3Defaults,
   target: S3Target | undefined,
-  secrets: JobSecrets,
+  secrets: S3Credentials,
 ): S3Destination | undefined {
   const bucket = target?.bucketName ?? defaults.bucket;
   const accessKeyId = secrets.s3AccessKeyId ?? defaults.accessKeyId;
   const secretAccessKey = secrets.s3SecretAccessKey ?? defaults.secretAccessKey;
   if (!bucket || !accessKeyId || !secretAccessKey) return undefined;
   const endpoint = target?.endpointUrl ?? defaults.endpoint;
-  const custom = endpoint !== undefined && !/\.amazonaws\.com$/.test(new URL(endpoint).hostname);
+  const custom = endpoint !== undefined && !new URL(endpoint).hostname.endsWith('.amazonaws.com');
   return {
     bucket,
     region: target?.region ?? defaults.region ?? 'us-east-1',

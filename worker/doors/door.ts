@@ -1,6 +1,25 @@
-// What every front door provides: it starts listening (or polling) on top of the core and can be
-// stopped. The runner is started by the caller once the door is up.
-import type { Core } from '../core';
+// What a front door is and what it may use. A door translates its wire format into jobs of a
+// contract and back; it reaches the rest of the worker only through this context: the job facade,
+// job events to observe, on-demand upkeep, the backend's readiness, what contracts need to parse
+// requests, and the metrics text. Never the store, never the ComfyUI client.
+import type { Config } from '../config';
+import type { ContractContext } from '../contracts/context';
+import type { BackendStatus } from '../jobs/backend';
+import type { JobEventSource } from '../jobs/events';
+import type { JobQueue } from '../jobs/queue';
+import type { Upkeep } from '../jobs/upkeep';
+import type { Logger } from '../observability/logger';
+
+export interface DoorContext {
+  config: Config;
+  logger: Logger;
+  jobs: JobQueue;
+  events: JobEventSource;
+  upkeep: Pick<Upkeep, 'cleanup' | 'resetStuck'>;
+  backend: BackendStatus;
+  contracts: ContractContext;
+  metrics: { render(): Promise<{ contentType: string; body: string }> };
+}
 
 export interface DoorHandle {
   /** Where the door can be reached, e.g. http://127.0.0.1:8000 */
@@ -8,4 +27,4 @@ export interface DoorHandle {
   stop(): Promise<void>;
 }
 
-export type StartDoor = (core: Core) => Promise<DoorHandle>;
+export type StartDoor = (ctx: DoorContext) => Promise<DoorHandle>;

@@ -1,7 +1,7 @@
 // Listening and closing for the HTTP(S) servers of the doors.
 import type http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { ConfigError } from '../config';
+import { ConfigError } from '../errors';
 
 /** Every socket of a server, websockets included, so closing can drop them all. */
 const sockets = new WeakMap<http.Server, Set<Socket>>();

@@ -42,3 +42,6 @@ export class JobEvents extends EventEmitter<JobEventMap> {
     return listeners.length > 0;
   }
 }
+
+/** The events as observers see them: they may listen, never emit. */
+export type JobEventSource = Pick<JobEvents, 'on' | 'off' | 'once'>;

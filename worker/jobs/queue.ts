@@ -1,15 +1,19 @@
-// What doors use to work with jobs: submit, look up, wait for the end, cancel. Sync and async
-// requests go through the same store and the same runner, so they share one order.
+// The job facade: what doors (and the benchmark) use to work with jobs: submit, look up, wait
+// for the end, cancel, and read the queue's figures. Sync and async requests go through the same
+// store and the same runner, so they share one order. Doors see this, never the store.
 import { WorkerError, notFound } from '../errors';
+import type { DeliveryState } from '../webhooks/outbox';
 import type { JobEvents } from './events';
 import type { Runner } from './runner';
-import type { JobStore } from './store';
+import type { JobStore, RecentJob, StatusCounts } from './store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
+
+export type { RecentJob, StatusCounts };
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 
 export class JobQueue {
-  readonly store: JobStore;
+  private readonly store: JobStore;
   private readonly runner: Runner;
   private readonly events: JobEvents;
   private readonly maxQueueSize: number;
@@ -60,7 +64,7 @@ export class JobQueue {
     if (!existing) return undefined;
     if (!TERMINAL_STATUSES.includes(existing.status)) {
       // Only a retry of the same kind of request joins: never an async job, nor another door's.
-      if (job.sync && existing.sync && existing.door === job.door) return existing;
+      if (job.sync && existing.sync && existing.source === job.source && existing.contract === job.contract) return existing;
       throw new WorkerError(409, 'conflict', `A job with id ${job.id} is still ${existing.status}`, { field: 'request_id' });
     }
     if (this.store.hasUndeliveredWebhook(job.id) || !this.store.deleteFinished(job.id)) {
@@ -85,6 +89,30 @@ export class JobQueue {
   /** Base64 of an output's stored bytes, for inline delivery. */
   inlineData(job: JobRecord, output: JobOutput): string | undefined {
     return output.blob === undefined ? undefined : this.store.file(job.id, output.blob)?.toString('base64');
+  }
+
+  counts(): StatusCounts {
+    return this.store.counts();
+  }
+
+  /** The latest jobs, newest first. */
+  recent(limit: number): RecentJob[] {
+    return this.store.recent(limit);
+  }
+
+  /** Deletes one ended job and its files; false if it is pending, running or unknown. */
+  deleteFinished(id: string): boolean {
+    return this.store.deleteFinished(id);
+  }
+
+  /** The state of a job's final webhook delivery, if it has one. */
+  webhookState(id: string): DeliveryState | undefined {
+    return this.store.webhooks.state(id);
+  }
+
+  /** Where jobs are kept (for /health). */
+  storeInfo(): { backend: string; path: string } {
+    return this.store.describe();
   }
 
   progress(id: string): JobProgress | undefined {

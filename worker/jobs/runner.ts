@@ -221,7 +221,7 @@ export class Runner {
     );
     const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
     this.current = { job, controller, tracker };
-    logger.info({ jobId: job.id, promptId: job.promptId, door: job.door }, 'job started');
+    logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started');
     try {
       events.emit('started', job);
       const secrets = store.secretsOf(job.id);

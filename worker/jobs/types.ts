@@ -2,33 +2,22 @@
 // outputs should leave. Doors build JobSpecs from their wire format and read JobRecords back.
 import type { InputImage } from '../comfy/inputs';
 import type { Workflow } from '../comfy/types';
+import type { JobOutput, S3Credentials, S3Target } from '../delivery/types';
 import type { ErrorBody } from '../errors';
+import type { WebhookTarget } from '../webhooks/types';
+
+export type { JobOutput, S3Target, WebhookTarget };
 
 export type JobStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
 
-/** Which wire format a job arrived in, so its answer can be given in the same one. */
-export type Door = 'http' | 'wrapper' | 'vast' | 'runpod' | 'benchmark';
-
-export interface WebhookTarget {
-  url: string;
-  extraParams: Record<string, unknown>;
-  /** false when the request explicitly asked for an unsigned webhook (secret: ""). */
-  signed: boolean;
-  /** Per-request timeout; WEBHOOK_TIMEOUT_S when absent. */
-  timeoutS?: number;
-}
-
-/** Per-request S3 settings, without the credentials (those live in JobSecrets). */
-export interface S3Target {
-  endpointUrl?: string;
-  bucketName?: string;
-  region?: string;
-  prefix?: string;
-  /** The request's connect_timeout (s) and connect_attempts, over S3_CONNECT_TIMEOUT / _ATTEMPTS. */
-  connectTimeoutS?: number;
-  attempts?: number;
-}
+/**
+ * The door that accepted a job (http, vast, runpod, benchmark). Opaque here: jobs/ never
+ * branches on it, so adding a door does not touch this folder.
+ */
+export type JobSource = string;
+/** The contract a job is answered in (see contracts/): opaque here, like the source. */
+export type ContractName = string;
 
 export interface JobSpec {
   workflow: Workflow;
@@ -49,39 +38,19 @@ export interface JobSpec {
 }
 
 /** Credentials that came with a request: encrypted at rest, purged when the job ends. */
-export interface JobSecrets {
+export interface JobSecrets extends S3Credentials {
   comfyOrgApiKey?: string;
-  s3AccessKeyId?: string;
-  s3SecretAccessKey?: string;
   webhookSecret?: string;
 }
 
 export interface NewJob {
   id: string;
-  door: Door;
+  source: JobSource;
+  contract: ContractName;
   /** A caller waits on the connection for the answer (generate/sync, runsync). */
   sync: boolean;
   spec: JobSpec;
   secrets?: JobSecrets;
-}
-
-/** One delivered output: a file (inline and/or uploaded) or a value such as text. */
-export interface JobOutput {
-  node_id: string;
-  /** The key ComfyUI listed it under: images, gifs, audio, text, ... */
-  output_type: string;
-  filename?: string;
-  subfolder?: string;
-  /** ComfyUI's folder type: output or temp. */
-  type?: string;
-  mimetype?: string;
-  size?: number;
-  /** Index into the job's stored file blobs when the bytes are kept for inline delivery. */
-  blob?: number;
-  url?: string;
-  upload_error?: string;
-  error?: string;
-  value?: unknown;
 }
 
 export interface JobTimings {
@@ -112,7 +81,8 @@ export interface JobProgress {
 export interface JobRecord {
   id: string;
   seq: number;
-  door: Door;
+  source: JobSource;
+  contract: ContractName;
   sync: boolean;
   status: JobStatus;
   spec: JobSpec;

@@ -1,40 +1,52 @@
-// Prometheus metrics on one registry per worker (no process-wide default registry), fed by job
-// events. Exposed on GET /metrics.
+// Prometheus metrics on one registry per worker (no process-wide default registry). A leaf: it
+// imports nothing of the worker. The core feeds it (job events, webhook results) and gives it
+// functions to read the gauges from when /metrics is scraped.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ComfyClient } from '../comfy/client';
-import type { JobEvents } from '../jobs/events';
-import type { WebhookOutbox } from '../delivery/webhooks/outbox';
-import type { JobStore } from '../jobs/store';
+
+/** Where the gauges read their values, at scrape time. */
+export interface MetricsSources {
+  /** Jobs pending or running. */
+  queueDepth(): number;
+  comfyUp(): boolean;
+  /** Final webhook deliveries by state. */
+  webhookStates(): Record<string, number>;
+}
+
+/** Labels of a job: the door that accepted it and the contract it is answered in. */
+export interface JobLabels {
+  source: string;
+  contract: string;
+}
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly jobsSubmitted: Counter<'door'>;
-  readonly jobsFinished: Counter<'door' | 'status'>;
-  readonly jobDuration: Histogram<'door' | 'status'>;
-  readonly webhookDeliveries: Counter<'result'>;
+  private readonly jobsSubmitted: Counter<'source' | 'contract'>;
+  private readonly jobsFinished: Counter<'source' | 'contract' | 'status'>;
+  private readonly jobDuration: Histogram<'source' | 'contract' | 'status'>;
+  private readonly webhookAttempts: Counter<'result'>;
 
-  constructor(deps: { events: JobEvents; store: JobStore; comfy: ComfyClient; outbox: WebhookOutbox }) {
+  constructor(sources: MetricsSources) {
     const registers = [this.registry];
     this.jobsSubmitted = new Counter({
       name: 'comfyui_worker_jobs_submitted_total',
       help: 'Jobs accepted',
-      labelNames: ['door'],
+      labelNames: ['source', 'contract'],
       registers,
     });
     this.jobsFinished = new Counter({
       name: 'comfyui_worker_jobs_finished_total',
       help: 'Jobs that reached a terminal state',
-      labelNames: ['door', 'status'],
+      labelNames: ['source', 'contract', 'status'],
       registers,
     });
     this.jobDuration = new Histogram({
       name: 'comfyui_worker_job_duration_seconds',
       help: 'From start of execution to the terminal state',
-      labelNames: ['door', 'status'],
+      labelNames: ['source', 'contract', 'status'],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     });
-    this.webhookDeliveries = new Counter({
+    this.webhookAttempts = new Counter({
       name: 'comfyui_worker_webhook_attempts_total',
       help: 'Final webhook delivery attempts by result (delivered, retrying, failed)',
       labelNames: ['result'],
@@ -46,7 +58,7 @@ export class Metrics {
       labelNames: ['state'],
       registers,
       collect() {
-        for (const [state, n] of Object.entries(deps.outbox.counts())) this.set({ state }, n);
+        for (const [state, n] of Object.entries(sources.webhookStates())) this.set({ state }, n);
       },
     });
     new Gauge({
@@ -54,8 +66,7 @@ export class Metrics {
       help: 'Jobs pending or running',
       registers,
       collect() {
-        const counts = deps.store.counts();
-        this.set(counts.pending + counts.running);
+        this.set(sources.queueDepth());
       },
     });
     new Gauge({
@@ -63,15 +74,28 @@ export class Metrics {
       help: '1 when the ComfyUI websocket is open',
       registers,
       collect() {
-        this.set(deps.comfy.isReady ? 1 : 0);
+        this.set(sources.comfyUp() ? 1 : 0);
       },
     });
-    deps.events.on('submitted', (job) => this.jobsSubmitted.inc({ door: job.door }));
-    deps.events.on('finished', (job) => {
-      this.jobsFinished.inc({ door: job.door, status: job.status });
-      if (job.startedAt !== null && job.completedAt !== null) {
-        this.jobDuration.observe({ door: job.door, status: job.status }, job.completedAt - job.startedAt);
-      }
-    });
+  }
+
+  jobSubmitted(job: JobLabels): void {
+    this.jobsSubmitted.inc({ source: job.source, contract: job.contract });
+  }
+
+  /** @param seconds from the start of execution, when the job started */
+  jobFinished(job: JobLabels, status: string, seconds: number | undefined): void {
+    const labels = { source: job.source, contract: job.contract, status };
+    this.jobsFinished.inc(labels);
+    if (seconds !== undefined) this.jobDuration.observe(labels, seconds);
+  }
+
+  webhookAttempt(result: 'delivered' | 'retrying' | 'failed'): void {
+    this.webhookAttempts.inc({ result });
+  }
+
+  /** The text exposition format, for GET /metrics. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

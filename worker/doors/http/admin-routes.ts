@@ -1,20 +1,12 @@
 // The standalone HTTP API's /admin routes: cleanup and stuck-job reset on demand (the same
 // operations the background upkeep runs), and deleting one ended job.
 import { Router } from 'express';
-import type { Config } from '../../config';
 import { invalidField } from '../../errors';
-import type { JobQueue } from '../../jobs/queue';
-import type { Upkeep } from '../../jobs/upkeep';
+import type { DoorContext } from '../door';
 import { queryNumber } from './query';
 
-export interface AdminRouteDeps {
-  config: Config;
-  queue: JobQueue;
-  upkeep: Upkeep;
-}
-
 /** Mounted under /admin. */
-export function adminRoutes(deps: AdminRouteDeps): Router {
+export function adminRoutes(deps: Pick<DoorContext, 'config' | 'jobs' | 'upkeep'>): Router {
   const router = Router();
 
   router.post('/cleanup', (req, res) => {
@@ -30,8 +22,8 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   });
 
   router.delete('/job/:jobId', (req, res) => {
-    const job = deps.queue.require(req.params.jobId);
-    if (!deps.queue.store.deleteFinished(job.id)) {
+    const job = deps.jobs.require(req.params.jobId);
+    if (!deps.jobs.deleteFinished(job.id)) {
       throw invalidField(
         'job_id',
         `Can only delete completed, failed or cancelled jobs; job ${job.id} is ${job.status} (cancel it with POST /cancel/${job.id})`,

@@ -3,14 +3,7 @@
 // translation happens here; jobs run in the runner.
 import http from 'node:http';
 import express from 'express';
-import type { ComfyClient } from '../../comfy/client';
-import type { Config } from '../../config';
-import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
-import type { JobQueue } from '../../jobs/queue';
-import type { Upkeep } from '../../jobs/upkeep';
-import type { Logger } from '../../observability/logger';
-import type { Metrics } from '../../observability/metrics';
-import type { WrapperContext } from '../wrapper/request';
+import type { DoorContext } from '../door';
 import { adminRoutes } from './admin-routes';
 import { requireKey, type RequiredKey } from './auth';
 import { COMFY_PROXY_PREFIX, createComfyProxy } from './comfy-proxy';
@@ -19,18 +12,7 @@ import { healthRoutes } from './health';
 import { jobsRoutes } from './jobs-routes';
 import { wrapperRoutes } from './wrapper-routes';
 
-export interface HttpDoorDeps {
-  config: Config;
-  queue: JobQueue;
-  upkeep: Upkeep;
-  comfy: ComfyClient;
-  wrapper: WrapperContext;
-  webhooks: { outbox: WebhookOutbox };
-  metrics: Metrics;
-  logger: Logger;
-}
-
-export function createHttpServer(deps: HttpDoorDeps): http.Server {
+export function createHttpServer(deps: DoorContext): http.Server {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -46,7 +28,8 @@ export function createHttpServer(deps: HttpDoorDeps): http.Server {
   if (proxy) app.use(COMFY_PROXY_PREFIX, proxy.middleware);
   app.use(express.json({ limit: deps.config.http.maxBodyBytes }));
   app.get('/metrics', async (_req, res) => {
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    const { contentType, body } = await deps.metrics.render();
+    res.type(contentType).send(body);
   });
   app.use(jobsRoutes(deps));
   app.use(wrapperRoutes(deps));

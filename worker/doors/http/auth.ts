@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import { WorkerError } from '../../errors';
-import { sendError } from './errors';
+import { sendError } from '../errors';
 
 export interface RequiredKey {
   /** undefined: the routes are open. */

@@ -1,17 +1,16 @@
 // GET /health: is ComfyUI reachable (a live /system_stats probe plus the websocket's state), is
 // the job database usable, and how deep is the queue. 503 when the worker cannot serve.
 import { Router } from 'express';
-import type { ComfyClient } from '../../comfy/client';
-import type { JobQueue } from '../../jobs/queue';
+import type { DoorContext } from '../door';
 
-export function healthRoutes(deps: { comfy: ComfyClient; queue: JobQueue }): Router {
+export function healthRoutes(deps: Pick<DoorContext, 'backend' | 'jobs'>): Router {
   const router = Router();
   router.get('/health', async (_req, res) => {
-    const comfy = await deps.comfy.health();
+    const comfy = await deps.backend.health();
     let counts;
     let databaseError: string | undefined;
     try {
-      counts = deps.queue.store.counts();
+      counts = deps.jobs.counts();
     } catch (err) {
       databaseError = (err as Error).message;
     }
@@ -19,10 +18,10 @@ export function healthRoutes(deps: { comfy: ComfyClient; queue: JobQueue }): Rou
     const total = counts ? Object.values(counts).reduce((a, b) => a + b, 0) : 0;
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'healthy' : 'unhealthy',
-      database_path: deps.queue.store.path,
+      database_path: deps.jobs.storeInfo().path,
       job_stats: counts ? { ...counts, total } : null,
       queue_depth: counts ? counts.pending + counts.running : null,
-      comfyui: { url: deps.comfy.baseUrl, ...comfy },
+      comfyui: { url: deps.backend.baseUrl, ...comfy },
       ...(databaseError !== undefined ? { database_error: databaseError } : {}),
     });
   });

@@ -4,17 +4,15 @@
 // ahead) while pending. `result` is set once the job completed, in the shape the job came in:
 // the worker-comfyui output object, or the API-wrapper Result for wrapper-form jobs. `error` is
 // the message (a string) or null; `error_code` and, when there are any, `error_details` sit beside it.
-import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
+import { contractOf } from '../../contracts';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobProgress, JobRecord, JobStatus } from '../../jobs/types';
-import { answerShape } from '../shapes';
-import { toWorkerComfyOutput, type WorkerComfyOutput } from '../worker-comfyui/output';
-import { toWrapperResult, type WrapperResult } from '../wrapper/result';
 
 export interface StatusBody {
   job_id: string;
   status: JobStatus;
-  result: WorkerComfyOutput | WrapperResult | null;
+  /** The contract's own shape (worker-comfyui's output object or the wrapper's Result). */
+  result: unknown;
   error: string | null;
   error_code: string | null;
   error_details?: unknown;
@@ -27,13 +25,12 @@ export interface StatusBody {
   webhook?: { status: string; attempts: number; last_error: string | null };
 }
 
-function resultOf(job: JobRecord, queue: JobQueue): StatusBody['result'] {
+function resultOf(job: JobRecord, queue: JobQueue): unknown {
   if (job.status !== 'completed' || job.result === null) return null;
-  const fileData = queue.inlineData.bind(queue, job);
-  return answerShape(job.door) === 'wrapper' ? toWrapperResult(job, fileData) : toWorkerComfyOutput(job.result, fileData);
+  return contractOf(job.contract).statusResult(job, queue.inlineData.bind(queue, job));
 }
 
-export function statusBody(job: JobRecord, queue: JobQueue, outbox: WebhookOutbox): StatusBody {
+export function statusBody(job: JobRecord, queue: JobQueue): StatusBody {
   const body: StatusBody = {
     job_id: job.id,
     status: job.status,
@@ -47,7 +44,7 @@ export function statusBody(job: JobRecord, queue: JobQueue, outbox: WebhookOutbo
   if (job.error?.details !== undefined) body.error_details = job.error.details;
   if (job.status === 'running') body.progress = queue.progress(job.id) ?? null;
   if (job.status === 'pending') body.queue_position = queue.queuePosition(job);
-  const hook = outbox.state(job.id);
+  const hook = queue.webhookState(job.id);
   // The URL is left out: it may carry a token.
   if (hook) body.webhook = { status: hook.status, attempts: hook.attempts, last_error: hook.last_error };
   return body;

@@ -1,21 +1,13 @@
 // The standalone HTTP API's job routes (the seed's /run, /status and /stats).
 import { Router } from 'express';
-import type { WebhookOutbox } from '../../delivery/webhooks/outbox';
-import type { JobQueue } from '../../jobs/queue';
-import type { RecentJob } from '../../jobs/store';
-import type { WrapperContext } from '../wrapper/request';
+import type { RecentJob } from '../../jobs/queue';
+import type { DoorContext } from '../door';
 import { statusBody } from './job-status';
 import { queryBool } from './query';
 import { parseRunRequest } from './run-request';
 
 /** How many jobs `/stats?include_recent=true` lists, newest first. */
 export const RECENT_JOBS = 50;
-
-export interface JobsRouteDeps {
-  queue: JobQueue;
-  wrapper: WrapperContext;
-  webhooks: { outbox: WebhookOutbox };
-}
 
 function recentBody(job: RecentJob) {
   return {
@@ -28,24 +20,24 @@ function recentBody(job: RecentJob) {
   };
 }
 
-export function jobsRoutes(deps: JobsRouteDeps): Router {
+export function jobsRoutes(deps: Pick<DoorContext, 'jobs' | 'contracts'>): Router {
   const router = Router();
-  const { queue } = deps;
+  const { jobs } = deps;
 
   /** Stores a job and answers at once; the job waits for ComfyUI if it is not ready yet. */
   router.post('/run', async (req, res) => {
-    const { id, door, spec, secrets } = await parseRunRequest(req.body, deps.wrapper, req.headers);
-    const job = queue.submit({ id, door, sync: false, spec, secrets });
+    const { id, contract, spec, secrets } = await parseRunRequest(req.body, deps.contracts, req.headers);
+    const job = jobs.submit({ id, source: 'http', contract, sync: false, spec, secrets });
     res.json({ job_id: job.id, status: job.status });
   });
 
   router.get('/status/:jobId', (req, res) => {
-    res.json(statusBody(queue.require(req.params.jobId), queue, deps.webhooks.outbox));
+    res.json(statusBody(jobs.require(req.params.jobId), jobs));
   });
 
   router.get('/stats', (req, res) => {
     const includeRecent = queryBool(req.query.include_recent, 'include_recent', false);
-    const counts = queue.store.counts();
+    const counts = jobs.counts();
     res.json({
       total_jobs: Object.values(counts).reduce((a, b) => a + b, 0),
       pending_jobs: counts.pending,
@@ -53,7 +45,7 @@ export function jobsRoutes(deps: JobsRouteDeps): Router {
       completed_jobs: counts.completed,
       failed_jobs: counts.failed,
       cancelled_jobs: counts.cancelled,
-      ...(includeRecent ? { recent_jobs: queue.store.recent(RECENT_JOBS).map(recentBody) } : {}),
+      ...(includeRecent ? { recent_jobs: jobs.recent(RECENT_JOBS).map(recentBody) } : {}),
     });
   });
 

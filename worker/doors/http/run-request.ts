@@ -6,21 +6,24 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { invalidField } from '../../errors';
-import type { Door, JobSecrets, JobSpec } from '../../jobs/types';
+import { WORKER_COMFYUI, WRAPPER } from '../../contracts';
+import type { ContractContext } from '../../contracts/context';
+import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
-import { parseWorkerComfyInput } from '../worker-comfyui/input';
-import { parseWrapperRequest, type WrapperContext } from '../wrapper/request';
+import { parseWorkerComfyInput } from '../../contracts/worker-comfyui/input';
+import { parseWrapperRequest } from '../../contracts/wrapper/request';
 
 export interface RunRequest {
   id: string;
-  door: Door;
+  /** The contract the job is answered in. */
+  contract: string;
   spec: JobSpec;
   secrets: JobSecrets;
 }
 
 const WRAPPER_KEYS = ['workflow_json', 'modifier'];
 
-export async function parseRunRequest(body: unknown, ctx: WrapperContext, headers: IncomingHttpHeaders): Promise<RunRequest> {
+export async function parseRunRequest(body: unknown, ctx: ContractContext, headers: IncomingHttpHeaders): Promise<RunRequest> {
   if (!isObject(body)) throw invalidField('body', 'must be a JSON object: {"workflow": {...}} or {"input": {...}}');
   const hasInput = 'input' in body;
   if (hasInput && 'workflow' in body) {
@@ -29,12 +32,12 @@ export async function parseRunRequest(body: unknown, ctx: WrapperContext, header
   if (!hasInput) {
     if (!('workflow' in body)) throw invalidField('workflow', 'Missing \'workflow\' parameter (or send {"input": {...}})');
     const { spec, secrets } = await parseWorkerComfyInput(body, ctx, '');
-    return { id: randomUUID(), door: 'http', spec, secrets };
+    return { id: randomUUID(), contract: WORKER_COMFYUI, spec, secrets };
   }
   if (isObject(body.input) && WRAPPER_KEYS.some((key) => key in (body.input as object))) {
     const { id, spec, secrets } = await parseWrapperRequest(body, ctx, headers);
-    return { id, door: 'wrapper', spec, secrets };
+    return { id, contract: WRAPPER, spec, secrets };
   }
   const { spec, secrets } = await parseWorkerComfyInput(body.input, ctx, 'input', body.webhook);
-  return { id: randomUUID(), door: 'http', spec, secrets };
+  return { id: randomUUID(), contract: WORKER_COMFYUI, spec, secrets };
 }

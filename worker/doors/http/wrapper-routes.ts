@@ -2,41 +2,35 @@
 // /generate (202, then poll /result/{id}), /cancel/{id} (any job, seed-style ones too) and
 // /queue-info, with the wrapper's shapes and status codes.
 import { Router } from 'express';
-import type { ComfyClient } from '../../comfy/client';
+import { WRAPPER } from '../../contracts';
 import { WorkerError } from '../../errors';
-import type { JobQueue } from '../../jobs/queue';
 import { TERMINAL_STATUSES } from '../../jobs/types';
-import { answerWhenFinished, notReadyError } from '../wrapper/answer';
-import { parseWrapperRequest, type WrapperContext } from '../wrapper/request';
-import { toWrapperResult, wrapperHttpStatus, type WrapperResult } from '../wrapper/result';
+import type { DoorContext } from '../door';
+import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answer';
+import { parseWrapperRequest } from '../../contracts/wrapper/request';
+import { toWrapperResult, wrapperHttpStatus, type WrapperResult } from '../../contracts/wrapper/result';
 
 /** How long POST /cancel waits for a running job to let go, to report how it really ended. */
 const CANCEL_SETTLE_MS = 5_000;
 
-export interface WrapperRouteDeps {
-  queue: JobQueue;
-  comfy: ComfyClient;
-  wrapper: WrapperContext;
-}
-
-export function wrapperRoutes(deps: WrapperRouteDeps): Router {
+export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'contracts'>): Router {
   const router = Router();
-  const { queue } = deps;
+  const { jobs: queue } = deps;
 
   /** Admits a job, waits for it and answers with the Result envelope. */
   router.post('/generate/sync', async (req, res) => {
-    if (!deps.comfy.isReady) throw notReadyError(deps.comfy);
-    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.wrapper, req.headers);
+    if (!deps.backend.isReady) throw notReadyError(deps.backend);
+    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
     // The caller may have gone while the request was checked (URL lookups): run nothing for nobody.
     if (req.socket.destroyed) return;
-    const job = queue.submit({ id, door: 'wrapper', sync: true, spec, secrets });
+    const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: true, spec, secrets });
     await answerWhenFinished(queue, job, res);
   });
 
   /** Admits a job and answers 202 at once; it waits in the queue even while ComfyUI is away. */
   router.post('/generate', async (req, res) => {
-    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.wrapper, req.headers);
-    const job = queue.submit({ id, door: 'wrapper', sync: false, spec, secrets });
+    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
+    const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: false, spec, secrets });
     res.status(202).json(toWrapperResult(job, () => undefined));
   });
 
@@ -88,7 +82,7 @@ export function wrapperRoutes(deps: WrapperRouteDeps): Router {
    * applies, as for the wrapper's preprocess queue), the job in ComfyUI, and no post-processing queue.
    */
   router.get('/queue-info', (_req, res) => {
-    const counts = queue.store.counts();
+    const counts = queue.counts();
     res.json({ preprocess_queue_size: counts.pending, generation_queue_size: counts.running, postprocess_queue_size: 0 });
   });
 

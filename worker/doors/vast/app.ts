@@ -3,21 +3,22 @@
 //
 // /generate/sync follows PyWorker's order: parse JSON → envelope (422) → session (410) →
 // signature (401) → worker in error (503) → queue-time rule (429) → admitted (counts as
-// working) → the core runs the payload like the HTTP door's /generate/sync (FIFO, one at a
+// working) → the ctx runs the payload like the HTTP door's /generate/sync (FIFO, one at a
 // time) → the Result. Whatever happens after admission, the request leaves the in-flight table.
 import express, { type Request, type Response } from 'express';
 import type { StartupBenchmark } from '../../../benchmark';
-import type { Core } from '../../core';
-import { answerWhenFinished, notReadyError } from '../wrapper/answer';
-import { parseWrapperRequest } from '../wrapper/request';
+import { WRAPPER } from '../../contracts';
+import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answer';
+import { parseWrapperRequest } from '../../contracts/wrapper/request';
 import { parseEnvelope } from './envelope';
 import { sendModelError, vastErrorHandler } from './errors';
 import type { LoadLedger, Outcome } from './ledger';
+import type { DoorContext } from '../door';
 import type { SignatureVerifier } from './signature';
 import type { VastState } from './state';
 
 export interface VastAppDeps {
-  core: Core;
+  ctx: DoorContext;
   ledger: LoadLedger;
   state: VastState;
   verifier: SignatureVerifier;
@@ -25,14 +26,14 @@ export interface VastAppDeps {
 }
 
 export function createVastApp(deps: VastAppDeps): express.Express {
-  const { core, ledger, state, verifier } = deps;
-  const { logger } = core;
+  const { ctx, ledger, state, verifier } = deps;
+  const { logger } = ctx;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
 
   // The raw text, so the signed auth_data numbers keep their exact tokens.
-  const rawBody = express.text({ type: () => true, limit: core.config.http.maxBodyBytes });
+  const rawBody = express.text({ type: () => true, limit: ctx.config.http.maxBodyBytes });
 
   app.post('/generate/sync', rawBody, async (req: Request, res: Response) => {
     let gone = false;
@@ -73,16 +74,16 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     const entry = admission.entry;
     let outcome: Exclude<Outcome, 'Rejected'> = 'Error';
     try {
-      if (!core.comfy.isReady) throw notReadyError(core.comfy);
-      const { id, spec, secrets } = await parseWrapperRequest(envelope.payload, core.wrapper, req.headers);
+      if (!ctx.backend.isReady) throw notReadyError(ctx.backend);
+      const { id, spec, secrets } = await parseWrapperRequest(envelope.payload, ctx.contracts, req.headers);
       if (gone) {
         outcome = 'Cancelled';
         return;
       }
       spec.meta = { ...spec.meta, vast: { request_idx, reqnum, endpoint: envelope.auth.endpoint } };
-      const job = core.queue.submit({ id, door: 'vast', sync: true, spec, secrets });
+      const job = ctx.jobs.submit({ id, source: 'vast', contract: WRAPPER, sync: true, spec, secrets });
       entry.jobId = job.id;
-      const final = await answerWhenFinished(core.queue, job, res);
+      const final = await answerWhenFinished(ctx.jobs, job, res);
       if (final === undefined || final.status === 'cancelled') outcome = 'Cancelled';
       else outcome = final.status === 'completed' ? 'Success' : 'Error';
     } catch (err) {
@@ -98,7 +99,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
   });
 
   app.get('/health', async (_req, res) => {
-    const comfy = await core.comfy.health();
+    const comfy = await ctx.backend.health();
     const status = state.errorMsg !== '' ? 'error' : state.loaded ? 'ready' : 'loading';
     const healthy = status === 'ready' && comfy.healthy;
     res.status(healthy ? 200 : 503).json({
@@ -113,7 +114,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
       max_queue_time_s: ledger.maxQueueTimeS,
       signature_scheme: verifier.scheme,
       public_key_loaded: verifier.hasKey,
-      comfyui: { url: core.comfy.baseUrl, ...comfy },
+      comfyui: { url: ctx.backend.baseUrl, ...comfy },
     });
   });
 
@@ -133,6 +134,6 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     if (allow !== undefined) res.status(405).set('Allow', allow).type('text/plain').send('405: Method Not Allowed');
     else res.status(404).type('text/plain').send('404: Not Found');
   });
-  app.use(vastErrorHandler(logger, core.config.http.maxBodyBytes));
+  app.use(vastErrorHandler(logger, ctx.config.http.maxBodyBytes));
   return app;
 }

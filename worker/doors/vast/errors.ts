@@ -6,7 +6,7 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { toWorkerError } from '../../errors';
 import type { Logger } from '../../observability/logger';
-import { sendError } from '../http/errors';
+import { bodyReadError, sendError } from '../errors';
 
 export function sendModelError(res: Response, err: unknown, logger: Logger): void {
   const error = toWorkerError(err);
@@ -29,14 +29,10 @@ export function vastErrorHandler(logger: Logger, maxBodyBytes: number): ErrorReq
       res.destroy();
       return;
     }
-    const type = (err as { type?: unknown }).type;
-    if (type === 'entity.too.large') {
-      const mb = Math.round((maxBodyBytes / 1024 / 1024) * 10) / 10;
-      res.status(413).json({ error: `body larger than MAX_BODY_MB (${mb} MB)` });
-      return;
-    }
-    if ((typeof type === 'string' && type.startsWith('encoding.')) || type === 'charset.unsupported') {
-      res.status(415).json({ error: (err as Error).message });
+    // The raw body is read as text: a client can only send too much, or an unknown encoding.
+    const bodyError = bodyReadError(err, maxBodyBytes);
+    if (bodyError) {
+      res.status(bodyError.status).json({ error: bodyError.message });
       return;
     }
     logger.error({ err, method: req.method, path: req.path }, 'vast: request failed');

@@ -54,8 +54,8 @@ function createServer(app: express.Express, vast: Config['vast']): http.Server {
   return https.createServer({ cert, key }, app);
 }
 
-export const startVastDoor: StartDoor = async (core) => {
-  const { config, logger } = core;
+export const startVastDoor: StartDoor = async (ctx) => {
+  const { config, logger } = ctx;
   const vast = config.vast;
   const autoscaler = new AutoscalerClient({ addrs: vast.reportAddrs, logger });
   const url = publicUrl(vast);
@@ -87,8 +87,8 @@ export const startVastDoor: StartDoor = async (core) => {
   let classes: string[] = [];
   try {
     const source = loadBenchmarkSource(config.benchmark);
-    classes = requiredClasses(source, core.wrapper.modifiers);
-    benchmark = new StartupBenchmark(core, {
+    classes = requiredClasses(source, ctx.contracts.modifiers);
+    benchmark = new StartupBenchmark(ctx, {
       source,
       runs: config.benchmark.runs,
       workloadPerRequest: vast.workloadPerRequest,
@@ -104,20 +104,20 @@ export const startVastDoor: StartDoor = async (core) => {
 
   // The runner tells when a request's job leaves the queue and starts (work_started_at).
   const onStarted = (job: JobRecord) => {
-    if (job.door !== 'vast') return;
+    if (job.source !== 'vast') return;
     const entry = ledger.byJob(job.id);
     if (entry) ledger.started(entry);
   };
-  core.events.on('started', onStarted);
+  ctx.events.on('started', onStarted);
   const watchdog = new ComfyWatchdog({
-    comfy: core.comfy,
-    events: core.events,
+    backend: ctx.backend,
+    events: ctx.events,
     state,
     logger,
     outageLimitMs: config.comfy.readyTimeoutS * 1000,
   });
 
-  const app = createVastApp({ core, ledger, state, verifier, benchmark });
+  const app = createVastApp({ ctx, ledger, state, verifier, benchmark });
   let server: http.Server | undefined;
   let localUrl: string | undefined;
   try {
@@ -143,7 +143,7 @@ export const startVastDoor: StartDoor = async (core) => {
   const ready = state.errorMsg
     ? Promise.resolve()
     : becomeReady({
-        comfy: core.comfy,
+        backend: ctx.backend,
         logger,
         readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
         modelLog: vast.modelLog,
@@ -164,7 +164,7 @@ export const startVastDoor: StartDoor = async (core) => {
     stop: async () => {
       stopper.abort();
       watchdog.stop();
-      core.events.off('started', onStarted);
+      ctx.events.off('started', onStarted);
       if (server) await close(server);
       await ready;
       await reporter.stop();

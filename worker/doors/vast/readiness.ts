@@ -8,8 +8,8 @@
 //     than racing it with a second one (two websockets, two client ids).
 // Loaded = both done with no error; the first report with max_perf > 0 and loadtime > 0 then
 // tells the autoscaler the worker is ready. Any failure becomes the permanent error_msg.
-import type { ComfyClient } from '../../comfy/client';
 import type { Config } from '../../config';
+import type { BackendStatus } from '../../jobs/backend';
 import type { Logger } from '../../observability/logger';
 import type { StartupBenchmark } from '../../../benchmark';
 import { PUBKEY_ERROR, type AutoscalerClient } from './autoscaler';
@@ -22,7 +22,7 @@ import type { VastState } from './state';
 const COMFY_READY_POLL_MS = 100;
 
 export interface ReadinessDeps {
-  comfy: ComfyClient;
+  backend: BackendStatus;
   logger: Logger;
   readyTimeoutMs: number;
   modelLog: Config['vast']['modelLog'];
@@ -40,7 +40,7 @@ export interface ReadinessDeps {
  * Waits until ComfyUI is ready as the runner sees it (the runner probes /system_stats and opens
  * the websocket, with backoff); after `timeoutMs` rejects saying what is still missing.
  */
-export async function waitForComfy(comfy: ComfyClient, timeoutMs: number, signal: AbortSignal): Promise<void> {
+export async function waitForComfy(comfy: BackendStatus, timeoutMs: number, signal: AbortSignal): Promise<void> {
   const started = Date.now();
   while (!comfy.isReady) {
     const waited = Date.now() - started;
@@ -51,16 +51,6 @@ export async function waitForComfy(comfy: ComfyClient, timeoutMs: number, signal
     }
     await sleep(Math.min(COMFY_READY_POLL_MS, timeoutMs - waited), signal);
   }
-}
-
-/** Node classes ComfyUI's /object_info does not know. */
-export async function missingNodeClasses(comfy: ComfyClient, classes: string[], signal?: AbortSignal): Promise<string[]> {
-  const missing: string[] = [];
-  for (const name of classes) {
-    const info = await comfy.http.objectInfo(name, signal);
-    if (!(name in info)) missing.push(name);
-  }
-  return missing;
 }
 
 export async function becomeReady(deps: ReadinessDeps): Promise<void> {
@@ -87,7 +77,7 @@ export async function becomeReady(deps: ReadinessDeps): Promise<void> {
 }
 
 async function prepareStack(deps: ReadinessDeps): Promise<number> {
-  const { comfy, logger, signal } = deps;
+  const { backend, logger, signal } = deps;
   if (deps.modelLog) {
     try {
       await waitForModelLog({ ...deps.modelLog, logger, timeoutMs: deps.readyTimeoutMs }, signal);
@@ -97,8 +87,8 @@ async function prepareStack(deps: ReadinessDeps): Promise<number> {
       throw err;
     }
   }
-  await waitForComfy(comfy, deps.readyTimeoutMs, signal);
-  const missing = await missingNodeClasses(comfy, deps.requiredClasses, signal);
+  await waitForComfy(backend, deps.readyTimeoutMs, signal);
+  const missing = await backend.missingNodeClasses(deps.requiredClasses, signal);
   if (missing.length > 0) {
     throw new Error(`ComfyUI has no node class ${missing.join(', ')} (needed by the benchmark workflow; check custom nodes)`);
   }

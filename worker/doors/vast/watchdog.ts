@@ -4,14 +4,14 @@
 // error_msg, so the autoscaler replaces the worker instead of routing requests to a dead one.
 // A CUDA fault leaves the GPU broken until the machine restarts: it becomes the error at once,
 // checked after every finished job and at every tick.
-import type { ComfyClient } from '../../comfy/client';
-import type { JobEvents } from '../../jobs/events';
+import type { BackendStatus, ConnectionChange } from '../../jobs/backend';
+import type { JobEventSource } from '../../jobs/events';
 import type { Logger } from '../../observability/logger';
 import type { VastState } from './state';
 
 export interface WatchdogOptions {
-  comfy: ComfyClient;
-  events: JobEvents;
+  backend: BackendStatus;
+  events: JobEventSource;
   /** Woken when the websocket is down, so it reconnects even with no job to run. */
   state: VastState;
   logger: Logger;
@@ -32,21 +32,22 @@ export class ComfyWatchdog {
   /** The session's own words for its last 'down'. */
   private downReason: string | undefined;
   private readonly onFinished = () => this.checkGpu();
-  private readonly onDown = (reason: string) => {
-    this.downReason = reason;
+  private readonly onConnection = (change: ConnectionChange) => {
+    if (change.state === 'reconnected') {
+      this.downReason = undefined;
+      return;
+    }
+    this.downReason = change.reason;
     if (this.timer !== undefined) void this.tick();
   };
-  private readonly onReconnected = () => {
-    this.downReason = undefined;
-  };
+  private unsubscribe: (() => void) | undefined;
 
   /** Watches for a CUDA fault from now on (the benchmark's jobs too); start() adds the health loop. */
   constructor(opts: WatchdogOptions) {
     this.opts = opts;
     this.tickMs = opts.tickMs ?? Math.min(10_000, Math.max(250, opts.outageLimitMs / 4));
     opts.events.on('finished', this.onFinished);
-    opts.comfy.session.on('down', this.onDown);
-    opts.comfy.session.on('reconnected', this.onReconnected);
+    this.unsubscribe = opts.backend.onConnection(this.onConnection);
   }
 
   /** The health loop, once the worker is loaded. */
@@ -60,13 +61,13 @@ export class ComfyWatchdog {
     this.stopped = true;
     clearInterval(this.timer);
     this.opts.events.off('finished', this.onFinished);
-    this.opts.comfy.session.off('down', this.onDown);
-    this.opts.comfy.session.off('reconnected', this.onReconnected);
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   /** True when the GPU is faulty (and the error is now set). */
   private checkGpu(): boolean {
-    const fault = this.opts.comfy.gpuFault;
+    const fault = this.opts.backend.gpuFault;
     if (fault === undefined) return false;
     this.fail(`GPU fault (CUDA), the machine needs a restart: ${fault}`);
     return true;
@@ -79,12 +80,12 @@ export class ComfyWatchdog {
   }
 
   private async tick(): Promise<void> {
-    const { comfy, state, logger } = this.opts;
+    const { backend, state, logger } = this.opts;
     if (this.checking || this.stopped || state.errorMsg !== '') return;
     this.checking = true;
     try {
       if (this.checkGpu()) return;
-      const health = await comfy.health();
+      const health = await backend.health();
       if (this.stopped || state.errorMsg !== '' || this.checkGpu()) return;
       const problem = !health.reachable
         ? `/system_stats: ${health.error ?? 'no answer'}`

@@ -3,34 +3,44 @@
 // it is marked failed (visible in /status and the metrics). It sleeps until the next delivery is
 // due (or a job finishes), without polling.
 import type { AxiosInstance } from 'axios';
-import type { JobEvents } from '../../jobs/events';
-import type { JobStore } from '../../jobs/store';
-import type { Logger } from '../../observability/logger';
+import type { Logger } from '../observability/logger';
 import { retryDelayS, type RetryPolicy } from './backoff';
 import type { WebhookOutbox } from './outbox';
-import { finalBody, type DoorRenderer } from './payload';
+import { finalBody, type ContractRenderer, type WebhookJob } from './payload';
 import { postWebhook } from './post';
 
 const MAX_IN_FLIGHT = 4;
 const COOL_DOWN_MS = 60_000;
 const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
-export interface SenderOptions {
+/** Where the sender reads the jobs it reports on (the job store), and its clock (epoch s). */
+export interface WebhookJobSource<J extends WebhookJob> {
+  get(id: string): J | undefined;
+  now(): number;
+}
+
+/** Tells the sender when a job has finished, so a delivery is sent at once. */
+export interface FinishedSignal {
+  on(event: 'finished', listener: () => void): unknown;
+  off(event: 'finished', listener: () => void): unknown;
+}
+
+export interface SenderOptions<J extends WebhookJob> {
   outbox: WebhookOutbox;
-  store: JobStore;
-  events: JobEvents;
+  store: WebhookJobSource<J>;
+  events: FinishedSignal;
   client: AxiosInstance;
   policy: RetryPolicy;
   timeoutS: number;
   /** WEBHOOK_SECRET: signs deliveries whose request brought no secret of its own. */
   envSecret: string | undefined;
-  render: DoorRenderer;
+  render: ContractRenderer<J>;
   logger: Logger;
   onResult?: (result: 'delivered' | 'retrying' | 'failed') => void;
 }
 
-export class WebhookSender {
-  private readonly opts: SenderOptions;
+export class WebhookSender<J extends WebhookJob> {
+  private readonly opts: SenderOptions<J>;
   private readonly inFlight = new Set<string>();
   /** Deliveries that failed for a reason of ours, and when they may be tried again (ms). */
   private readonly cooling = new Map<string, number>();
@@ -40,7 +50,7 @@ export class WebhookSender {
   private aborter = new AbortController();
   private readonly onFinished = () => this.wake();
 
-  constructor(opts: SenderOptions) {
+  constructor(opts: SenderOptions<J>) {
     this.opts = opts;
   }
 

@@ -1,4 +1,4 @@
-import { ModifierRegistry } from '../../../modifiers';
+import { ModifierRegistry } from './modifiers';
 import type { WorkerError } from '../../errors';
 import { parseWrapperRequest, replaceRandomInts, type WrapperContext } from './request';
 

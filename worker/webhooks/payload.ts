@@ -3,8 +3,14 @@
 // have got:
 //   {"event": "completed"|"failed"|"cancelled"|"progress", "id", "status", "message", "output",
 //    "error"?, "timings"?, "progress"?, "extra"?, "timestamp"}
-import type { ErrorBody } from '../../errors';
-import type { JobProgress, JobRecord } from '../../jobs/types';
+import type { ErrorBody } from '../errors';
+
+/** What a webhook needs to know of a job (a job record has more). */
+export interface WebhookJob {
+  id: string;
+  status: string;
+  error: ErrorBody | null;
+}
 
 export interface WebhookBody {
   event: 'completed' | 'failed' | 'cancelled' | 'progress';
@@ -14,22 +20,27 @@ export interface WebhookBody {
   output?: unknown;
   error?: ErrorBody;
   timings?: Record<string, number>;
-  progress?: JobProgress;
+  progress?: unknown;
   extra?: Record<string, unknown>;
   /** Unix seconds when this attempt was sent; signed with the body so receivers can refuse replays. */
   timestamp: number;
 }
 
-/** How a door presents a finished job: its message, its outputs (base64 inlined), its timings. */
-export interface DoorView {
+/** How a contract presents a finished job: its message, its outputs (base64 inlined), its timings. */
+export interface ContractView {
   message: string;
   output: unknown;
   timings?: Record<string, number>;
 }
 
-export type DoorRenderer = (job: JobRecord) => DoorView;
+export type ContractRenderer<J extends WebhookJob> = (job: J) => ContractView;
 
-export function finalBody(job: JobRecord, extra: Record<string, unknown>, render: DoorRenderer, nowS: number): WebhookBody {
+export function finalBody<J extends WebhookJob>(
+  job: J,
+  extra: Record<string, unknown>,
+  render: ContractRenderer<J>,
+  nowS: number,
+): WebhookBody {
   const view = render(job);
   const body: WebhookBody = {
     event: job.status === 'completed' ? 'completed' : job.status === 'cancelled' ? 'cancelled' : 'failed',
@@ -45,7 +56,7 @@ export function finalBody(job: JobRecord, extra: Record<string, unknown>, render
   return body;
 }
 
-export function progressBody(job: JobRecord, progress: JobProgress, extra: Record<string, unknown>, nowS: number): WebhookBody {
+export function progressBody(job: WebhookJob, progress: unknown, extra: Record<string, unknown>, nowS: number): WebhookBody {
   const body: WebhookBody = { event: 'progress', id: job.id, status: 'processing', progress, timestamp: Math.floor(nowS) };
   if (Object.keys(extra).length > 0) body.extra = extra;
   return body;

@@ -1,11 +1,14 @@
-// The webhook outbox: final deliveries waiting to be sent, kept in the job database so a restart
-// resumes them. Rows are created and armed by the job store (see migrations.ts, version 2); this
-// module reads the due ones and records each attempt.
+// The webhook outbox in the job database (SQLite): the one module that reads and writes the
+// webhook_deliveries table (created by jobs/sqlite/migrations.ts, version 3). The job store calls
+// add() when it stores a job and arm() inside the transaction that ends it, so a crash can neither
+// lose nor duplicate a delivery.
 import type { Database, Statement } from 'better-sqlite3';
-import type { JobStore } from '../../jobs/store';
-import type { SecretBox } from '../../jobs/secrets';
+import type { SecretBox } from '../secrets/secret-box';
+import type { DeliveryState, DeliveryStatus, DueDelivery, WebhookOutbox } from './outbox';
+import type { WebhookTarget } from './types';
 
-export type DeliveryStatus = 'waiting' | 'pending' | 'delivered' | 'failed';
+/** Jobs whose final delivery is still to be made: the store keeps them through cleanup. */
+export const UNDELIVERED_JOB_IDS_SQL = `SELECT job_id FROM webhook_deliveries WHERE status IN ('waiting', 'pending')`;
 
 interface Row {
   job_id: string;
@@ -20,34 +23,24 @@ interface Row {
   last_error: string | null;
 }
 
-export interface DueDelivery {
-  jobId: string;
-  url: string;
-  extraParams: Record<string, unknown>;
-  signed: boolean;
-  /** The request's own secret, if it brought one (else WEBHOOK_SECRET applies). */
-  secret: string | undefined;
-  /** The target was sealed with another JOB_SECRETS_KEY: the delivery cannot be made as asked. */
-  secretUnreadable: boolean;
-  timeoutS: number | undefined;
-  attempts: number;
-}
-
-/** What /status and the metrics show of a job's webhook. */
-export interface DeliveryState {
-  status: DeliveryStatus;
-  attempts: number;
-  last_error: string | null;
-}
-
-export class WebhookOutbox {
+export class SqliteWebhookOutbox implements WebhookOutbox {
   private readonly box: SecretBox;
-  private readonly stmt: Record<'due' | 'next' | 'get' | 'delivered' | 'retry' | 'failed' | 'counts', Statement>;
+  private readonly stmt: Record<
+    'add' | 'arm' | 'undelivered' | 'due' | 'next' | 'get' | 'delivered' | 'retry' | 'failed' | 'counts',
+    Statement
+  >;
 
-  constructor(store: JobStore) {
-    this.box = store.secretBox;
-    const db: Database = store.database;
+  constructor(db: Database, box: SecretBox) {
+    this.box = box;
     this.stmt = {
+      add: db.prepare(
+        `INSERT INTO webhook_deliveries (job_id, url, extra, signed, secret, timeout_s, status, created_at)
+         VALUES (@job_id, @url, @extra, @signed, @secret, @timeout_s, 'waiting', @now)`,
+      ),
+      arm: db.prepare(
+        `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = @now WHERE job_id = @id AND status = 'waiting'`,
+      ),
+      undelivered: db.prepare(`SELECT 1 FROM webhook_deliveries WHERE job_id = ? AND status IN ('waiting', 'pending')`),
       due: db.prepare(
         `SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`,
       ),
@@ -69,6 +62,27 @@ export class WebhookOutbox {
       ),
       counts: db.prepare('SELECT status, COUNT(*) AS n FROM webhook_deliveries GROUP BY status'),
     };
+  }
+
+  add(jobId: string, target: WebhookTarget, secret: string | undefined, now: number): void {
+    // The URL is sealed too: it may carry a token.
+    this.stmt.add.run({
+      job_id: jobId,
+      url: this.box.seal(target.url),
+      extra: Object.keys(target.extraParams).length > 0 ? JSON.stringify(target.extraParams) : null,
+      signed: target.signed ? 1 : 0,
+      secret: secret !== undefined ? this.box.seal(secret) : null,
+      timeout_s: target.timeoutS ?? null,
+      now,
+    });
+  }
+
+  arm(jobId: string, now: number): void {
+    this.stmt.arm.run({ id: jobId, now });
+  }
+
+  hasUndelivered(jobId: string): boolean {
+    return this.stmt.undelivered.get(jobId) !== undefined;
   }
 
   due(now: number, limit: number): DueDelivery[] {

@@ -5,27 +5,22 @@
 import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { RANDOM_INT, type ModifierRegistry } from '../../../modifiers';
-import { checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
+import { checkInputImages, type InputImage } from '../../comfy/inputs';
 import type { Workflow } from '../../comfy/types';
 import { parseWorkflow } from '../../comfy/workflow';
-import { parseDelivery, type DeliveryContext } from '../../delivery/request';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
 import { parseBoolWord } from '../../util/words';
+import type { ContractContext } from '../context';
+import { parseDelivery } from '../delivery-options';
+import { RANDOM_INT } from './modifiers';
 
 /** `RawWorkflow` (older ai-dock clients) means "run workflow_json as it is". */
 export const RAW_WORKFLOW = 'RawWorkflow';
 const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-export interface WrapperContext {
-  modifiers: ModifierRegistry;
-  inputs: InputLimits;
-  delivery: DeliveryContext;
-  /** INCLUDE_COMFYUI_RESPONSE */
-  includeComfyResponse: boolean;
-}
+export type WrapperContext = ContractContext;
 
 export interface ParsedRequest {
   id: string;

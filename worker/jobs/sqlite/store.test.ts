@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { tempDir } from '../../test/support/tmp';
+import { tempDir } from '../../../test/support/tmp';
 import Database from 'better-sqlite3';
-import { ConfigError } from '../config';
+import { ConfigError } from '../../config';
 import { MIGRATIONS } from './migrations';
-import { SecretBox } from './secrets';
-import { JobStore } from './store';
-import type { JobSpec, NewJob } from './types';
+import { SecretBox } from '../../secrets/secret-box';
+import { SqliteJobStore } from './store';
+import type { JobSpec, NewJob } from '../types';
 
 const dir = tempDir('store-');
 const secrets = SecretBox.open({ keyFile: path.join(dir, 'key') });
@@ -20,9 +20,16 @@ const spec = (): JobSpec => ({
   includeComfyResponse: false,
   allowPartial: false,
 });
-const newJob = (extra: Partial<NewJob> = {}): NewJob => ({ id: `job-${++n}`, door: 'http', sync: false, spec: spec(), ...extra });
+const newJob = (extra: Partial<NewJob> = {}): NewJob => ({
+  id: `job-${++n}`,
+  source: 'http',
+  contract: 'worker-comfyui',
+  sync: false,
+  spec: spec(),
+  ...extra,
+});
 
-// A claimer thread: the real JobStore (TypeScript compiled with swc, as jest does) on its own
+// A claimer thread: the real SqliteJobStore (TypeScript compiled with swc, as jest does) on its own
 // connection; says it is ready, waits for the common start, claims until nothing is left.
 const CLAIMER = `
 const fs = require('node:fs');
@@ -32,9 +39,9 @@ require.extensions['.ts'] = (module, filename) => {
   const options = { filename, module: { type: 'commonjs' }, jsc: { target: 'es2022', parser: { syntax: 'typescript' } } };
   module._compile(swc.transformSync(fs.readFileSync(filename, 'utf8'), options).code, filename);
 };
-const { JobStore } = require(workerData.storeModule);
+const { SqliteJobStore } = require(workerData.storeModule);
 const { SecretBox } = require(workerData.secretsModule);
-const store = new JobStore({ path: workerData.file, secrets: SecretBox.open({ keyFile: workerData.keyFile }) });
+const store = new SqliteJobStore({ path: workerData.file, secrets: SecretBox.open({ keyFile: workerData.keyFile }) });
 parentPort.postMessage({ ready: true });
 Atomics.wait(workerData.start, 0, 0);
 const claimed = [];
@@ -47,15 +54,15 @@ store.close();
 parentPort.postMessage({ claimed });
 `;
 
-const opened: JobStore[] = [];
+const opened: SqliteJobStore[] = [];
 afterAll(() => opened.forEach((s) => s.close()));
-function openStore(clock?: () => number): JobStore {
-  const store = new JobStore({ path: path.join(dir, `jobs-${++n}.db`), secrets, clock });
+function openStore(clock?: () => number): SqliteJobStore {
+  const store = new SqliteJobStore({ path: path.join(dir, `jobs-${++n}.db`), secrets, clock });
   opened.push(store);
   return store;
 }
 
-describe('JobStore', () => {
+describe('SqliteJobStore', () => {
   test('insert, get, FIFO claim with prompt id, finish', () => {
     let now = 1_700_000_000_000;
     const store = openStore(() => now);
@@ -112,7 +119,7 @@ describe('JobStore', () => {
     // Four threads, each with its own connection to one file, claim as fast as they can from the
     // same instant: every job is claimed exactly once, by the claimer whose prompt id it stores.
     const file = path.join(dir, 'shared.db');
-    const seed = new JobStore({ path: file, secrets });
+    const seed = new SqliteJobStore({ path: file, secrets });
     const ids = Array.from({ length: 400 }, () => seed.insert(newJob()).id);
     const start = new Int32Array(new SharedArrayBuffer(4));
     const threads = ['a', 'b', 'c', 'd'].map(
@@ -121,7 +128,7 @@ describe('JobStore', () => {
           eval: true,
           workerData: {
             storeModule: require.resolve('./store'),
-            secretsModule: require.resolve('./secrets'),
+            secretsModule: require.resolve('../../secrets/secret-box'),
             file,
             keyFile: path.join(dir, 'key'),
             tag,
@@ -169,14 +176,14 @@ describe('JobStore', () => {
   test('a file that is not a database is a clear startup error', () => {
     const file = path.join(dir, 'garbage.db');
     fs.writeFileSync(file, 'this is not sqlite '.repeat(100));
-    expect(() => new JobStore({ path: file, secrets })).toThrow(ConfigError);
-    expect(() => new JobStore({ path: file, secrets })).toThrow(`SQLITE_DB_PATH: ${file} is not a SQLite database`);
+    expect(() => new SqliteJobStore({ path: file, secrets })).toThrow(ConfigError);
+    expect(() => new SqliteJobStore({ path: file, secrets })).toThrow(`SQLITE_DB_PATH: ${file} is not a SQLite database`);
   });
 
   test('an unwritable location is a clear startup error', () => {
     const blocker = path.join(dir, 'a-file');
     fs.writeFileSync(blocker, 'x');
-    expect(() => new JobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
+    expect(() => new SqliteJobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
       /SQLITE_DB_PATH: cannot create the folder/,
     );
   });
@@ -223,11 +230,34 @@ describe('JobStore', () => {
       insert.run(`old-${i}`, status),
     );
     v1.close();
-    const store = new JobStore({ path: file, secrets });
+    const store = new SqliteJobStore({ path: file, secrets });
     opened.push(store);
     expect(store.counts()).toEqual({ pending: 2, running: 1, completed: 1, failed: 3, cancelled: 0 });
     store.insert(newJob());
     expect(store.pendingCount()).toBe(3);
+  });
+
+  test("a version 3 database's door becomes a source and a contract", () => {
+    const file = path.join(dir, 'v3.db');
+    const v3 = new Database(file);
+    MIGRATIONS.slice(0, 3).forEach((sql) => v3.exec(sql));
+    v3.pragma('user_version = 3');
+    const insert = v3.prepare(
+      `INSERT INTO jobs (id, door, status, created_at, spec) VALUES (?, ?, 'pending', 1, '{"workflow":{}}')`,
+    );
+    for (const door of ['http', 'wrapper', 'vast', 'runpod', 'benchmark']) insert.run(door, door);
+    v3.close();
+    const store = new SqliteJobStore({ path: file, secrets });
+    opened.push(store);
+    const labels = (id: string) => {
+      const job = store.get(id);
+      return [job?.source, job?.contract];
+    };
+    expect(labels('http')).toEqual(['http', 'worker-comfyui']);
+    expect(labels('wrapper')).toEqual(['http', 'wrapper']);
+    expect(labels('vast')).toEqual(['vast', 'wrapper']);
+    expect(labels('runpod')).toEqual(['runpod', 'worker-comfyui']);
+    expect(labels('benchmark')).toEqual(['benchmark', 'wrapper']);
   });
 
   test('recent jobs newest first; old ended jobs deleted with their files; running since a time', () => {
@@ -256,10 +286,10 @@ describe('JobStore', () => {
 
   test('secrets sealed with another key: a clear error, never the plaintext', () => {
     const file = path.join(dir, 'rekey.db');
-    const first = new JobStore({ path: file, secrets: SecretBox.open({ key: 'one', keyFile: '' }) });
+    const first = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'one', keyFile: '' }) });
     const job = first.insert(newJob({ secrets: { comfyOrgApiKey: 'the-key' } }));
     first.close();
-    const second = new JobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
+    const second = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
     opened.push(second);
     expect(() => second.secretsOf(job.id)).toThrow('sealed with another JOB_SECRETS_KEY');
   });

@@ -2,13 +2,13 @@
 // wait for the job's end and send the Result; if the caller goes away first, cancel the job so
 // its prompt is interrupted and no GPU time is spent on an answer nobody reads.
 import type { Response } from 'express';
-import type { ComfyClient } from '../../comfy/client';
 import { WorkerError } from '../../errors';
+import type { BackendStatus } from '../../jobs/backend';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobRecord } from '../../jobs/types';
 import { toWrapperResult, wrapperHttpStatus } from './result';
 
-export function notReadyError(comfy: ComfyClient): WorkerError {
+export function notReadyError(comfy: BackendStatus): WorkerError {
   const why =
     comfy.gpuFault !== undefined
       ? `has a GPU fault and needs a restart (${comfy.gpuFault})`

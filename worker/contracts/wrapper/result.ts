@@ -1,5 +1,5 @@
 // The api-wrapper's Result envelope and its HTTP status, built from a job record.
-import type { DoorView } from '../../delivery/webhooks/payload';
+import type { ContractView } from '../../webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobProgress, JobRecord } from '../../jobs/types';
 
@@ -98,7 +98,7 @@ export function toWrapperResult(
 }
 
 /** How a job looks in a webhook sent for the api-wrapper door (and the Vast door). */
-export function wrapperView(job: JobRecord, fileData: (output: JobOutput) => string | undefined): DoorView {
+export function wrapperView(job: JobRecord, fileData: (output: JobOutput) => string | undefined): ContractView {
   const result = toWrapperResult(job, fileData);
   return { message: result.message, output: result.output, timings: result.timings };
 }

@@ -1,17 +1,23 @@
 // Progress webhooks: while a job runs, at most one POST per WEBHOOK_PROGRESS_INTERVAL_S with its
 // progress. Sent once, never retried, never awaited by the job: progress is a hint, not a record.
 import type { AxiosInstance } from 'axios';
-import type { JobEvents } from '../../jobs/events';
-import type { JobProgress, JobRecord } from '../../jobs/types';
-import type { Logger } from '../../observability/logger';
+import type { Logger } from '../observability/logger';
 import type { DueDelivery, WebhookOutbox } from './outbox';
-import { progressBody } from './payload';
+import { progressBody, type WebhookJob } from './payload';
 import { postWebhook } from './post';
 
 const PROGRESS_TIMEOUT_MS = 10_000;
 
+/** The job events progress webhooks follow (the job events emitter provides them). */
+export interface ProgressEvents {
+  on(event: 'started' | 'finished', listener: (job: WebhookJob) => void): unknown;
+  on(event: 'progress', listener: (job: WebhookJob, progress: unknown) => void): unknown;
+  off(event: 'started' | 'finished', listener: (job: WebhookJob) => void): unknown;
+  off(event: 'progress', listener: (job: WebhookJob, progress: unknown) => void): unknown;
+}
+
 export interface ProgressOptions {
-  events: JobEvents;
+  events: ProgressEvents;
   outbox: WebhookOutbox;
   client: AxiosInstance;
   intervalS: number;
@@ -25,12 +31,12 @@ export class ProgressNotifier {
   private readonly clock: () => number;
   private readonly running = new Map<string, { target: DueDelivery; lastSentMs: number }>();
   private readonly listeners = {
-    started: (job: JobRecord) => {
+    started: (job: WebhookJob) => {
       const target = this.opts.outbox.target(job.id);
       if (target && !target.secretUnreadable) this.running.set(job.id, { target, lastSentMs: -Infinity });
     },
-    progress: (job: JobRecord, progress: JobProgress) => this.onProgress(job, progress),
-    finished: (job: JobRecord) => {
+    progress: (job: WebhookJob, progress: unknown) => this.onProgress(job, progress),
+    finished: (job: WebhookJob) => {
       this.running.delete(job.id);
     },
   };
@@ -53,7 +59,7 @@ export class ProgressNotifier {
     this.running.clear();
   }
 
-  private onProgress(job: JobRecord, progress: JobProgress): void {
+  private onProgress(job: WebhookJob, progress: unknown): void {
     const entry = this.running.get(job.id);
     const now = this.clock();
     if (!entry || now - entry.lastSentMs < this.opts.intervalS * 1000) return;

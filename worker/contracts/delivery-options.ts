@@ -6,7 +6,7 @@ import { invalidField } from '../errors';
 import type { JobSecrets, S3Target, WebhookTarget } from '../jobs/types';
 import { assertPublicHttpUrl } from '../net/address-guard';
 import { isObject } from '../util/objects';
-import { missingS3Settings, type S3Defaults } from './s3';
+import { missingS3Settings, type S3Defaults } from '../delivery/s3';
 
 export interface DeliveryContext {
   s3Defaults: S3Defaults;

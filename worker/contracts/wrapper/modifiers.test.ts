@@ -1,4 +1,4 @@
-import { ModifierRegistry, RANDOM_INT } from './index';
+import { ModifierRegistry, RANDOM_INT } from './modifiers';
 
 const registry = ModifierRegistry.load();
 

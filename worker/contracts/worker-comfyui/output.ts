@@ -5,7 +5,7 @@
 // same shape; text values come as `{"type": "text", "data": "<text>"}`. Items also carry `node_id`,
 // and `subfolder` and `mimetype` when known. No outputs at all: `{"status": "success_no_images",
 // "images": []}`, as worker-comfyui answers.
-import type { DoorView } from '../../delivery/webhooks/payload';
+import type { ContractView } from '../../webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobRecord, JobResult } from '../../jobs/types';
 
@@ -74,8 +74,8 @@ export function toWorkerComfyError(error: ErrorBody): { error: string; details?:
 }
 
 /** How a job looks in a webhook sent for the worker-comfyui shaped doors (HTTP /run, RunPod). */
-export function workerComfyView(job: JobRecord, fileData: (output: JobOutput) => string | undefined): DoorView {
-  const view: DoorView = {
+export function workerComfyView(job: JobRecord, fileData: (output: JobOutput) => string | undefined): ContractView {
+  const view: ContractView = {
     message: job.error?.message ?? job.status,
     output: job.result ? toWorkerComfyOutput(job.result, fileData) : job.error ? toWorkerComfyError(job.error) : undefined,
   };

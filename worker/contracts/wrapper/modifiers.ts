@@ -1,10 +1,14 @@
-// The modifier registry: every `<name>.ts` in this folder whose default export is a modifier
-// (see define.ts). Loaded once at startup; a name is matched case-insensitively.
+// The modifier registry: every `<name>.ts` in the top-level modifiers/ folder whose default export
+// is a modifier (see modifiers/define.ts). Loaded once at startup; a name is matched
+// case-insensitively.
 import fs from 'node:fs';
 import path from 'node:path';
-import { invalidField } from '../worker/errors';
-import type { Workflow } from '../worker/comfy/types';
-import type { Modifier } from './define';
+import type { Modifier } from '../../../modifiers/define';
+import type { Workflow } from '../../comfy/types';
+import { invalidField } from '../../errors';
+
+/** modifiers/ at the top of the project (the same relative place in the build). */
+const MODIFIERS_DIR = path.join(__dirname, '../../../modifiers');
 
 const NOT_MODIFIERS = new Set(['index', 'define']);
 export const RANDOM_INT = '__RANDOM_INT__';
@@ -16,8 +20,8 @@ export class ModifierRegistry {
     this.byName = new Map(modifiers.map((m) => [m.name.toLowerCase(), m]));
   }
 
-  /** Loads every modifier module in `dir` (this folder by default). */
-  static load(dir: string = __dirname): ModifierRegistry {
+  /** Loads every modifier module in `dir` (modifiers/ by default). */
+  static load(dir: string = MODIFIERS_DIR): ModifierRegistry {
     const modules = fs
       .readdirSync(dir)
       .filter((file) => /\.(js|ts)$/.test(file) && !/\.(d|test)\.ts$/.test(file))

@@ -2,7 +2,7 @@
 // text (status code or network error, never the URL's credentials) or undefined on a 2xx.
 import type { Readable } from 'node:stream';
 import type { AxiosInstance } from 'axios';
-import { deadline } from '../../net/deadline';
+import { deadline } from '../net/deadline';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from './sign';
 import type { WebhookBody } from './payload';
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../../test/support/tmp';
-import { SecretBox } from './secrets';
+import { SecretBox } from './secret-box';
 
 const dir = tempDir('secrets-');
 

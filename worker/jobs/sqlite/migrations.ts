@@ -71,6 +71,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
   `,
+  // 4: a job's source (the door that accepted it) and contract (the shape it is answered in),
+  //    which version 1's `door` mixed: 'http' meant worker-comfyui's shape over the HTTP door and
+  //    'wrapper' the api-wrapper's.
+  `
+  ALTER TABLE jobs ADD COLUMN source TEXT NOT NULL DEFAULT 'http';
+  ALTER TABLE jobs ADD COLUMN contract TEXT NOT NULL DEFAULT 'worker-comfyui';
+  UPDATE jobs SET source = CASE door WHEN 'wrapper' THEN 'http' ELSE door END,
+                  contract = CASE door WHEN 'http' THEN 'worker-comfyui' WHEN 'runpod' THEN 'worker-comfyui' ELSE 'wrapper' END;
+  ALTER TABLE jobs DROP COLUMN door;
+  `,
 ];
 
 export function migrate(db: Database): void {

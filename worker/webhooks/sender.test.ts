@@ -1,11 +1,10 @@
 import path from 'node:path';
-import { tempDir } from '../../../test/support/tmp';
-import { JobEvents } from '../../jobs/events';
-import { SecretBox } from '../../jobs/secrets';
-import { JobStore } from '../../jobs/store';
-import { createLogger } from '../../observability/logger';
-import { createOutboundClient } from '../../net/outbound';
-import { WebhookOutbox } from './outbox';
+import { tempDir } from '../../test/support/tmp';
+import { JobEvents } from '../jobs/events';
+import { SecretBox } from '../secrets/secret-box';
+import { SqliteJobStore } from '../jobs/sqlite/store';
+import { createLogger } from '../observability/logger';
+import { createOutboundClient } from '../net/outbound';
 import { WebhookSender } from './sender';
 
 test('a delivery that fails for a reason of ours (not the receiver) is retried a minute later, not in a loop', async () => {
@@ -15,7 +14,10 @@ test('a delivery that fails for a reason of ours (not the receiver) is retried a
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
   };
   const dir = tempDir('sender-');
-  const store = new JobStore({ path: path.join(dir, 'jobs.db'), secrets: SecretBox.open({ keyFile: path.join(dir, 'key') }) });
+  const store = new SqliteJobStore({
+    path: path.join(dir, 'jobs.db'),
+    secrets: SecretBox.open({ keyFile: path.join(dir, 'key') }),
+  });
   const spec = {
     workflow: {},
     images: [],
@@ -26,13 +28,14 @@ test('a delivery that fails for a reason of ours (not the receiver) is retried a
   };
   store.insert({
     id: 'j1',
-    door: 'wrapper',
+    source: 'http',
+    contract: 'wrapper',
     sync: false,
     spec: { ...spec, webhook: { url: 'http://127.0.0.1:9/h', extraParams: {}, signed: false } },
   });
   store.finish('j1', 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
   let renders = 0;
-  const outbox = new WebhookOutbox(store);
+  const outbox = store.webhooks;
   const sender = new WebhookSender({
     outbox,
     store,

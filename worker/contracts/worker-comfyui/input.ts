@@ -6,7 +6,7 @@
 // request's credentials, in one place, for the HTTP and RunPod doors. Unknown keys are ignored,
 // as worker-comfyui does. Every mistake is a 400 naming the field.
 import { checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
-import { parseDelivery, type DeliveryContext } from '../../delivery/request';
+import { parseDelivery, type DeliveryContext } from '../delivery-options';
 import { parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';

@@ -1,0 +1,352 @@
+// The job store on SQLite, the embedded default for one machine. better-sqlite3 is synchronous,
+// so every statement is atomic with respect to the event loop. WAL mode lets /status readers run beside the runner's writes; a busy timeout covers
+// another process holding the file. Claiming the next job is a single UPDATE ... RETURNING.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database, { type Database as Db } from 'better-sqlite3';
+import { ConfigError, WorkerError, type ErrorBody } from '../../errors';
+import type { SecretBox } from '../../secrets/secret-box';
+import type { WebhookOutbox } from '../../webhooks/outbox';
+import { SqliteWebhookOutbox, UNDELIVERED_JOB_IDS_SQL } from '../../webhooks/sqlite-outbox';
+import type { JobStore, RecentJob, StatusCounts } from '../store';
+import type { JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
+import { migrate } from './migrations';
+
+interface JobRow {
+  seq: number;
+  id: string;
+  source: string;
+  contract: string;
+  sync: number;
+  status: string;
+  prompt_id: string | null;
+  attempts: number;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+  secrets: Buffer | null;
+  spec: string;
+  inputs: string | null;
+  result: string | null;
+}
+
+interface RecentRow {
+  id: string;
+  status: string;
+  created_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+}
+
+export interface StoreOptions {
+  path: string;
+  secrets: SecretBox;
+  /** Milliseconds since the epoch; tests pass a controlled clock. */
+  clock?: () => number;
+}
+
+function rowToRecord(row: JobRow): JobRecord {
+  const spec = JSON.parse(row.spec) as JobSpec;
+  spec.images = row.inputs ? (JSON.parse(row.inputs) as JobSpec['images']) : [];
+  return {
+    id: row.id,
+    seq: row.seq,
+    source: row.source,
+    contract: row.contract,
+    sync: row.sync === 1,
+    status: row.status as JobStatus,
+    spec,
+    promptId: row.prompt_id,
+    attempts: row.attempts,
+    result: row.result ? (JSON.parse(row.result) as JobResult) : null,
+    error: row.error ? (JSON.parse(row.error) as ErrorBody) : null,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    completedAt: row.completed_at,
+  };
+}
+
+function openDatabase(file: string): Db {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`SQLITE_DB_PATH: cannot create the folder of ${file}: ${(err as Error).message}`);
+  }
+  let db: Db | undefined;
+  try {
+    db = new Database(file);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    // WAL + NORMAL: a committed job survives a process crash; only an OS crash can lose the last ones.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db?.close();
+    const code = (err as { code?: string }).code ?? '';
+    const reason =
+      code === 'SQLITE_NOTADB'
+        ? 'is not a SQLite database'
+        : code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_IOERR'
+          ? `cannot be opened for writing (${code})`
+          : (err as Error).message;
+    throw new ConfigError(`SQLITE_DB_PATH: ${file} ${reason}`);
+  }
+}
+
+function prepareStatements(db: Db) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO jobs (id, source, contract, sync, status, created_at, secrets, spec, inputs)
+       VALUES (@id, @source, @contract, @sync, 'pending', @created_at, @secrets, @spec, @inputs)`,
+    ),
+    get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+    claim: db.prepare(
+      `UPDATE jobs SET status = 'running', started_at = @now, prompt_id = @prompt_id, attempts = attempts + 1
+       WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
+       RETURNING *`,
+    ),
+    finish: db.prepare(
+      `UPDATE jobs SET status = @status, completed_at = @now, result = @result, error = @error,
+                       secrets = NULL, inputs = NULL
+       WHERE id = @id AND status IN ('pending', 'running')`,
+    ),
+    cancelPending: db.prepare(
+      `UPDATE jobs SET status = 'cancelled', completed_at = @now, error = @error, secrets = NULL, inputs = NULL
+       WHERE id = @id AND status = 'pending'`,
+    ),
+    position: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending' AND seq < ?`),
+    counts: db.prepare('SELECT status, n FROM job_counts'),
+    pendingCount: db.prepare(`SELECT n FROM job_counts WHERE status = 'pending'`),
+    running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
+    pendingSync: db.prepare(`SELECT * FROM jobs WHERE status = 'pending' AND sync = 1 ORDER BY seq`),
+    requeue: db.prepare(
+      `UPDATE jobs SET status = 'pending', started_at = NULL, prompt_id = NULL WHERE id = ? AND status = 'running'`,
+    ),
+    recent: db.prepare(`SELECT id, status, created_at, started_at, completed_at, error FROM jobs ORDER BY seq DESC LIMIT ?`),
+    // A job whose webhook is still to be delivered is kept until it is (or gives up).
+    deleteOld: db.prepare(
+      `DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?
+         AND id NOT IN (${UNDELIVERED_JOB_IDS_SQL})`,
+    ),
+    runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
+    deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
+    addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
+    file: db.prepare('SELECT bytes FROM job_files WHERE job_id = ? AND idx = ?'),
+  };
+}
+
+export class SqliteJobStore implements JobStore {
+  readonly path: string;
+  /** Final webhook deliveries live in the same file, so ending a job arms its delivery atomically. */
+  readonly webhooks: WebhookOutbox;
+  private readonly db: Db;
+  private readonly box: SecretBox;
+  private readonly clock: () => number;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+
+  constructor(opts: StoreOptions) {
+    this.path = opts.path;
+    this.box = opts.secrets;
+    this.clock = opts.clock ?? Date.now;
+    this.db = openDatabase(opts.path);
+    this.stmt = prepareStatements(this.db);
+    this.webhooks = new SqliteWebhookOutbox(this.db, this.box);
+  }
+
+  describe(): { backend: string; path: string } {
+    return { backend: 'sqlite', path: this.path };
+  }
+
+  now(): number {
+    return this.clock() / 1000;
+  }
+
+  /** Stores a new pending job. A second job with the same id is a 409. */
+  insert(job: NewJob): JobRecord {
+    // The webhook target is kept (sealed) with its delivery only, not in the job's spec.
+    const { images, webhook: _webhook, ...spec } = job.spec;
+    const { webhookSecret, ...jobSecrets } = job.secrets ?? {};
+    const hasSecrets = Object.values(jobSecrets).some((v) => v !== undefined);
+    const createdAt = this.now();
+    let seq = 0;
+    try {
+      this.db.transaction(() => {
+        const info = this.stmt.insert.run({
+          id: job.id,
+          source: job.source,
+          contract: job.contract,
+          sync: job.sync ? 1 : 0,
+          created_at: createdAt,
+          secrets: hasSecrets ? this.box.seal(jobSecrets) : null,
+          spec: JSON.stringify(spec),
+          inputs: images.length > 0 ? JSON.stringify(images) : null,
+        });
+        seq = Number(info.lastInsertRowid);
+        const hook = job.spec.webhook;
+        // The webhook's secret lives with its delivery, which outlives the job's other secrets.
+        if (hook) this.webhooks.add(job.id, hook, webhookSecret, createdAt);
+      })();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
+      }
+      throw err;
+    }
+    // Built here rather than read back: admission is on the hot path of a deep queue.
+    return {
+      id: job.id,
+      seq,
+      source: job.source,
+      contract: job.contract,
+      sync: job.sync,
+      status: 'pending',
+      spec: job.spec,
+      promptId: null,
+      attempts: 0,
+      result: null,
+      error: null,
+      createdAt,
+      startedAt: null,
+      completedAt: null,
+    };
+  }
+
+  get(id: string): JobRecord | undefined {
+    const row = this.stmt.get.get(id) as JobRow | undefined;
+    return row ? rowToRecord(row) : undefined;
+  }
+
+  /** The job's credentials, while it is not finished. */
+  secretsOf(id: string): JobSecrets {
+    const row = this.stmt.get.get(id) as JobRow | undefined;
+    if (!row?.secrets) return {};
+    try {
+      return this.box.unseal<JobSecrets>(row.secrets);
+    } catch {
+      // The job is run without its credentials never: it fails with a reason an operator can act on.
+      throw new WorkerError(
+        500,
+        'internal',
+        `The credentials of job ${id} cannot be decrypted: they were sealed with another JOB_SECRETS_KEY (or key file)`,
+      );
+    }
+  }
+
+  /** Atomically marks the oldest pending job running with the given prompt id. */
+  claimNext(promptId: string): JobRecord | undefined {
+    const row = this.stmt.claim.get({ now: this.now(), prompt_id: promptId }) as JobRow | undefined;
+    return row ? rowToRecord(row) : undefined;
+  }
+
+  /**
+   * Ends a pending or running job. Returns false if it had already ended (first writer wins).
+   * Output bytes kept for inline delivery are stored in the same transaction.
+   */
+  finish(
+    id: string,
+    status: Exclude<JobStatus, 'pending' | 'running'>,
+    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[] },
+  ): boolean {
+    return this.db.transaction(() => {
+      const changed = this.stmt.finish.run({
+        id,
+        status,
+        now: this.now(),
+        result: outcome.result ? JSON.stringify(outcome.result) : null,
+        error: outcome.error ? JSON.stringify(outcome.error) : null,
+      }).changes;
+      if (changed === 0) return false;
+      outcome.files?.forEach((bytes, index) => this.stmt.addFile.run(id, index, bytes));
+      this.webhooks.arm(id, this.now());
+      return true;
+    })();
+  }
+
+  /** Cancels a job only if it has not started; false otherwise. */
+  cancelPending(id: string, error: ErrorBody): boolean {
+    return this.db.transaction(() => {
+      const now = this.now();
+      if (this.stmt.cancelPending.run({ id, now, error: JSON.stringify(error) }).changes !== 1) return false;
+      this.webhooks.arm(id, now);
+      return true;
+    })();
+  }
+
+  /**
+   * Puts a job a previous process left running back at the head of the queue (its seq keeps its
+   * place), to be claimed again with a new prompt id. False if it was not running.
+   */
+  requeue(id: string): boolean {
+    return this.stmt.requeue.run(id).changes === 1;
+  }
+
+  /** The latest jobs, newest first (for /stats). */
+  recent(limit: number): RecentJob[] {
+    return (this.stmt.recent.all(limit) as RecentRow[]).map((row) => ({
+      id: row.id,
+      status: row.status as JobStatus,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      completedAt: row.completed_at,
+      error: row.error ? (JSON.parse(row.error) as ErrorBody) : null,
+    }));
+  }
+
+  /** Deletes completed, failed and cancelled jobs that ended before `cutoff` (epoch s), files too. */
+  deleteFinishedBefore(cutoff: number): number {
+    return this.stmt.deleteOld.run(cutoff).changes;
+  }
+
+  /** Jobs running since before `cutoff` (epoch s). */
+  runningSince(cutoff: number): JobRecord[] {
+    return (this.stmt.runningSince.all(cutoff) as JobRow[]).map(rowToRecord);
+  }
+
+  /** The job has a webhook that is not delivered yet (nor given up on). */
+  hasUndeliveredWebhook(id: string): boolean {
+    return this.webhooks.hasUndelivered(id);
+  }
+
+  /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
+  deleteFinished(id: string): boolean {
+    return this.stmt.deleteTerminal.run(id).changes === 1;
+  }
+
+  file(id: string, index: number): Buffer | undefined {
+    const row = this.stmt.file.get(id, index) as { bytes: Buffer } | undefined;
+    return row?.bytes;
+  }
+
+  /** How many pending jobs are ahead of this one. */
+  queuePosition(job: JobRecord): number {
+    return (this.stmt.position.get(job.seq) as { n: number }).n;
+  }
+
+  pendingCount(): number {
+    return (this.stmt.pendingCount.get() as { n: number }).n;
+  }
+
+  counts(): StatusCounts {
+    const counts: StatusCounts = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    for (const row of this.stmt.counts.all() as Array<{ status: JobStatus; n: number }>) counts[row.status] = row.n;
+    return counts;
+  }
+
+  /** Jobs a previous process left running. */
+  running(): JobRecord[] {
+    return (this.stmt.running.all() as JobRow[]).map(rowToRecord);
+  }
+
+  /** Pending jobs whose caller waits on an open connection. */
+  pendingSync(): JobRecord[] {
+    return (this.stmt.pendingSync.all() as JobRow[]).map(rowToRecord);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
