@@ -1,6 +1,7 @@
-// Crashes with real processes: the built worker is SIGKILLed with 50 jobs pending and one running,
-// or ComfyUI (the simulator) dies mid-job, or both. Every accepted job must reach a terminal
-// state, and no prompt may reach ComfyUI twice because of a restart.
+// Crashes with real processes: the built worker is SIGKILLed with one job running, the next one's
+// prompt waiting in ComfyUI's queue behind it and 49 pending, or ComfyUI (the simulator) dies
+// mid-job, or both. Every accepted job must reach a terminal state, and no prompt may run twice
+// because of a restart (a prompt ComfyUI lost before it ran is submitted again, once).
 import fs from 'node:fs';
 import path from 'node:path';
 import { startSimulator, type Simulator } from '../../simulator';
@@ -39,7 +40,10 @@ function promptsPerJob(): Map<string, number> {
   return counts;
 }
 
-/** One slow job running in ComfyUI and `pending` quick ones waiting behind it. */
+/**
+ * One slow job running in ComfyUI and `pending` quick ones behind it: the first of them handed to
+ * ComfyUI already (its prompt waits in ComfyUI's queue), the others pending in the worker's.
+ */
 async function loadWorker(worker: WorkerProcess, pending: number): Promise<{ running: string; waiting: string[] }> {
   const running = (await postJson(`${worker.url}/run`, { workflow: slowWorkflow('slow') })).body.job_id as string;
   await waitForStatus(worker.url, running, ['running']);
@@ -48,8 +52,11 @@ async function loadWorker(worker: WorkerProcess, pending: number): Promise<{ run
   for (let i = 0; i < pending; i++) {
     waiting.push((await postJson(`${worker.url}/run`, { workflow: saveWorkflow(`quick${i}`) })).body.job_id);
   }
+  await until(() => promptsPerJob().get('quick0') === 1, 5_000, 'the next prompt queued in ComfyUI');
   const stats = (await callJson('GET', `${worker.url}/stats`)).body;
-  expect([stats.running_jobs, stats.pending_jobs]).toEqual([1, pending]);
+  expect([stats.running_jobs, stats.pending_jobs]).toEqual([2, pending - 1]);
+  const queue = (await callJson('GET', `${sim.url}/queue`)).body;
+  expect([queue.queue_running.length, queue.queue_pending.length]).toEqual([1, 1]);
   return { running, waiting };
 }
 
@@ -66,7 +73,7 @@ async function allFinished(url: string, ids: string[], timeoutMs = 30_000): Prom
   return Promise.all(ids.map(async (id) => (await callJson('GET', `${url}/status/${id}`)).body));
 }
 
-describe('the worker is SIGKILLed with 50 jobs pending and one running', () => {
+describe('the worker is SIGKILLed with one job running, one queued in ComfyUI and 49 pending', () => {
   test.each([
     ['restarted while ComfyUI still runs the prompt: it is watched again', false],
     ['restarted after ComfyUI finished the prompt: its outputs are read from /history', true],
@@ -103,7 +110,7 @@ describe('the worker is SIGKILLed with 50 jobs pending and one running', () => {
   });
 });
 
-test('ComfyUI dies and restarts mid-job: the running job fails clearly, the 50 others complete, none is sent twice', async () => {
+test('ComfyUI dies and restarts mid-job: the running job fails clearly, the 50 others complete, only the one ComfyUI lost before it ran is sent again', async () => {
   const worker = await spawnWorker(workerEnv());
   try {
     const { running, waiting } = await loadWorker(worker, PENDING);
@@ -117,13 +124,15 @@ test('ComfyUI dies and restarts mid-job: the running job fails clearly, the 50 o
     expect(finals.slice(1).map((f) => f.status)).toEqual(Array(PENDING).fill('completed'));
     expect(new Set(sim.prompts.map((p) => p.prompt_id)).size).toBe(sim.prompts.length);
     expect(promptsPerJob().size).toBe(PENDING + 1);
-    expect([...promptsPerJob().values()].every((n) => n === 1)).toBe(true);
+    // quick0 waited in ComfyUI's queue and was lost with it, never run: sent again once.
+    expect(promptsPerJob().get('quick0')).toBe(2);
+    expect([...promptsPerJob().entries()].filter(([job]) => job !== 'quick0').every(([, n]) => n === 1)).toBe(true);
   } finally {
     await worker.kill('SIGTERM');
   }
 });
 
-test('both die: the job ComfyUI forgot runs again once with a new prompt id; the others run once', async () => {
+test('both die: the jobs ComfyUI forgot run again once with a new prompt id; the others run once', async () => {
   const first = await spawnWorker(workerEnv());
   const { running, waiting } = await loadWorker(first, 5);
   await first.kill('SIGKILL');
@@ -134,8 +143,12 @@ test('both die: the job ComfyUI forgot runs again once with a new prompt id; the
   try {
     const finals = await allFinished(second.url, [running, ...waiting]);
     expect(finals.map((f) => f.status)).toEqual(Array(6).fill('completed'));
+    // Both prompts ComfyUI held (slow running, quick0 queued) were forgotten: each runs again once.
     expect(promptsPerJob().get('slow')).toBe(2);
-    expect([...promptsPerJob().entries()].filter(([job]) => job !== 'slow').every(([, n]) => n === 1)).toBe(true);
+    expect(promptsPerJob().get('quick0')).toBe(2);
+    expect([...promptsPerJob().entries()].filter(([job]) => job !== 'slow' && job !== 'quick0').every(([, n]) => n === 1)).toBe(
+      true,
+    );
     expect(new Set(sim.prompts.map((p) => p.prompt_id)).size).toBe(sim.prompts.length);
   } finally {
     await second.kill('SIGTERM');

@@ -1,8 +1,10 @@
 // ComfyUI's HTTP routes, one method each. Every call has a timeout and can be aborted; every
-// failure becomes a WorkerError that says which call failed and why.
+// failure becomes a WorkerError that says which call failed and why. Calls go straight through
+// Node's http client with a keep-alive agent: ComfyUI is on loopback, so there is no proxy, no
+// redirect to follow, and a general-purpose client's per-call work is most of a call's cost.
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { Readable } from 'node:stream';
-import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
 import { WorkerError } from '../errors';
 import { isObject } from '../util/objects';
 import { describeValidationError } from './validation';
@@ -30,22 +32,36 @@ export interface ViewStream {
   contentLength: number | undefined;
 }
 
+interface Call {
+  method: 'GET' | 'POST';
+  url: string;
+  params?: Record<string, string>;
+  /** A JSON body. */
+  data?: unknown;
+  /** A ready-made body (multipart). */
+  raw?: { bytes: Buffer; contentType: string };
+  /** Until the whole answer has arrived, or (streamed answers) until its head has. */
+  timeout?: number;
+  signal?: AbortSignal;
+  /** Hand back the body as a stream instead of reading it. */
+  stream?: boolean;
+}
+
+interface Answer<T> {
+  status: number;
+  data: T;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** The timer of a call ran out (told apart from the caller's abort). */
+class CallTimeout extends Error {}
+
 export class ComfyHttp {
   readonly baseUrl: string;
-  private readonly client: AxiosInstance;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
   constructor(baseUrl: string) {
-    this.baseUrl = baseUrl;
-    this.client = axios.create({
-      baseURL: baseUrl,
-      // ComfyUI is on loopback: never route it through HTTP(S)_PROXY.
-      proxy: false,
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 16 }),
-      timeout: CONTROL_TIMEOUT_MS,
-      validateStatus: () => true,
-      maxContentLength: Infinity,
-      maxBodyLength: Infinity,
-    });
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
   async systemStats(timeoutMs = CONTROL_TIMEOUT_MS): Promise<Record<string, unknown>> {
@@ -122,7 +138,7 @@ export class ComfyHttp {
       method: 'GET',
       url: '/view',
       params: { filename: ref.filename, subfolder: ref.subfolder, type: ref.type },
-      responseType: 'stream',
+      stream: true,
       signal,
       // The body may be large: the timeout covers the wait for the response head only.
       timeout: CONTROL_TIMEOUT_MS,
@@ -145,11 +161,12 @@ export class ComfyHttp {
   }
 
   async uploadImage(name: string, bytes: Buffer, signal?: AbortSignal): Promise<UploadedFile> {
-    const form = new FormData();
-    form.append('image', new Blob([bytes]), name);
-    form.append('type', 'input');
-    form.append('overwrite', 'true');
-    const res = await this.request<unknown>({ method: 'POST', url: '/upload/image', data: form, signal });
+    const raw = multipart([
+      { name: 'image', filename: name, bytes },
+      { name: 'type', value: 'input' },
+      { name: 'overwrite', value: 'true' },
+    ]);
+    const res = await this.request<unknown>({ method: 'POST', url: '/upload/image', raw, signal });
     if (res.status !== 200) {
       throw new WorkerError(502, 'input_image', `ComfyUI answered ${res.status} when uploading input image ${name}`);
     }
@@ -164,13 +181,66 @@ export class ComfyHttp {
     };
   }
 
-  private async request<T>(config: AxiosRequestConfig): Promise<{ status: number; data: T; headers: Record<string, unknown> }> {
+  private async request<T>(call: Call): Promise<Answer<T>> {
     try {
-      const res = await this.client.request<T>(config);
-      return { status: res.status, data: res.data, headers: res.headers as Record<string, unknown> };
+      return await this.send<T>(call);
     } catch (err) {
-      throw this.connectionError(config.url ?? '', err);
+      throw this.connectionError(call, err);
     }
+  }
+
+  private send<T>(call: Call): Promise<Answer<T>> {
+    const query = call.params ? `?${new URLSearchParams(call.params).toString()}` : '';
+    let body: Buffer | undefined;
+    const headers: Record<string, string> = { Accept: 'application/json, */*' };
+    if (call.raw) {
+      body = call.raw.bytes;
+      headers['Content-Type'] = call.raw.contentType;
+    } else if (call.data !== undefined) {
+      body = Buffer.from(JSON.stringify(call.data));
+      headers['Content-Type'] = 'application/json';
+    }
+    if (body) headers['Content-Length'] = String(body.length);
+    return new Promise<Answer<T>>((resolve, reject) => {
+      const req = http.request(`${this.baseUrl}${call.url}${query}`, {
+        method: call.method,
+        agent: this.agent,
+        headers,
+        signal: call.signal,
+      });
+      const timer = setTimeout(() => req.destroy(new CallTimeout()), call.timeout ?? CONTROL_TIMEOUT_MS);
+      req.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.once('response', (res) => {
+        const status = res.statusCode ?? 0;
+        if (call.stream) {
+          // The body may be large: the timeout covered the wait for the response head only.
+          clearTimeout(timer);
+          resolve({ status, headers: res.headers, data: res as unknown as T });
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.once('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+        res.once('end', () => {
+          clearTimeout(timer);
+          const text = Buffer.concat(chunks).toString('utf8');
+          let data: unknown = text;
+          try {
+            if (text !== '') data = JSON.parse(text);
+          } catch {
+            // Not JSON (an HTML error page): kept as text, and the status decides.
+          }
+          resolve({ status, headers: res.headers, data: data as T });
+        });
+      });
+      req.end(body);
+    });
   }
 
   private expectOk<T>(res: { status: number; data: T }, path: string): T {
@@ -178,21 +248,39 @@ export class ComfyHttp {
     throw new WorkerError(502, 'comfy_connection', `ComfyUI answered ${res.status} to ${path}`);
   }
 
-  private connectionError(path: string, err: unknown): WorkerError {
+  private connectionError(call: Call, err: unknown): WorkerError {
+    const path = call.url;
     if (err instanceof WorkerError) return err;
-    if (axios.isCancel(err) || (err instanceof Error && err.name === 'CanceledError')) {
+    if (call.signal?.aborted) {
       // The caller aborted: hand back the reason it aborted with (deadline or cancel).
-      const reason = (err as { config?: AxiosRequestConfig }).config?.signal;
-      if (reason && 'reason' in reason && reason.reason instanceof WorkerError) return reason.reason;
+      const reason: unknown = call.signal.reason;
+      if (reason instanceof WorkerError) return reason;
       return new WorkerError(499, 'cancelled', `Request to ComfyUI ${path} was aborted`);
     }
-    const code = err instanceof AxiosError ? err.code : undefined;
-    if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') {
+    if (err instanceof CallTimeout) {
       return new WorkerError(502, 'comfy_connection', `ComfyUI timed out on ${path}`, { cause: err });
     }
-    const detail = code ?? (err instanceof Error ? err.message : String(err));
+    const code = (err as { code?: unknown }).code;
+    const detail = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
     return new WorkerError(502, 'comfy_connection', `Cannot connect to ComfyUI at ${this.baseUrl} (${path}): ${detail}`, {
       cause: err,
     });
   }
+}
+
+type Part = { name: string; value: string } | { name: string; filename: string; bytes: Buffer };
+
+/** A multipart/form-data body, as a browser's FormData would send it. */
+function multipart(parts: Part[]): { bytes: Buffer; contentType: string } {
+  const boundary = `----comfyui-worker-${randomBytes(12).toString('hex')}`;
+  // Quotes and line breaks in a file name are percent-encoded, as browsers do.
+  const quoted = (text: string) => text.replace(/"/g, '%22').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    let head = `--${boundary}\r\nContent-Disposition: form-data; name="${quoted(part.name)}"`;
+    if ('bytes' in part) head += `; filename="${quoted(part.filename)}"\r\nContent-Type: application/octet-stream`;
+    chunks.push(Buffer.from(`${head}\r\n\r\n`), 'bytes' in part ? part.bytes : Buffer.from(part.value), Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { bytes: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
 }

@@ -1,6 +1,14 @@
-// The only thing that starts ComfyUI work: one job at a time, oldest first. It waits for ComfyUI
-// before taking a job, gives each job a deadline, and records every outcome, so one job's
+// The only thing that starts ComfyUI work: jobs oldest first, each prompt run once. It waits for
+// ComfyUI before taking a job, gives each job a deadline, and records every outcome, so one job's
 // failure never stops the loop.
+//
+// ComfyUI runs one prompt at a time; to keep it busy, the runner hands it the next job's prompt
+// while the current one executes (ComfyUI's own queue holds it), so the next starts the moment
+// the current ends and collecting outputs overlaps the next execution. At most one of our prompts
+// waits in ComfyUI's queue: the next job is taken only once every job in flight has started
+// executing (so prompts reach ComfyUI in the order jobs were taken), and never more than MAX_IN_FLIGHT at once (one queued, one executing, one
+// delivering). A job's deadline counts from when it could start: its `execution_start`, or the
+// moment no job of ours is ahead of it, whichever comes first.
 import { randomUUID } from 'node:crypto';
 import type { ComfyClient } from '../comfy/client';
 import { WorkerError, toWorkerError } from '../errors';
@@ -8,13 +16,15 @@ import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
 import type { JobEvents } from './events';
 import type { JobExecutor } from './execute';
-import type { Recovery } from './recovery';
+import { MAX_ATTEMPTS, type Recovery } from './recovery';
 import { ProgressTracker } from './progress';
 import type { JobStore } from './store';
 import type { JobProgress, JobRecord } from './types';
 
 /** After an unexpected failure of the loop itself (e.g. the disk is full), pause this long. */
 const LOOP_ERROR_PAUSE_MS = 1_000;
+/** Jobs handed to ComfyUI at once: one waiting in its queue, one executing, one delivering outputs. */
+export const MAX_IN_FLIGHT = 3;
 
 export interface RunnerOptions {
   store: JobStore;
@@ -37,15 +47,26 @@ function statusFor(error: WorkerError): 'cancelled' | 'failed' {
   return error.code === 'cancelled' || error.code === 'client_disconnected' ? 'cancelled' : 'failed';
 }
 
-interface Current {
+interface InFlight {
   job: JobRecord;
   controller: AbortController;
   tracker: ProgressTracker;
+  /** ComfyUI reported its prompt's `execution_start`: the next job's prompt may queue behind it. */
+  executing: boolean;
+  /**
+   * Its work starts (once): at `execution_start`, or once nothing of ours is ahead of it. Starts
+   * the deadline and tells observers ('started').
+   */
+  armDeadline(): void;
+  done: Promise<void>;
 }
 
 export class Runner {
   private readonly opts: RunnerOptions;
-  private current: Current | undefined;
+  /** Jobs handed to ComfyUI and not yet ended, in the order they were taken. */
+  private readonly inFlight = new Map<string, InFlight>();
+  /** Interrupted prompts ComfyUI has not let go of yet: no new job is taken meanwhile. */
+  private releasing = 0;
   private wakeUp: (() => void) | undefined;
   private loopDone: Promise<void> | undefined;
   private stopping = false;
@@ -79,18 +100,25 @@ export class Runner {
     this.wake();
   }
 
+  /** The oldest job in flight. */
   get runningJobId(): string | undefined {
-    return this.current?.job.id;
+    return this.inFlight.keys().next().value;
+  }
+
+  /** Every job handed to ComfyUI and not yet ended, oldest first. */
+  get runningJobIds(): string[] {
+    return [...this.inFlight.keys()];
   }
 
   progressOf(jobId: string): JobProgress | undefined {
-    return this.current?.job.id === jobId ? this.current.tracker.snapshot() : undefined;
+    return this.inFlight.get(jobId)?.tracker.snapshot();
   }
 
-  /** Aborts the running job with this reason; false if it is not the running one. */
+  /** Aborts a job this runner runs with this reason; false if it runs no such job. */
   abortRunning(jobId: string, reason: WorkerError): boolean {
-    if (this.current?.job.id !== jobId) return false;
-    this.current.controller.abort(reason);
+    const flight = this.inFlight.get(jobId);
+    if (!flight) return false;
+    flight.controller.abort(reason);
     return true;
   }
 
@@ -122,7 +150,8 @@ export class Runner {
     const grace = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, graceMs);
     });
-    await Promise.race([this.loopDone ?? Promise.resolve(), grace]);
+    const flights = [...this.inFlight.values()].map((f) => f.done);
+    await Promise.race([Promise.all([this.loopDone ?? Promise.resolve(), ...flights]), grace]);
     clearTimeout(timer);
   }
 
@@ -143,9 +172,11 @@ export class Runner {
           await this.waitForComfy();
         } else if (!this.recovered) {
           await this.recoverLeftovers();
+        } else if (!this.canTakeAnother()) {
+          await this.idle();
         } else {
           const job = this.opts.store.claimNext(randomUUID());
-          if (job) await this.run(job);
+          if (job) this.launch(job);
           else await this.idle();
         }
       } catch (err) {
@@ -154,6 +185,13 @@ export class Runner {
         await sleep(LOOP_ERROR_PAUSE_MS).catch(() => undefined);
       }
     }
+  }
+
+  /** One of our prompts at most waits in ComfyUI's queue, and MAX_IN_FLIGHT jobs at most are out. */
+  private canTakeAnother(): boolean {
+    if (this.releasing > 0 || this.inFlight.size >= MAX_IN_FLIGHT) return false;
+    for (const flight of this.inFlight.values()) if (!flight.executing) return false;
+    return true;
   }
 
   private idle(): Promise<void> {
@@ -198,7 +236,8 @@ export class Runner {
       }
       logger.info({ jobId: job.id, promptId: job.promptId, plan: plan.kind }, 'recovering a job left running');
       if (plan.kind === 'resume') {
-        await this.run(job, plan.execute, plan.timeoutMs);
+        // One at a time, in order: a second prompt left queued runs in ComfyUI meanwhile anyway.
+        await this.launch(job, plan.execute, plan.timeoutMs).done;
       } else if (plan.kind === 'requeue') {
         store.requeue(job.id);
       } else if (store.finish(job.id, 'failed', { error: plan.error.toBody() })) {
@@ -208,46 +247,110 @@ export class Runner {
     this.recovered = true;
   }
 
-  private async run(job: JobRecord, execute: JobExecutor = this.opts.execute, timeoutMs = this.opts.jobTimeoutMs): Promise<void> {
-    const { store, events, logger } = this.opts;
+  /** Hands a claimed job to ComfyUI and follows it to its end in the background. */
+  private launch(job: JobRecord, execute: JobExecutor = this.opts.execute, timeoutMs = this.opts.jobTimeoutMs): InFlight {
     const controller = new AbortController();
     const timeoutS = this.opts.jobTimeoutMs / 1000;
-    const deadline = setTimeout(
-      () =>
-        controller.abort(
-          new WorkerError(504, 'timeout', `Job ${job.id} exceeded its deadline of ${timeoutS} s from its start (JOB_TIMEOUT_S)`),
-        ),
-      Math.max(0, timeoutMs),
-    );
-    const tracker = new ProgressTracker(Object.keys(job.spec.workflow).length);
-    this.current = { job, controller, tracker };
+    let deadline: NodeJS.Timeout | undefined;
+    const flight: InFlight = {
+      job,
+      controller,
+      tracker: new ProgressTracker(Object.keys(job.spec.workflow).length),
+      executing: false,
+      armDeadline: () => {
+        if (deadline !== undefined || controller.signal.aborted) return;
+        // Its work starts now, as observers (the Vast ledger's work_started_at) see it.
+        this.opts.events.emit('started', job);
+        deadline = setTimeout(
+          () =>
+            controller.abort(
+              new WorkerError(
+                504,
+                'timeout',
+                `Job ${job.id} exceeded its deadline of ${timeoutS} s from its start (JOB_TIMEOUT_S)`,
+              ),
+            ),
+          Math.max(0, timeoutMs),
+        );
+      },
+      done: Promise.resolve(),
+    };
+    // Nothing of ours is ahead of it: its clock runs from now.
+    if (this.inFlight.size === 0) flight.armDeadline();
+    this.inFlight.set(job.id, flight);
+    flight.done = this.run(flight, execute)
+      .catch((err: unknown) => this.opts.logger.error({ err, jobId: job.id }, 'recording the end of a job failed'))
+      .finally(() => clearTimeout(deadline));
+    return flight;
+  }
+
+  private async run(flight: InFlight, execute: JobExecutor): Promise<void> {
+    const { store, events, logger } = this.opts;
+    const { job, controller, tracker } = flight;
+    /** The final record, built from what the runner holds (the waiting caller needs no read). */
+    let final: JobRecord | undefined;
     logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started');
     try {
-      events.emit('started', job);
       const secrets = store.secretsOf(job.id);
       const { result, files } = await execute(job, secrets, controller.signal, (event) => {
+        if (event.type === 'execution_start' && !flight.executing) {
+          flight.executing = true;
+          flight.armDeadline();
+          this.wake();
+        }
         events.emit('comfyEvent', job, event);
         if (tracker.update(event)) events.emit('progress', job, tracker.snapshot());
       });
-      store.finish(job.id, 'completed', { result, files });
+      const at = store.now();
+      if (store.finish(job.id, 'completed', { result, files, at })) {
+        final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };
+      }
       logger.info({ jobId: job.id, ms: result.timings.total_ms, outputs: result.outputs.length }, 'job completed');
     } catch (err) {
       const error = toWorkerError(err);
+      if (this.neverRan(flight, error)) {
+        // ComfyUI lost the prompt while it waited in its queue (it restarted): nothing ran, so the
+        // job goes back to its place in ours and is submitted again, once.
+        logger.warn({ jobId: job.id, promptId: job.promptId }, 'ComfyUI lost a queued prompt before it ran; requeued');
+        store.requeue(job.id);
+        this.inFlight.delete(job.id);
+        this.wake();
+        return;
+      }
       const status = statusFor(error);
       if (error.code === 'internal') logger.error({ jobId: job.id, err }, 'job failed unexpectedly');
       else logger.warn({ jobId: job.id, code: error.code, status: error.status, msg: error.message }, `job ${status}`);
-      store.finish(job.id, status, { error: error.toBody() });
+      const at = store.now();
+      if (store.finish(job.id, status, { error: error.toBody(), at })) {
+        final = { ...job, spec: { ...job.spec, images: [] }, status, result: null, error: error.toBody(), completedAt: at };
+      }
     } finally {
-      clearTimeout(deadline);
-      this.current = undefined;
+      this.inFlight.delete(job.id);
+      // Nothing of ours is ahead of the oldest job left: it may start now, so its clock runs.
+      this.inFlight.values().next().value?.armDeadline();
     }
-    this.emitFinished(job.id);
-    // The answer is out; before the next job, let an interrupted prompt leave ComfyUI.
-    if (controller.signal.aborted && job.promptId !== null) await this.opts.comfy.waitUntilReleased(job.promptId);
+    this.emitFinished(job.id, final);
+    // The answer is out; before another job is taken, let an interrupted prompt leave ComfyUI.
+    if (controller.signal.aborted && job.promptId !== null) {
+      this.releasing++;
+      try {
+        await this.opts.comfy.waitUntilReleased(job.promptId);
+      } finally {
+        this.releasing--;
+      }
+    }
+    this.wake();
   }
 
-  private emitFinished(jobId: string): void {
-    const final = this.opts.store.get(jobId);
+  /** The prompt is confirmed gone from ComfyUI and never started executing. */
+  private neverRan(flight: InFlight, error: WorkerError): boolean {
+    return (
+      error.code === 'prompt_lost' && !flight.executing && !flight.controller.signal.aborted && flight.job.attempts < MAX_ATTEMPTS
+    );
+  }
+
+  private emitFinished(jobId: string, known?: JobRecord): void {
+    const final = known ?? this.opts.store.get(jobId);
     if (final) this.opts.events.emit('finished', final);
   }
 }

@@ -33,12 +33,13 @@ export interface JobStore {
   claimNext(promptId: string): JobRecord | undefined;
   /**
    * Ends a pending or running job and arms its webhook. Returns false if it had already ended
-   * (first writer wins). Output bytes kept for inline delivery are stored with it.
+   * (first writer wins). Output bytes kept for inline delivery are stored with it. `at` (epoch s,
+   * default now) is its completed_at, so a caller can build the final record without reading it.
    */
   finish(
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
-    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[] },
+    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[]; at?: number },
   ): boolean;
   /** Cancels a job only if it has not started; false otherwise. */
   cancelPending(id: string, error: ErrorBody): boolean;

@@ -48,7 +48,9 @@ export class WebhookSender<J extends WebhookJob> {
   private stopped = true;
   /** Aborts attempts in flight at stop; they stay pending for the next process. */
   private aborter = new AbortController();
-  private readonly onFinished = () => this.wake();
+  // After the event's other listeners (a caller waiting for the answer) have had their turn: the
+  // outbox's queries are not on the path of the answer.
+  private readonly onFinished = () => void setImmediate(() => this.wake());
 
   constructor(opts: SenderOptions<J>) {
     this.opts = opts;

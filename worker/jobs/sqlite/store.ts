@@ -249,19 +249,20 @@ export class SqliteJobStore implements JobStore {
   finish(
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
-    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[] },
+    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[]; at?: number },
   ): boolean {
+    const now = outcome.at ?? this.now();
     return this.db.transaction(() => {
       const changed = this.stmt.finish.run({
         id,
         status,
-        now: this.now(),
+        now,
         result: outcome.result ? JSON.stringify(outcome.result) : null,
         error: outcome.error ? JSON.stringify(outcome.error) : null,
       }).changes;
       if (changed === 0) return false;
       outcome.files?.forEach((bytes, index) => this.stmt.addFile.run(id, index, bytes));
-      this.webhooks.arm(id, this.now());
+      this.webhooks.arm(id, now);
       return true;
     })();
   }
