@@ -5,7 +5,8 @@
 
 import { tracebackFrame } from './files';
 import type { NodeClass, NodeEnv, NodeOutput } from './nodes';
-import { PyException, PyFloat, isPyDict, pyRepr, pySetOrder, pyStr, type PyDict, type PyValue } from './pyjson';
+import { PyFloat } from '../worker/util/pyjson';
+import { PyException, isPyDict, pyRepr, pySetOrder, pyStr, type PyDict, type PyValue } from './pyvalues';
 import type { QueueItem } from './queue';
 import type { ObjectInfoEntry } from './schemas';
 import { isLink } from './validate';

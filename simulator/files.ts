@@ -5,7 +5,7 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { join as nodeJoin } from 'node:path';
-import { PyException, pyInt } from './pyjson';
+import { PyException, pyInt } from './pyvalues';
 
 /** Where the recorded server was installed; error messages and tracebacks show this. */
 export const DISPLAY_ROOT = '/opt/ComfyUI';

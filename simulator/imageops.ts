@@ -2,7 +2,7 @@
 // exact (that is what the recorded prompts use); for non-constant images every resampling method
 // is approximated by nearest-exact sampling.
 
-import { PyException } from './pyjson';
+import { PyException } from './pyvalues';
 import { SimImage, SimMask } from './tensor';
 import type { DecodedPng } from './png';
 

@@ -9,7 +9,8 @@ import type { DataDirs } from './files';
 import { DISPLAY_ROOT, annotatedFilepath, getSaveImagePath, listInputImages, pyJoin, tracebackFrame } from './files';
 import { blend, emptyImage, fromDecoded, invert, rgbBytes, scale, seedColor } from './imageops';
 import { decodePng, encodePng, sniffImageSize } from './png';
-import { PyException, PyFloat, isPyDict, pyJsonStringify, pyNumber, pyRepr, pyStr, pyTypeName, toPlain } from './pyjson';
+import { PyFloat, dumps } from '../worker/util/pyjson';
+import { PyException, isPyDict, pyNumber, pyRepr, pyStr, pyTypeName, toPlain } from './pyvalues';
 import {
   BUILTIN_ORDER,
   builtinSchemas,
@@ -110,8 +111,8 @@ function saveImages(ctx: RunContext, kind: 'output' | 'temp', prefixAppend: stri
   const text: Array<[string, string]> = [];
   const prompt = ctx.hidden.get('prompt');
   const extra = ctx.hidden.get('extra_pnginfo');
-  if (prompt !== null && prompt !== undefined) text.push(['prompt', pyJsonStringify(prompt)]);
-  if (isPyDict(extra)) for (const [k, v] of extra) text.push([k, pyJsonStringify(v)]);
+  if (prompt !== null && prompt !== undefined) text.push(['prompt', dumps(prompt)]);
+  if (isPyDict(extra)) for (const [k, v] of extra) text.push([k, dumps(v)]);
   const results: unknown[] = [];
   let counter = sp.counter;
   for (let b = 0; b < images.batch; b++) {
@@ -187,7 +188,7 @@ function previewText(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v instanceof PyFloat) return pyStr(v);
   if (Array.isArray(v) || isPyDict(v)) {
     try {
-      return pyJsonStringify(v);
+      return dumps(v);
     } catch {
       return pyRepr(v);
     }

@@ -6,20 +6,19 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Aborted, ExecCache, PromptRun, type ExecHost } from './execute';
 import type { NodeClass, NodeEnv } from './nodes';
-import type { PyFloat } from './pyjson';
+import { loads, type PyFloat } from '../worker/util/pyjson';
 import {
   PyException,
   isPyDict,
   pyBool,
   pyEquals,
   pyFloat,
-  pyJsonParse,
   pyStr,
   pyTypeName,
   toPlain,
   type PyDict,
   type PyValue,
-} from './pyjson';
+} from './pyvalues';
 import { PromptQueue, publicItem } from './queue';
 import { validatePrompt } from './validate';
 import { WsHub } from './wshub';
@@ -130,7 +129,7 @@ export class ComfyProcess {
   // --- POST /prompt --------------------------------------------------------------------------
 
   postPrompt(text: string): Reply {
-    const json = pyJsonParse(text);
+    const json = loads(text);
     let number: number | PyFloat;
     if (has(json, 'number')) number = pyFloat(get(json, 'number'));
     else {
@@ -281,7 +280,7 @@ export class ComfyProcess {
   postInterrupt(text: string): void {
     let json: PyValue;
     try {
-      json = pyJsonParse(text);
+      json = loads(text);
     } catch {
       json = new Map();
     }
@@ -293,7 +292,7 @@ export class ComfyProcess {
 
   /** POST /queue {clear} / {delete: [...]}: pending items only. */
   postQueue(text: string): void {
-    const json = pyJsonParse(text);
+    const json = loads(text);
     if (has(json, 'clear') && pyBool(get(json, 'clear'))) {
       this.queue.wipe();
       this.queueUpdated();
@@ -307,7 +306,7 @@ export class ComfyProcess {
   }
 
   postHistory(text: string): void {
-    const json = pyJsonParse(text);
+    const json = loads(text);
     if (has(json, 'clear') && pyBool(get(json, 'clear'))) this.queue.wipeHistory();
     if (has(json, 'delete'))
       for (const id of iterate(get(json, 'delete'))) if (typeof id === 'string') this.queue.deleteHistory(id);
@@ -315,7 +314,7 @@ export class ComfyProcess {
 
   /** POST /free: free_memory drops the node cache once the current prompt is done. */
   postFree(text: string): void {
-    const json = pyJsonParse(text);
+    const json = loads(text);
     if (!isPyDict(json)) throw new PyException('AttributeError', `'${pyTypeName(json)}' object has no attribute 'get'`);
     if (pyBool(json.get('free_memory') ?? false)) {
       if (this.working) this.freeMemory = true;
@@ -337,7 +336,7 @@ export class ComfyProcess {
       if (isBinary || !first) return;
       let msg: PyValue;
       try {
-        msg = pyJsonParse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
+        msg = loads(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'));
       } catch {
         return; // invalid JSON is logged and ignored; it does not count as the first message
       }

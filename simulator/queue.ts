@@ -2,7 +2,8 @@
 // prompts in heap-array order, exactly as Python's heapq leaves them), the running items, and the
 // history dict (insertion ordered, at most 10000 entries).
 
-import { PyFloat, pyDeepCopy, type PyDict, type PyValue } from './pyjson';
+import { PyFloat } from '../worker/util/pyjson';
+import { pyDeepCopy, type PyDict, type PyValue } from './pyvalues';
 
 export interface QueueItem {
   /** Priority: the per-process counter, or the body's "number" (a Python float). */

@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import recordedObjectInfo from './recorded/object_info_used_nodes.json';
-import { PyFloat } from './pyjson';
+import { PyFloat } from '../worker/util/pyjson';
 
 export type InputType = string | string[];
 export type InputSpec = [InputType] | [InputType, Record<string, unknown>];

@@ -22,8 +22,9 @@ import {
 import { isFormFile, parseForm } from './multipart';
 import type { NodeClass, NodeEnv } from './nodes';
 import type { ComfyProcess } from './process';
-import { PyException, pyInt, pyJsonStringify } from './pyjson';
-import type { SimulatorFaults } from './types';
+import { dumps } from '../worker/util/pyjson';
+import { PyException, pyInt } from './pyvalues';
+import type { RecordedRequest, SimulatorFaults } from './types';
 
 export interface ServerContext {
   /** The current simulated process. */
@@ -34,7 +35,8 @@ export interface ServerContext {
   readonly models: readonly string[];
   readonly features: unknown;
   systemStats(): unknown;
-  record(method: string, path: string): void;
+  /** Logs a request; the entry is where a handler notes the body it read. */
+  record(method: string, path: string): RecordedRequest;
   /** A delay that ends early when the simulator crashes or closes. */
   delay(ms: number): Promise<void>;
 }
@@ -84,7 +86,7 @@ function send(res: ServerResponse, status: number, headers: Array<[string, strin
 }
 
 function json(res: ServerResponse, status: number, value: unknown, head = false): void {
-  send(res, status, [['Content-Type', 'application/json; charset=utf-8']], pyJsonStringify(value), head);
+  send(res, status, [['Content-Type', 'application/json; charset=utf-8']], dumps(value), head);
 }
 
 function empty(res: ServerResponse, status: number, head = false): void {
@@ -117,6 +119,15 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/** A request body as plain values for the request log (tests read it), or undefined. */
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** aiohttp's request.text(): UTF-8, strict. */
 function utf8(body: Buffer): string {
   return new TextDecoder('utf-8', { fatal: true }).decode(body);
@@ -129,6 +140,7 @@ type Handler = (
   m: RegExpExecArray,
   q: URLSearchParams,
   head: boolean,
+  rec: RecordedRequest,
 ) => Promise<void> | void;
 
 const routes: Array<[string, RegExp, Handler]> = [
@@ -189,24 +201,30 @@ const routes: Array<[string, RegExp, Handler]> = [
   [
     'POST',
     /^\/queue$/,
-    async (c, req, res) => {
-      c.proc().postQueue(utf8(await readBody(req)));
+    async (c, req, res, _m, _q, _h, rec) => {
+      const body = utf8(await readBody(req));
+      rec.body = jsonOrUndefined(body);
+      c.proc().postQueue(body);
       empty(res, 200);
     },
   ],
   [
     'POST',
     /^\/interrupt$/,
-    async (c, req, res) => {
-      c.proc().postInterrupt(utf8(await readBody(req)));
+    async (c, req, res, _m, _q, _h, rec) => {
+      const body = utf8(await readBody(req));
+      rec.body = jsonOrUndefined(body);
+      c.proc().postInterrupt(body);
       empty(res, 200);
     },
   ],
   [
     'POST',
     /^\/free$/,
-    async (c, req, res) => {
-      c.proc().postFree(utf8(await readBody(req)));
+    async (c, req, res, _m, _q, _h, rec) => {
+      const body = utf8(await readBody(req));
+      rec.body = jsonOrUndefined(body);
+      c.proc().postFree(body);
       empty(res, 200);
     },
   ],
@@ -354,7 +372,7 @@ function decodePath(p: string): string {
 export function createRequestHandler(c: ServerContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    c.record(req.method ?? 'GET', url.pathname);
+    const rec = c.record(req.method ?? 'GET', url.pathname);
     const path = decodePath(url.pathname.startsWith('/api/') ? url.pathname.slice(4) : url.pathname);
     const head = req.method === 'HEAD';
     const method = head ? 'GET' : (req.method ?? 'GET');
@@ -367,7 +385,7 @@ export function createRequestHandler(c: ServerContext): (req: IncomingMessage, r
         continue;
       }
       Promise.resolve()
-        .then(() => h(c, req, res, match, url.searchParams, head))
+        .then(() => h(c, req, res, match, url.searchParams, head, rec))
         .catch((e: unknown) => {
           if (e instanceof TooLarge)
             return text(res, 413, `Maximum request body size ${MAX_BODY} exceeded, actual body size ${e.actual}`);

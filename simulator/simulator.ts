@@ -15,7 +15,7 @@ import { ComfyProcess, type ProcessHooks } from './process';
 import recordedFeatures from './recorded/features.json';
 import recordedSystemStats from './recorded/system_stats.json';
 import { createRequestHandler, createUpgradeHandler, systemStats, type ServerContext } from './server';
-import type { Simulator, SimulatorFaults, SimulatorOptions } from './types';
+import type { RecordedRequest, Simulator, SimulatorFaults, SimulatorOptions } from './types';
 
 const DEFAULT_MODELS = ['v1-5-pruned-emaonly-fp16.safetensors'];
 
@@ -37,7 +37,7 @@ function seedExampleImage(inputDir: string): void {
 class SimulatorImpl implements Simulator {
   readonly faults: SimulatorFaults;
   readonly prompts: Array<{ prompt_id: string; body: unknown; at: number }> = [];
-  readonly requests: Array<{ method: string; path: string; at: number }> = [];
+  readonly requests: RecordedRequest[] = [];
   readonly dataDir: string;
   private readonly host: string;
   private portNumber: number;
@@ -155,7 +155,11 @@ class SimulatorImpl implements Simulator {
       models: this.models,
       features: recordedFeatures,
       systemStats: () => systemStats(recordedSystemStats, this.host, this.portNumber),
-      record: (method, path) => this.requests.push({ method, path, at: Date.now() }),
+      record: (method, path) => {
+        const entry: RecordedRequest = { method, path, at: Date.now() };
+        this.requests.push(entry);
+        return entry;
+      },
       delay: (ms) => this.current.sleep(ms),
     };
   }

@@ -2,7 +2,7 @@
 // 4096x4096 batch costs nothing until a node actually writes it, and constant images (EmptyImage
 // and everything derived from it) print and save exactly like torch/PIL would.
 
-import { formatExp, formatFixed, type PyReprable } from './pyjson';
+import { formatExp, formatFixed, type PyReprable } from './pyvalues';
 
 const f32 = Math.fround;
 

@@ -53,6 +53,17 @@ export interface SimulatorOptions {
   faults?: Partial<SimulatorFaults>;
 }
 
+/** One HTTP request as the simulator received it. */
+export interface RecordedRequest {
+  method: string;
+  /** The path without its query. */
+  path: string;
+  at: number;
+  /** POST /interrupt, /queue and /free only: the JSON body (what the caller asked to stop,
+   *  delete or free), once read; undefined when it is not JSON. Other bodies are not kept. */
+  body?: unknown;
+}
+
 export interface Simulator {
   /** http://host:port (stable across crash()/restart()). */
   readonly url: string;
@@ -63,7 +74,7 @@ export interface Simulator {
   /** Every ACCEPTED POST /prompt (200), in order, kept across crash()/restart(). */
   readonly prompts: Array<{ prompt_id: string; body: unknown; at: number }>;
   /** Every HTTP request received (path without query), kept across crash/restart. */
-  readonly requests: Array<{ method: string; path: string; at: number }>;
+  readonly requests: RecordedRequest[];
   setNodeDelay(ms: number | Record<string, number>): void;
   /** As if ComfyUI died: destroy every HTTP and websocket connection at once, stop listening, lose
    *  the in-memory queue, history and cache (files on disk stay). */

@@ -21,7 +21,7 @@ import {
   pyTypeName,
   type PyDict,
   type PyValue,
-} from './pyjson';
+} from './pyvalues';
 import { comboOptions, type InputSpec, type InputType, type ObjectInfoEntry } from './schemas';
 
 type Reason = Map<string, unknown>;

@@ -3,7 +3,7 @@
 // socket removes whatever is registered under its sid, even if a newer socket took over.
 
 import type { WebSocket } from 'ws';
-import { pyJsonStringify } from './pyjson';
+import { dumps } from '../worker/util/pyjson';
 
 export interface HubHooks {
   /** True while websockets must stay silent (fault stallWebsocket). */
@@ -33,7 +33,7 @@ export class WsHub {
     const targets = sid === null ? [...this.sockets.values()] : this.sockets.has(sid) ? [this.sockets.get(sid) as WebSocket] : [];
     if (targets.length === 0) return;
     if (this.hooks.stalled()) return;
-    const text = pyJsonStringify({ type: event, data });
+    const text = dumps({ type: event, data });
     for (const ws of targets) if (ws.readyState === ws.OPEN) ws.send(text);
     if (promptId !== undefined) this.hooks.sent(promptId);
   }
@@ -41,7 +41,7 @@ export class WsHub {
   /** Sends to one socket directly (connect-time frames). */
   sendTo(ws: WebSocket, event: string, data: unknown): void {
     if (this.hooks.stalled() || ws.readyState !== ws.OPEN) return;
-    ws.send(pyJsonStringify({ type: event, data }));
+    ws.send(dumps({ type: event, data }));
   }
 
   /** Abrupt TCP-level close of every socket (no close frame). */

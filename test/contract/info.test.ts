@@ -1,8 +1,17 @@
 // Read-only routes and the websocket handshake, compared with the recording.
+//
+// What the comparison proves depends on the target. Against a live ComfyUI (t.live) it compares
+// the real server with its recording. Against the simulator, /system_stats, /features and the
+// nine recorded classes of /object_info are served from verbatim copies of these very trace files
+// (simulator/recorded/, checked below to be byte-identical), so there the tests show that the
+// copies are served unaltered (argv rewritten; floats, 2**64-1 and key order kept to the byte,
+// which the simulator rebuilds from the schema after a JSON import), not that the simulator
+// derives them. /embeddings, /object_info/{class} (recorded separately), /view and the
+// websocket frames are produced by the simulator's own code.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pyJsonParse, pyJsonStringify } from '../../simulator/pyjson';
+import { dumps as pyJsonStringify, loads as pyJsonParse } from '../../worker/util/pyjson';
 import { TRACES_DIR, normalize, normalizer, shape, trace, type WsMessage } from './normalize';
 import { WsRecorder, getJson, http, newClientId, openTarget, type Target } from './target';
 
@@ -39,7 +48,14 @@ describe('read-only routes', () => {
     await t.close();
   });
 
-  test('GET /system_stats', async () => {
+  test('the simulator serves byte-identical copies of the recorded system_stats, features and object_info', () => {
+    for (const name of ['system_stats.json', 'features.json', 'object_info_used_nodes.json'])
+      expect(readFileSync(join(__dirname, '../../simulator/recorded', name)).equals(readFileSync(join(TRACES_DIR, name)))).toBe(
+        true,
+      );
+  });
+
+  test('GET /system_stats (simulator: its copy of the recording, argv rewritten)', async () => {
     const rec = trace<{ system: { argv: string[] } }>('system_stats.json');
     const got = await getJson<{ system: { argv: string[] } }>(t.url, '/system_stats');
     expect(shape(got)).toEqual(shape(rec));
@@ -65,13 +81,13 @@ describe('read-only routes', () => {
     }
   });
 
-  test('GET /features, GET /embeddings (also under /api)', async () => {
+  test('GET /features (simulator: its copy of the recording), GET /embeddings (also under /api)', async () => {
     expect(await getJson(t.url, '/features')).toEqual(trace('features.json'));
     expect(await getJson(t.url, '/api/features')).toEqual(trace('features.json'));
     expect(await getJson(t.url, '/embeddings')).toEqual(trace('embeddings.json'));
   });
 
-  test('GET /object_info: the used node classes exactly as recorded', async () => {
+  test('GET /object_info: the used node classes exactly as recorded (simulator: its copy, served to the byte)', async () => {
     const r = await http(`${t.url}/object_info`);
     const got = JSON.parse(r.text) as Record<string, unknown>;
     const rec = trace<Record<string, unknown>>('object_info_used_nodes.json');

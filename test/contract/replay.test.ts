@@ -4,7 +4,7 @@
 // file counters and Python set order are normalised.
 
 import { decodePng, encodePng } from '../../simulator/png';
-import { pyJsonParse, pyJsonStringify } from '../../simulator/pyjson';
+import { dumps as pyJsonStringify, loads as pyJsonParse } from '../../worker/util/pyjson';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {

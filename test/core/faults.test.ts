@@ -23,6 +23,16 @@ afterEach(async () => {
 const sync = (input: Record<string, unknown>, signal?: AbortSignal) =>
   postJson(`${worker.url}/generate/sync`, { input }, { signal });
 
+/** The test's one prompt was taken out of ComfyUI by its id: dequeued and interrupted, and the
+ *  worker sent no other (or bare) /interrupt. */
+function expectCancelledByPromptId(): void {
+  expect(sim.prompts).toHaveLength(1);
+  const promptId = sim.prompts[0]!.prompt_id;
+  const bodies = (path: string) => sim.requests.filter((r) => r.method === 'POST' && r.path === path).map((r) => r.body);
+  expect(bodies('/interrupt')).toEqual([{ prompt_id: promptId }]);
+  expect(bodies('/queue')).toEqual([{ delete: [promptId] }]);
+}
+
 test('websocket dropped mid-job: the job still completes', async () => {
   sim.faults.dropWebsocketAfterEvents = 4;
   const res = await sync({ workflow_json: saveWorkflow('drop') });
@@ -73,6 +83,7 @@ test('deadline: the prompt is interrupted and the answer is a 504', async () => 
   expect(res.body.message).toContain('JOB_TIMEOUT_S');
   expect(Date.now() - started).toBeLessThan(4_000);
   expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/interrupt')).toBe(true);
+  expectCancelledByPromptId();
 });
 
 test('client disconnect: the job is cancelled and its prompt interrupted', async () => {
@@ -86,6 +97,7 @@ test('client disconnect: the job is cancelled and its prompt interrupted', async
   await until(() => worker.queue.get('gone-1')?.status === 'cancelled', 5_000, 'job cancelled');
   expect(worker.queue.get('gone-1')?.error?.code).toBe('client_disconnected');
   expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/interrupt')).toBe(true);
+  expectCancelledByPromptId();
 });
 
 test('slow /view still delivers', async () => {

@@ -1,5 +1,7 @@
 // Input images by URL: downloaded with a size cap, refused for private addresses unless allowed,
 // and an unreachable URL is a 400 naming the image.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../../simulator';
 import { serve, type TestServer } from '../support/http-server';
 import { postJson, startTestWorker, type TestWorker } from '../support/worker';
@@ -53,6 +55,10 @@ test('an http URL is downloaded and uploaded to ComfyUI', async () => {
   });
   expect(res.status).toBe(200);
   expect(res.body.output[0].filename).toMatch(/^fromurl_/);
+  // ComfyUI holds the very bytes the URL served, under the name the prompt's LoadImage uses.
+  const prompt = sim.prompts.at(-1)!.body as { prompt: Record<string, { inputs: { image?: string } }> };
+  const uploaded = prompt.prompt['1']!.inputs.image!;
+  expect(readFileSync(join(sim.dataDir, 'input', uploaded)).equals(PNG)).toBe(true);
 });
 
 test('a URL answering 404 is a 400 naming the image', async () => {

@@ -1,4 +1,6 @@
 // S3 delivery against a real S3-compatible server on 127.0.0.1.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator } from '../../simulator';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
 import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
@@ -55,11 +57,14 @@ test('env-level settings: uploaded under <job id>/<subfolder>/<file>, presigned 
   expect((await s3.get('outputs', `s3-env-1/shots/${out.filename}`))?.equals(downloaded)).toBe(true);
 });
 
+const ENV_SECRET = 'env-secret-8f3a9c1e';
+
 test('request-level settings win over the environment, field by field', async () => {
   // The environment points at the other bucket with a key the server does not know.
   const w = await worker({
     ...envS3(),
     S3_ACCESS_KEY_ID: 'NOT-A-KEY',
+    S3_SECRET_ACCESS_KEY: ENV_SECRET,
     S3_BUCKET_NAME: 'other',
     ALLOW_PRIVATE_URLS: 'true',
     S3_PREFIX: 'env-prefix',
@@ -86,6 +91,9 @@ test('request-level settings win over the environment, field by field', async ()
   expect(envOnly.body.message).toContain('S3 rejected the credentials');
   expect(envOnly.body.message).toContain('InvalidAccessKeyId');
   expect(JSON.stringify(envOnly.body)).not.toContain(S3_SECRET === 'S3RVER' ? 'NOT-A-KEY' : S3_SECRET);
+  // The secret itself never reaches the client (the server's own pair is S3RVER/S3RVER, which
+  // cannot be told apart from the key id, so the environment's secret here is a unique one).
+  expect(JSON.stringify(envOnly.body)).not.toContain(ENV_SECRET);
 });
 
 test("worker-comfyui's BUCKET_ENDPOINT_URL (bucket in the URL) works with a custom endpoint", async () => {
@@ -117,18 +125,58 @@ test('a missing bucket is reported clearly', async () => {
 });
 
 test('the S3 server down during the upload: retried, then reported on the output and the job', async () => {
-  const w = await worker({ ...envS3(), S3_CONNECT_ATTEMPTS: '2', S3_CONNECT_TIMEOUT: '1' });
-  await s3.stop();
+  // The worker talks to S3 through a proxy that counts requests and, while "down", resets each
+  // connection as a request arrives, so every attempt is seen at the server side.
+  const proxy = await countingProxy(s3.endpoint);
   try {
+    const w = await worker({ ...envS3(), S3_ENDPOINT_URL: proxy.endpoint, S3_CONNECT_ATTEMPTS: '2', S3_CONNECT_TIMEOUT: '1' });
+    proxy.down = true;
     const res = await sync(w, { workflow_json: saveWorkflow('s3down') });
     expect(res.status).toBe(500);
     expect(res.body.message).toContain('cannot reach S3');
+    // Two whole-file attempts (the file is read from ComfyUI again), each tried
+    // S3_CONNECT_ATTEMPTS times by the SDK: four PUTs of the one object.
+    expect(proxy.requests).toHaveLength(4);
+    expect(new Set(proxy.requests)).toEqual(
+      new Set([expect.stringMatching(/^PUT \/outputs\/[^/]+\/s3down_[0-9a-f]{8}_00001_\.png/)]),
+    );
+    proxy.down = false;
+    const after = await sync(w, { workflow_json: saveWorkflow('s3back') });
+    expect(after.status).toBe(200);
   } finally {
-    await s3.start();
+    await proxy.close();
   }
-  const after = await sync(w, { workflow_json: saveWorkflow('s3back') });
-  expect(after.status).toBe(200);
 });
+
+/** An HTTP proxy to `target` that records "METHOD path" of each request; while `down`, it resets
+ *  the connection instead of forwarding. */
+async function countingProxy(target: string) {
+  const requests: string[] = [];
+  const state = { down: false };
+  const server = http.createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    if (state.down) return void req.socket.resetAndDestroy(); // a TCP reset: ECONNRESET at the client
+    // Headers unchanged (Host included), so the request's signature still holds at the server.
+    const upstream = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    get down() {
+      return state.down;
+    },
+    set down(value: boolean) {
+      state.down = value;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 test('incomplete or malformed s3 blocks and private endpoints are 400s naming the field', async () => {
   const w = await worker({});

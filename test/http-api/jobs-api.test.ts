@@ -178,6 +178,10 @@ describe('cancel', () => {
     const prompt = sim.prompts.find((p) => JSON.stringify(p.body).includes('cancel_running'));
     expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/interrupt')).toBe(true);
     expect(prompt).toBeDefined();
+    // By its prompt id: taken out of the queue and interrupted, and no other (or bare) interrupt.
+    const bodies = (path: string) => sim.requests.filter((r) => r.method === 'POST' && r.path === path).map((r) => r.body);
+    expect(bodies('/interrupt')).toEqual([{ prompt_id: prompt!.prompt_id }]);
+    expect(bodies('/queue')).toEqual([{ delete: [prompt!.prompt_id] }]);
   });
 
   test('an ended job: "already completed"; an unknown one: 404', async () => {

@@ -101,12 +101,18 @@ describe('on demand', () => {
     expect((await postJson(`${worker.url}/admin/reset-stuck`, {})).body).toEqual({ message: 'Reset 0 stuck jobs', reset: 0 });
     now += 1.5 * HOUR_MS;
     const interruptsBefore = sim.requests.filter((r) => r.path === '/interrupt').length;
+    const requestsBefore = sim.requests.length;
     const res = await postJson(`${worker.url}/admin/reset-stuck`, {});
     expect(res.body).toEqual({ message: 'Reset 1 stuck jobs', reset: 1 });
     const final = await waitForStatus(worker.url, id);
     expect(final).toMatchObject({ status: 'failed', error_code: 'timeout' });
     expect(final.error).toContain('stuck in running state');
     expect(sim.requests.filter((r) => r.path === '/interrupt').length).toBeGreaterThan(interruptsBefore);
+    // By its prompt id (dequeued and interrupted), and no other (or bare) interrupt.
+    const promptId = sim.prompts.find((p) => JSON.stringify(p.body).includes('stuck_'))!.prompt_id;
+    const since = sim.requests.slice(requestsBefore).filter((r) => r.method === 'POST');
+    expect(since.filter((r) => r.path === '/interrupt').map((r) => r.body)).toEqual([{ prompt_id: promptId }]);
+    expect(since.filter((r) => r.path === '/queue').map((r) => r.body)).toEqual([{ delete: [promptId] }]);
     sim.setNodeDelay(2);
   });
 

@@ -1,18 +1,8 @@
-// The Python-compatibility layer: json.dumps/json.loads bytes, repr(), float formatting, set order.
+// The Python-compatibility layer the simulator uses: json.dumps/json.loads bytes (worker/util/pyjson.ts),
+// repr(), float formatting, set order (simulator/pyvalues.ts).
 
-import {
-  PyFloat,
-  floatRepr,
-  formatExp,
-  formatFixed,
-  pyFloat,
-  pyInt,
-  pyJsonParse,
-  pyJsonStringify,
-  pyRepr,
-  pySetOrder,
-} from '../../simulator/pyjson';
-import { PyException } from '../../simulator/pyjson';
+import { PyFloat, dumps as pyJsonStringify, loads as pyJsonParse } from '../../worker/util/pyjson';
+import { PyException, floatRepr, formatExp, formatFixed, pyFloat, pyInt, pyRepr, pySetOrder } from '../../simulator/pyvalues';
 import { SimImage } from '../../simulator/tensor';
 
 describe('pyjson', () => {

@@ -71,6 +71,20 @@ describe('routes', () => {
     expect(empty.status).toBe(500);
   });
 
+  test('the request log keeps the JSON bodies of POST /interrupt, /queue and /free', async () => {
+    const from = sim.requests.length;
+    await postJson(sim.url, '/interrupt', { prompt_id: 'p-1' });
+    await http(`${sim.url}/interrupt`, { method: 'POST' }); // bare: no body
+    await postJson(sim.url, '/api/queue', { delete: ['p-2'] });
+    await postJson(sim.url, '/free', { free_memory: true });
+    expect(sim.requests.slice(from).map(({ method, path, body }) => ({ method, path, body }))).toEqual([
+      { method: 'POST', path: '/interrupt', body: { prompt_id: 'p-1' } },
+      { method: 'POST', path: '/interrupt', body: undefined },
+      { method: 'POST', path: '/api/queue', body: { delete: ['p-2'] } },
+      { method: 'POST', path: '/free', body: { free_memory: true } },
+    ]);
+  });
+
   test('POST /free {free_memory} drops the cache: an identical prompt runs again', async () => {
     const id = newClientId();
     const ws = await WsRecorder.open(sim.url, id);

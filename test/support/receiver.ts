@@ -18,6 +18,8 @@ export interface Receiver {
   failNext: number;
   /** Answer every progress event with 500. */
   failProgress: boolean;
+  /** While set, final deliveries go unanswered until it settles (each is recorded when answered). */
+  hold: Promise<unknown> | undefined;
   /** Final deliveries only (completed, failed, cancelled). */
   finals(): Delivery[];
   /** Resolves when `n` deliveries matching `filter` (default: final ones) have arrived. */
@@ -34,6 +36,7 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     deliveries: [],
     failNext: 0,
     failProgress: false,
+    hold: undefined,
     finals: () => receiver.deliveries.filter((d) => d.body?.event !== 'progress'),
     async waitFor(n, filter = (d) => d.body?.event !== 'progress', timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
@@ -55,7 +58,7 @@ export async function startReceiver(port = 0): Promise<Receiver> {
       server = http.createServer((req, res) => {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
+        req.on('end', async () => {
           const raw = Buffer.concat(chunks).toString('utf8');
           let body: any;
           try {
@@ -64,6 +67,7 @@ export async function startReceiver(port = 0): Promise<Receiver> {
             body = raw;
           }
           const progress = body?.event === 'progress';
+          if (!progress && receiver.hold) await receiver.hold.catch(() => undefined);
           const fail = progress ? receiver.failProgress : receiver.failNext > 0;
           if (fail && !progress) receiver.failNext -= 1;
           const answered = fail ? 500 : 200;

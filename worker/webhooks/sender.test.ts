@@ -8,6 +8,11 @@ import { createOutboundClient } from '../net/outbound';
 import { WebhookSender } from './sender';
 
 test('a delivery that fails for a reason of ours (not the receiver) is retried a minute later, not in a loop', async () => {
+  // A controlled clock (Date and timers), so "a minute later" is checked to the millisecond.
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
   const dir = tempDir('sender-');
   const store = new SqliteJobStore({
     path: path.join(dir, 'jobs.db'),
@@ -47,11 +52,21 @@ test('a delivery that fails for a reason of ours (not the receiver) is retried a
   });
   try {
     sender.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await settle();
     expect(renders).toBe(1);
+    expect(outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
+    // Not again within the minute...
+    jest.advanceTimersByTime(59_999);
+    await settle();
+    expect(renders).toBe(1);
+    // ...and once when it has passed.
+    jest.advanceTimersByTime(1);
+    await settle();
+    expect(renders).toBe(2);
     expect(outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
   } finally {
     sender.stop();
     store.close();
+    jest.useRealTimers();
   }
 });

@@ -1,5 +1,5 @@
 import { parseEnvelope } from './envelope';
-import { RawNumber } from './pyjson';
+import { RawNumber } from '../../util/pyjson';
 
 const auth = '{"cost": 100.0, "endpoint": "e", "reqnum": 4, "request_idx": 35, "signature": "c2ln", "url": "http://x:1"}';
 

@@ -4,7 +4,7 @@
 // `{"error": "invalid JSON"}`, or a map from field to problem such as
 // `{"auth_data": {"signature": "missing parameter"}, "payload": "field missing"}`.
 import { isObject } from '../../util/objects';
-import { parseRaw, stringEnd, type PyJson } from './pyjson';
+import { parseRaw, stringEnd, type PyJson } from '../../util/pyjson';
 
 /** The auth_data fields the current SDK requires (request_idx since Oct 2025). */
 export const AUTH_FIELDS = ['cost', 'endpoint', 'reqnum', 'request_idx', 'signature', 'url'] as const;

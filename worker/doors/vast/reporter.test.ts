@@ -39,7 +39,7 @@ function setup(opts: { addrs?: string[]; idleMs?: number; skipDeleteAddrs?: stri
     ...(opts.skipDeleteAddrs ? { skipDeleteAddrs: opts.skipDeleteAddrs } : {}),
   });
   running.push(reporter);
-  return { ledger, state, reporter };
+  return { ledger, state, reporter, client };
 }
 
 const serve = (ledger: LoadLedger, idx: number) => {
@@ -143,12 +143,39 @@ test('/delete_requests/: items are dropped only after a 2xx', async () => {
 });
 
 test('loaded and idle: a report at least every idle period, with no event to trigger it', async () => {
-  const { state, reporter } = setup({ idleMs: 300 });
-  state.markLoaded(1);
-  reporter.start();
-  await until(() => fake.statusReports.length >= 4, 5_000, 'four reports');
-  const gaps = fake.statusReports.slice(1, 4).map((r, i) => r.at - fake.statusReports[i]!.at);
-  for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(250);
+  // A controlled clock (jest's fake timers drive the reporter's ticks and Date.now, also the
+  // fake autoscaler's `at`), so the gaps are the reporter's own choice, not the machine's load.
+  // The sends are real HTTP: after each tick the clock waits for the send it started.
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+  try {
+    const idleMs = 300;
+    const tickMs = 40;
+    const { state, reporter, client } = setup({ idleMs });
+    const sends: Promise<boolean>[] = [];
+    const post = client.post.bind(client);
+    client.post = (...args) => {
+      const sent = post(...args);
+      sends.push(sent);
+      return sent;
+    };
+    state.markLoaded(1);
+    reporter.start();
+    for (let elapsed = 0; elapsed < 10 * idleMs; elapsed += tickMs) {
+      jest.advanceTimersByTime(tickMs);
+      await Promise.all(sends.splice(0));
+      await new Promise((r) => setImmediate(r)); // the reporter's own continuation after the answer
+    }
+    const at = fake.statusReports.map((r) => r.at);
+    expect(at.length).toBeGreaterThanOrEqual(9);
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    // Never sooner than the idle period, never later than the first tick after it.
+    for (const gap of gaps) {
+      expect(gap).toBeGreaterThanOrEqual(idleMs);
+      expect(gap).toBeLessThanOrEqual(idleMs + tickMs);
+    }
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
 test('/delete_requests/ with no address to send to (all skipped): items are dropped, not kept forever', async () => {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type { Logger } from '../../observability/logger';
 import type { AutoscalerClient } from './autoscaler';
 import type { Counters, FinishedItem, LoadLedger } from './ledger';
-import { dumps, PyFloat, type PyJson } from './pyjson';
+import { dumps, PyFloat, type PyJson } from '../../util/pyjson';
 import type { VastState } from './state';
 
 /** The PyWorker version we speak for (vastai SDK 1.1.0's server). */

@@ -13,7 +13,7 @@ import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import type { SignatureScheme } from '../../config';
 import type { Logger } from '../../observability/logger';
 import type { Envelope } from './envelope';
-import { dumps, type PyJson } from './pyjson';
+import { dumps, type PyJson } from '../../util/pyjson';
 
 type MessageKind = 'url' | 'fields' | 'legacy-fields';
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { tempDir } from '../../../test/support/tmp';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../config';
@@ -27,6 +28,31 @@ const newJob = (extra: Partial<NewJob> = {}): NewJob => ({
   spec: spec(),
   ...extra,
 });
+
+// A claimer thread: the real SqliteJobStore (TypeScript compiled with swc, as jest does) on its own
+// connection; says it is ready, waits for the common start, claims until nothing is left.
+const CLAIMER = `
+const fs = require('node:fs');
+const swc = require('@swc/core');
+const { parentPort, workerData } = require('node:worker_threads');
+require.extensions['.ts'] = (module, filename) => {
+  const options = { filename, module: { type: 'commonjs' }, jsc: { target: 'es2022', parser: { syntax: 'typescript' } } };
+  module._compile(swc.transformSync(fs.readFileSync(filename, 'utf8'), options).code, filename);
+};
+const { SqliteJobStore } = require(workerData.storeModule);
+const { SecretBox } = require(workerData.secretsModule);
+const store = new SqliteJobStore({ path: workerData.file, secrets: SecretBox.open({ keyFile: workerData.keyFile }) });
+parentPort.postMessage({ ready: true });
+Atomics.wait(workerData.start, 0, 0);
+const claimed = [];
+for (let i = 0; ; i++) {
+  const job = store.claimNext(workerData.tag + '-' + i);
+  if (!job) break;
+  claimed.push(job.id);
+}
+store.close();
+parentPort.postMessage({ claimed });
+`;
 
 const opened: SqliteJobStore[] = [];
 afterAll(() => opened.forEach((s) => s.close()));
@@ -89,21 +115,48 @@ describe('SqliteJobStore', () => {
     expect(store.get(b.id)).toMatchObject({ status: 'cancelled', error: reason });
   });
 
-  test('claim is atomic across two connections to one file', () => {
+  test('claim is atomic across connections racing on one file', async () => {
+    // Four threads, each with its own connection to one file, claim as fast as they can from the
+    // same instant: every job is claimed exactly once, by the claimer whose prompt id it stores.
     const file = path.join(dir, 'shared.db');
-    const one = new SqliteJobStore({ path: file, secrets });
-    const two = new SqliteJobStore({ path: file, secrets });
-    for (let i = 0; i < 20; i++) one.insert(newJob());
-    const claimed = new Set<string>();
-    for (let i = 0; i < 20; i++) {
-      const job = (i % 2 === 0 ? one : two).claimNext(`p${i}`);
-      expect(job).toBeDefined();
-      expect(claimed.has(job!.id)).toBe(false);
-      claimed.add(job!.id);
-    }
-    expect(one.claimNext('x')).toBeUndefined();
-    one.close();
-    two.close();
+    const seed = new SqliteJobStore({ path: file, secrets });
+    const ids = Array.from({ length: 400 }, () => seed.insert(newJob()).id);
+    const start = new Int32Array(new SharedArrayBuffer(4));
+    const threads = ['a', 'b', 'c', 'd'].map(
+      (tag) =>
+        new Worker(CLAIMER, {
+          eval: true,
+          workerData: {
+            storeModule: require.resolve('./store'),
+            secretsModule: require.resolve('../../secrets/secret-box'),
+            file,
+            keyFile: path.join(dir, 'key'),
+            tag,
+            start,
+          },
+        }),
+    );
+    const failed = threads.map((t) => new Promise<never>((_, reject) => t.once('error', reject)));
+    const message = (k: number, wanted: 'ready' | 'claimed') =>
+      Promise.race([
+        new Promise<{ claimed?: string[] }>((resolve) => threads[k]!.on('message', (m) => wanted in m && resolve(m))),
+        failed[k]!,
+      ]);
+    const results = threads.map((_, k) => message(k, 'claimed'));
+    await Promise.all(threads.map((_, k) => message(k, 'ready'))); // every connection open
+    Atomics.store(start, 0, 1);
+    Atomics.notify(start, 0);
+    const claimed = (await Promise.all(results)).map((m) => m.claimed!);
+    await Promise.all(threads.map((t) => t.terminate()));
+
+    const all = claimed.flat();
+    expect(all).toHaveLength(ids.length);
+    expect(new Set(all)).toEqual(new Set(ids));
+    claimed.forEach((mine, k) => {
+      for (const id of mine) expect(seed.get(id)?.promptId).toMatch(new RegExp(`^${'abcd'[k]}-\\d+$`));
+    });
+    expect(seed.claimNext('x')).toBeUndefined();
+    seed.close();
   });
 
   test('secrets are sealed at rest and purged when the job ends', () => {

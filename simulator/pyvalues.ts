@@ -1,13 +1,10 @@
-// Python value semantics that ComfyUI's wire format leaks: json.dumps/json.loads byte behaviour
-// (", " and ": " separators, ensure_ascii, 1.0 stays 1.0, 2**64-1 stays exact, NaN/Infinity),
-// dict insertion order (JS objects reorder integer-like keys such as node ids "10" and "9"),
-// and repr()/str() as they appear in error messages. Values parsed from requests keep these
-// distinctions so the simulator can echo them back the way ComfyUI does.
+// Python value semantics that ComfyUI's wire format and error messages leak, on top of the shared
+// json module (worker/util/pyjson.ts: PyFloat, dumps, loads): dicts as Maps in insertion order,
+// repr()/str() as they appear in error messages, int()/float()/bool() and == as prompt
+// validation applies them, '{:.4f}'-style float formatting and set iteration order. Values parsed
+// from requests keep Python's distinctions so the simulator can echo them back as ComfyUI does.
 
-/** A Python float. Plain JS numbers are treated as Python ints when integral. */
-export class PyFloat {
-  constructor(readonly value: number) {}
-}
+import { PyFloat, floatRepr as jsonFloatRepr, intRepr } from '../worker/util/pyjson';
 
 /** An object whose Python str()/repr() is known (tensors, models, ...). */
 export interface PyReprable {
@@ -57,160 +54,7 @@ export function pyTypeName(v: unknown): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// json.loads
-
-/** Parses like Python's json.loads: objects become Maps (insertion order kept), numbers with a
- *  fraction or exponent become PyFloat, big integers become bigint. Throws SyntaxError. */
-export function pyJsonParse(text: string): PyValue {
-  let i = 0;
-  const n = text.length;
-  const ws = (): void => {
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
-      else break;
-    }
-  };
-  const fail = (what: string): never => {
-    throw new SyntaxError(`${what} at char ${i}`);
-  };
-  const value = (): PyValue => {
-    ws();
-    if (i >= n) fail('Expecting value');
-    const c = text[i];
-    if (c === '{') return object();
-    if (c === '[') return array();
-    if (c === '"') return string();
-    if (text.startsWith('null', i)) return ((i += 4), null);
-    if (text.startsWith('true', i)) return ((i += 4), true);
-    if (text.startsWith('false', i)) return ((i += 5), false);
-    if (text.startsWith('NaN', i)) return ((i += 3), new PyFloat(NaN));
-    if (text.startsWith('Infinity', i)) return ((i += 8), new PyFloat(Infinity));
-    if (text.startsWith('-Infinity', i)) return ((i += 9), new PyFloat(-Infinity));
-    return number();
-  };
-  const number = (): PyValue => {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/.exec(text.slice(i, i + 400));
-    if (!m) return fail('Expecting value');
-    i += m[0].length;
-    if (m[2] !== undefined || m[3] !== undefined) return new PyFloat(Number(m[0]));
-    const big = BigInt(m[0]);
-    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
-  };
-  const string = (): string => {
-    i++; // opening quote
-    let out = '';
-    for (;;) {
-      if (i >= n) fail('Unterminated string');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        i++;
-        return out;
-      }
-      if (c < 0x20) fail('Invalid control character');
-      if (c !== 0x5c) {
-        out += text[i++];
-        continue;
-      }
-      const e = text[i + 1];
-      i += 2;
-      const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-      if (e !== undefined && simple[e] !== undefined) out += simple[e];
-      else if (e === 'u') {
-        const hex = text.slice(i, i + 4);
-        if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('Invalid \\uXXXX escape');
-        out += String.fromCharCode(parseInt(hex, 16));
-        i += 4;
-      } else fail('Invalid \\escape');
-    }
-  };
-  const array = (): PyValue[] => {
-    i++;
-    const out: PyValue[] = [];
-    ws();
-    if (text[i] === ']') return (i++, out);
-    for (;;) {
-      out.push(value());
-      ws();
-      if (text[i] === ',') i++;
-      else if (text[i] === ']') return (i++, out);
-      else fail("Expecting ',' delimiter");
-    }
-  };
-  const object = (): PyDict => {
-    i++;
-    const out: PyDict = new Map();
-    ws();
-    if (text[i] === '}') return (i++, out);
-    for (;;) {
-      ws();
-      if (text[i] !== '"') fail('Expecting property name enclosed in double quotes');
-      const k = string();
-      ws();
-      if (text[i] !== ':') fail("Expecting ':' delimiter");
-      i++;
-      out.set(k, value());
-      ws();
-      if (text[i] === ',') i++;
-      else if (text[i] === '}') return (i++, out);
-      else fail("Expecting ',' delimiter");
-    }
-  };
-  const v = value();
-  ws();
-  if (i !== n) fail('Extra data');
-  return v;
-}
-
-// ---------------------------------------------------------------------------------------------
-// json.dumps
-
-function jsonString(s: string): string {
-  let out = '"';
-  for (let k = 0; k < s.length; k++) {
-    const c = s.charCodeAt(k);
-    if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c === 0x0a) out += '\\n';
-    else if (c === 0x0d) out += '\\r';
-    else if (c === 0x09) out += '\\t';
-    else if (c === 0x08) out += '\\b';
-    else if (c === 0x0c) out += '\\f';
-    else if (c < 0x20 || c > 0x7e)
-      out += '\\u' + c.toString(16).padStart(4, '0'); // ensure_ascii
-    else out += s[k];
-  }
-  return out + '"';
-}
-
-/** An integral JS number written as a Python int (never "1e+21", never "-0"). */
-function intString(v: number): string {
-  return Math.abs(v) < 1e21 ? String(v === 0 ? 0 : v) : BigInt(v).toString();
-}
-
-function jsonFloat(x: number): string {
-  if (Number.isNaN(x)) return 'NaN';
-  if (x === Infinity) return 'Infinity';
-  if (x === -Infinity) return '-Infinity';
-  return floatRepr(x);
-}
-
-/** Serialises like Python's json.dumps with default arguments. Accepts Maps, plain objects,
- *  arrays, PyFloat, bigint; undefined object members are skipped. */
-export function pyJsonStringify(v: unknown): string {
-  if (v === null || v === undefined) return 'null';
-  if (v === true) return 'true';
-  if (v === false) return 'false';
-  if (typeof v === 'number') return Number.isInteger(v) ? intString(v) : jsonFloat(v);
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'string') return jsonString(v);
-  if (v instanceof PyFloat) return jsonFloat(v.value);
-  if (Array.isArray(v)) return '[' + v.map(pyJsonStringify).join(', ') + ']';
-  const entries: Array<[string, unknown]> = v instanceof Map ? [...v.entries()] : Object.entries(v as object);
-  const parts: string[] = [];
-  for (const [k, val] of entries) if (val !== undefined) parts.push(jsonString(k) + ': ' + pyJsonStringify(val));
-  return '{' + parts.join(', ') + '}';
-}
+// Conversions of parsed values
 
 /** Converts parsed Python values to plain JSON-able JS values (Maps to objects, PyFloat to
  *  number). For APIs that hand values to test code. */
@@ -291,23 +135,11 @@ export function formatExp(x: number, p: number): string {
   return `${sign}${mantissa}e${e < 0 ? '-' : '+'}${es}`;
 }
 
-/** Python's repr(float): shortest round-trip digits, fixed notation for 1e-4 <= |x| < 1e16. */
+/** Python's repr(float): json.dumps writes the same digits but spells NaN and the infinities apart. */
 export function floatRepr(x: number): string {
   if (Number.isNaN(x)) return 'nan';
   if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const sign = x < 0 ? '-' : '';
-  const [m, ex] = Math.abs(x).toExponential().split('e') as [string, string];
-  const digits = m.replace('.', '');
-  const e = Number(ex);
-  if (e < -4 || e >= 16) {
-    const mant = digits.length > 1 ? digits[0] + '.' + digits.slice(1) : digits;
-    return `${sign}${mant}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
-  }
-  if (e < 0) return `${sign}0.${'0'.repeat(-e - 1)}${digits}`;
-  const intPart = digits.slice(0, e + 1).padEnd(e + 1, '0');
-  const frac = digits.slice(e + 1);
-  return `${sign}${intPart}.${frac === '' ? '0' : frac}`;
+  return jsonFloatRepr(x);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,7 +168,7 @@ export function pyRepr(v: unknown): string {
   if (v === null || v === undefined) return 'None';
   if (v === true) return 'True';
   if (v === false) return 'False';
-  if (typeof v === 'number') return Number.isInteger(v) ? intString(v) : floatRepr(v);
+  if (typeof v === 'number') return Number.isInteger(v) ? intRepr(v) : floatRepr(v);
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'string') return strRepr(v);
   if (v instanceof PyFloat) return floatRepr(v.value);

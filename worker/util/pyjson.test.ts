@@ -1,6 +1,6 @@
-import { dumps, floatRepr, parseRaw, PyFloat, pyString, RawNumber } from './pyjson';
+import { dumps, floatRepr, loads, parseRaw, PyFloat, pyString, RawNumber } from './pyjson';
 
-describe('floatRepr (Python repr(float))', () => {
+describe('floatRepr (a float as json.dumps writes it: repr(float), Infinity for inf)', () => {
   test.each([
     [0, '0.0'],
     [-0, '-0.0'],
@@ -63,4 +63,39 @@ test('parseRaw keeps number tokens', () => {
   expect(value.s).toBe('x"y');
   expect(value.t).toBe(true);
   expect(value.z).toBeNull();
+});
+
+describe('the parts the simulator shares', () => {
+  test('loads: dicts as Maps in text order (integer-like keys too), kinds of numbers kept', () => {
+    const value = loads('{"10": 1.0, "9": 2, "big": 18446744073709551615, "10": 3.5}') as Map<string, unknown>;
+    expect([...value.keys()]).toEqual(['10', '9', 'big']); // a repeated key keeps its first place, its last value
+    expect(value.get('10')).toEqual(new PyFloat(3.5));
+    expect(value.get('9')).toBe(2);
+    expect(value.get('big')).toBe(18446744073709551615n);
+    expect(dumps(value)).toBe('{"10": 3.5, "9": 2, "big": 18446744073709551615}');
+  });
+
+  test('sort_keys and indent apply to Maps as to objects', () => {
+    expect(
+      dumps(
+        new Map<string, number>([
+          ['b', 1],
+          ['a', 2],
+        ]),
+        { sortKeys: true },
+      ),
+    ).toBe('{"a": 2, "b": 1}');
+  });
+
+  test('parseRaw: a "__proto__" key is data, as with JSON.parse', () => {
+    const value = parseRaw('{"__proto__": {"x": 1}}') as Record<string, unknown>;
+    expect(Object.keys(value)).toEqual(['__proto__']);
+    expect(dumps(value)).toBe('{"__proto__": {"x": 1}}');
+  });
+
+  test('an object that is not JSON raises TypeError, as json.dumps does', () => {
+    class Tensor {}
+    expect(() => dumps([new Tensor()])).toThrow(new TypeError('Object of type Tensor is not JSON serializable'));
+    expect(dumps({ a: undefined, b: [undefined] })).toBe('{"b": [null]}');
+  });
 });
