@@ -1,0 +1,131 @@
+// Several ComfyUI backends per worker: 40 jobs through one worker with one simulator backend, then
+// with two, each job taking ~200 ms of execution (4 nodes at 50 ms; each job's workflow differs
+// so ComfyUI's cache cannot answer it). Worker and simulators run as separate processes, the
+// client here. Printed: wall time for each, and their ratio (target ≤ 0.6).
+//
+//   npm run build && node dist/perf/backends.js [--jobs 40] [--node-ms 50]
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { arg, report } from './stats';
+
+const JOBS = arg('--jobs', 40);
+const NODE_MS = arg('--node-ms', 50);
+const DIST = path.join(__dirname, '..');
+
+/** Starts a process and resolves with the first match of `pattern` in its output. */
+function startProcess(
+  args: string[],
+  env: Record<string, string>,
+  pattern: RegExp,
+): Promise<{ child: ChildProcess; match: string }> {
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const found = pattern.exec(text);
+      if (found?.[1]) {
+        clearTimeout(timer);
+        resolve({ child, match: found[1] });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${text}`)));
+  });
+}
+
+const simulator = () =>
+  startProcess(
+    [path.join(DIST, 'simulator', 'cli.js'), '--port', '0', '--node-delay-ms', String(NODE_MS)],
+    {},
+    /listening on (\S+)/,
+  );
+
+function workflow(i: number) {
+  return {
+    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 1000 + i } },
+    '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
+    '3': {
+      class_type: 'ImageScale',
+      inputs: { image: ['2', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
+    },
+    '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: `perf${i}` } },
+  };
+}
+
+async function timeJobs(backends: string[]): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-backends-'));
+  const worker = await startProcess(
+    [path.join(DIST, 'worker', 'main.js')],
+    {
+      COMFYUI_API_BASE: backends.join(','),
+      API_HOST: '127.0.0.1',
+      API_PORT: '0',
+      SQLITE_DB_PATH: path.join(dir, 'jobs.db'),
+      LOG_LEVEL: 'info',
+    },
+    /"worker started".*?"url":"([^"]+)"/,
+  );
+  const url = worker.match;
+  try {
+    // Wait until every backend is connected.
+    for (;;) {
+      const health = (await (await fetch(`${url}/health`)).json()) as { backends?: Array<{ healthy: boolean }>; status: string };
+      if ((health.backends ?? [health]).every((b) => ('healthy' in b ? b.healthy : health.status === 'healthy'))) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: JOBS }, (_, i) =>
+        fetch(`${url}/run`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ workflow: workflow(i) }),
+        }),
+      ),
+    );
+    for (;;) {
+      const stats = (await (await fetch(`${url}/stats`)).json()) as {
+        pending_jobs: number;
+        running_jobs: number;
+        completed_jobs: number;
+      };
+      if (stats.pending_jobs === 0 && stats.running_jobs === 0) {
+        if (stats.completed_jobs !== JOBS) throw new Error(`only ${stats.completed_jobs} of ${JOBS} jobs completed`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return (performance.now() - t0) / 1000;
+  } finally {
+    worker.child.kill('SIGTERM');
+  }
+}
+
+async function main(): Promise<void> {
+  const sims = [await simulator(), await simulator(), await simulator()];
+  try {
+    // A fresh simulator for each run, so neither is answered from the other's cache.
+    const one = await timeJobs([sims[0]!.match]);
+    const two = await timeJobs([sims[1]!.match, sims[2]!.match]);
+    report(`${JOBS} jobs of ~${4 * NODE_MS} ms, one worker (separate processes)`, {
+      'one backend: s': one,
+      'two backends: s': two,
+      'ratio (target <= 0.6)': two / one,
+    });
+  } finally {
+    for (const sim of sims) sim.child.kill('SIGTERM');
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
