@@ -92,6 +92,8 @@ test('client disconnect: the job is cancelled and its prompt interrupted', async
   const controller = new AbortController();
   const pending = sync({ request_id: 'gone-1', workflow_json: wf }, controller.signal).catch((err: Error) => err);
   await until(() => worker.runner.runningJobId === 'gone-1', 5_000, 'job running');
+  // Its prompt is in ComfyUI (a caller leaving before that has nothing to interrupt).
+  await until(() => sim.prompts.some((p) => JSON.stringify(p.body).includes('"gone_')), 5_000, 'prompt submitted');
   controller.abort();
   await pending;
   await until(() => worker.queue.get('gone-1')?.status === 'cancelled', 5_000, 'job cancelled');
