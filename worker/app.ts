@@ -5,6 +5,7 @@ import { ConfigError } from './config';
 import { buildCore, type CoreOptions } from './core';
 import type { StartDoor } from './doors/door';
 import { startHttpDoor } from './doors/http';
+import { startRunpodDoor } from './doors/runpod';
 import { startVastDoor } from './doors/vast';
 import type { ComfyClient } from './comfy/client';
 import type { JobEvents } from './jobs/events';
@@ -20,6 +21,7 @@ const STOP_GRACE_MS = 10_000;
 const DOORS: Partial<Record<WorkerMode, StartDoor>> = {
   http: startHttpDoor,
   vast: startVastDoor,
+  runpod: startRunpodDoor,
 };
 
 export type WorkerOptions = CoreOptions;
