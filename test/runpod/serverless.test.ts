@@ -220,6 +220,23 @@ describe('the loop', () => {
     await until(() => fs.readdirSync(dir).length === 0, 5_000, 'the taken-jobs entry to go');
   });
 
+  test('a result that cannot be posted is kept, and posted by the next start (without running the job again)', async () => {
+    worker = await startRunpodWorker(sim.url, fake, { RUNPOD_RESULT_ATTEMPTS: '2' });
+    const dbPath = worker.dbPath;
+    fake.failResults(2, 502);
+    fake.enqueue({ id: 'undelivered', input: { workflow: saveWorkflow('u') } });
+    await fake.waitFor('two refused posts', () => fake.results('undelivered').length === 2);
+    await worker.stop();
+    const dir = path.join(path.dirname(dbPath), 'runpod-taken');
+    expect(fs.readdirSync(dir)).toEqual(['undelivered.json']);
+
+    worker = await startRunpodWorker(sim.url, fake, { SQLITE_DB_PATH: dbPath });
+    const landed = await fake.resultFor('undelivered');
+    expect(landed.raw).toBe(fake.results('undelivered')[0]!.raw);
+    expect(sim.prompts).toHaveLength(1);
+    await until(() => fs.readdirSync(dir).length === 0, 5_000, 'the taken-jobs entry to go');
+  });
+
   test('REFRESH_WORKER=true: the result carries stopPod and no further job is taken', async () => {
     worker = await startRunpodWorker(sim.url, fake, { REFRESH_WORKER: 'true' });
     fake.enqueue(

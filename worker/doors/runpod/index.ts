@@ -76,6 +76,8 @@ function startServerless(ctx: RunpodContext, getJobUrl: string): DoorHandle {
       heartbeat: heartbeat !== undefined,
       jobStop: urls.stop !== undefined,
       refreshWorker: rp.refreshWorker,
+      // For the script that launches ComfyUI; this worker does not launch it.
+      comfyLogLevel: ctx.config.comfy.logLevel,
     },
     'runpod door started: serverless job loop',
   );
@@ -92,7 +94,7 @@ async function startLocal(ctx: RunpodContext): Promise<DoorHandle> {
     await api.stop();
     throw err;
   }
-  ctx.logger.info({ url }, 'runpod door started: local test API (SERVE_API_LOCALLY)');
+  ctx.logger.info({ url, comfyLogLevel: ctx.config.comfy.logLevel }, 'runpod door started: local test API (SERVE_API_LOCALLY)');
   return {
     url,
     stop: async () => {
