@@ -140,12 +140,20 @@ export class ServerlessDoor {
   }
 
   private async loop(): Promise<void> {
-    await this.answerLeftovers();
+    let answered = false;
     while (!this.stopping && !this.refreshed) {
-      await this.waitForComfy();
-      if (this.stopping) break;
-      const jobs = await this.take();
-      for (const job of jobs) await this.run(job.id, () => this.handle(job));
+      // One failure (a full disk, a bug) must not end the loop while the heartbeat says all is well.
+      try {
+        if (!answered) await this.answerLeftovers();
+        answered = true;
+        await this.waitForComfy();
+        if (this.stopping) break;
+        const jobs = await this.take();
+        for (const job of jobs) await this.run(job.id, () => this.handle(job));
+      } catch (err) {
+        this.logger.error({ err }, 'runpod: job loop failed; continuing');
+        await this.pause(ERROR_PAUSE_MS);
+      }
     }
     if (this.refreshed) this.logger.info('runpod: REFRESH_WORKER is set: taking no further job (RunPod stops this worker)');
   }
@@ -261,8 +269,19 @@ export class ServerlessDoor {
 
   private async handle(job: TakenJob): Promise<void> {
     const { id } = job;
-    this.opts.inbox.add(id);
-    if (this.ctx.jobs.get(id) !== undefined) {
+    try {
+      this.opts.inbox.add(id);
+    } catch (err) {
+      // The job still runs and is answered; only a crash before then would lose it.
+      this.logger.error({ requestId: id, err: (err as Error).message }, 'runpod: cannot record the taken job');
+    }
+    const existing = this.ctx.jobs.get(id);
+    if (existing !== undefined && existing.door !== 'runpod') {
+      const error = new WorkerError(409, 'conflict', `Job id ${id} is already used by a job of another door of this worker`);
+      await this.post(id, handlerError(error.toBody()));
+      return;
+    }
+    if (existing !== undefined) {
       // Handed out again (RunPod did not get our answer): answered from the store, never rerun.
       this.logger.warn({ requestId: id }, 'runpod: job taken again; answering it without running it twice');
     } else {
@@ -362,13 +381,13 @@ export class ServerlessDoor {
           timeoutMs: RESULT_TIMEOUT_MS,
         });
         if (answer.status >= 200 && answer.status < 300) {
-          this.opts.inbox.remove(id);
+          this.forget(id);
           this.logger.info({ requestId: id, failed: body.error !== undefined, attempt }, 'runpod: result posted');
           if (body.stopPod) this.refreshed = true;
           return;
         }
         if (answer.status >= 400 && answer.status < 500 && answer.status !== 408 && answer.status !== 429) {
-          this.opts.inbox.remove(id);
+          this.forget(id);
           this.logger.error({ requestId: id, status: answer.status }, 'runpod: job-done refused the result; it is dropped');
           return;
         }
@@ -386,6 +405,15 @@ export class ServerlessDoor {
       { requestId: id, err: lastError },
       'runpod: the result could not be posted; it is kept and posted again when the worker next starts',
     );
+  }
+
+  /** The job is answered: its inbox entry goes (a failure only means a second answer after a restart). */
+  private forget(id: string): void {
+    try {
+      this.opts.inbox.remove(id);
+    } catch (err) {
+      this.logger.error({ requestId: id, err: (err as Error).message }, 'runpod: cannot remove the answered job from the inbox');
+    }
   }
 
   /** The job-stop long-poll while `id` runs: a stop for it interrupts its prompt. */
