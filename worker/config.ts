@@ -205,7 +205,7 @@ const envSchema = z.object({
   RUNPOD_RESULT_ATTEMPTS: number(5, { min: 1, max: 100, int: true }),
   RUNPOD_RESULT_BACKOFF_MS: number(1_000, { min: 0, max: 600_000 }),
   // main.ts gives a stop 30 s in all; the grace must leave time to post the result.
-  RUNPOD_STOP_GRACE_S: number(10, { min: 0, max: 20 }),
+  RUNPOD_STOP_GRACE_S: number(10, { min: 0, max: 15 }),
   // worker-comfyui's settings
   REFRESH_WORKER: bool(false),
   SERVE_API_LOCALLY: bool(false),

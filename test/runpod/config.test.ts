@@ -61,7 +61,7 @@ describe('RunPod settings', () => {
     [{ COMFY_LOG_LEVEL: 'LOUD' }, 'COMFY_LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got "LOUD"'],
     [{ RUNPOD_LOG_LEVEL: 'chatty' }, 'RUNPOD_LOG_LEVEL: expected ERROR, WARN, INFO or DEBUG'],
     [{ RUNPOD_PING_INTERVAL: 'often' }, 'RUNPOD_PING_INTERVAL: expected an integer'],
-    [{ RUNPOD_STOP_GRACE_S: '60' }, 'RUNPOD_STOP_GRACE_S: expected a number >= 0 and <= 20'],
+    [{ RUNPOD_STOP_GRACE_S: '60' }, 'RUNPOD_STOP_GRACE_S: expected a number >= 0 and <= 15'],
     [{ REFRESH_WORKER: 'sometimes' }, 'REFRESH_WORKER: expected true or false'],
     [{ NETWORK_VOLUME_DEBUG: 'perhaps' }, 'NETWORK_VOLUME_DEBUG: expected true or false'],
   ])('a bad value names the variable: %j', (env, message) => {

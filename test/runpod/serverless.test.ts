@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startSimulator, type Simulator } from '../../simulator';
 import { startFakeRunpod, type FakeRunpod } from '../support/fake-runpod';
+import { serve } from '../support/http-server';
 import { PNG_MAGIC, saveWorkflow, slowWorkflow } from '../support/workflows';
 import { until, type TestWorker } from '../support/worker';
 import { INPUT_DATA_URI, INPUT_PNG, loadImageWorkflow, simFile, startRunpodWorker } from './support';
@@ -91,6 +92,28 @@ describe('a job taken from RunPod', () => {
     const result = await fake.resultFor('bad');
     expect(result.body).toEqual(expected);
     expect(sim.prompts).toHaveLength(0);
+  });
+
+  test('an image given as a URL is fetched (private addresses only when allowed)', async () => {
+    const host = await serve((_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(INPUT_PNG));
+    try {
+      worker = await startRunpodWorker(sim.url, fake);
+      const input = { workflow: loadImageWorkflow('remote.png'), images: [{ name: 'remote.png', image: `${host.url}/x.png` }] };
+      fake.enqueue({ id: 'private', input });
+      const refused = await fake.resultFor('private');
+      expect(refused.body).toEqual({
+        error: 'Failed to upload one or more input images',
+        output: { details: [expect.stringMatching(/^Error uploading images\[0\]: .*private/)] },
+      });
+      await worker.stop();
+      worker = await startRunpodWorker(sim.url, fake, { ALLOW_PRIVATE_URLS: 'true' });
+      fake.enqueue({ id: 'fetched', input });
+      const result = await fake.resultFor('fetched');
+      expect(result.body.output.images).toHaveLength(1);
+      expect(fs.readFileSync(path.join(sim.dataDir, 'input', 'remote.png'))).toEqual(INPUT_PNG);
+    } finally {
+      await host.close();
+    }
   });
 
   test('an input sent as JSON text is parsed', async () => {

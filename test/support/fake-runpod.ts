@@ -139,12 +139,14 @@ export async function startFakeRunpod(opts: { apiKey?: string; podId?: string; h
           const next = script.shift();
           if (next !== undefined) return typeof next === 'number' ? answer(next) : answer(next.status, next.body);
           await hold('take', () => queue.length > 0);
+          // A worker that gave up the poll (it stopped) is handed nothing: the job stays queued.
+          if (req.socket.destroyed) return answer(204);
           const job = queue.shift();
           return job ? answer(200, JSON.stringify(job)) : answer(204);
         }
         if (kind === 'stop') {
           await hold('stop', () => stops.length > 0);
-          if (stops.length === 0) return answer(204);
+          if (stops.length === 0 || req.socket.destroyed) return answer(204);
           return answer(200, JSON.stringify({ jobsToStop: stops.splice(0) }));
         }
         if (kind === 'done') {

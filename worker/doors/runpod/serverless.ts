@@ -29,8 +29,10 @@ const THROTTLED_PAUSE_MS = 5_000;
 /** After an error answer or a network failure, before asking again. */
 const ERROR_PAUSE_MS = 1_000;
 const READY_POLL_MS = 100;
-/** A stopping worker tries its last result at most this often, so the stop fits in its deadline. */
+/** A stopping worker tries its last result at most this often and this long, so the stop fits
+ *  in main.ts's 30 s (with RUNPOD_STOP_GRACE_S at most 15 s). */
 const STOPPING_RESULT_ATTEMPTS = 2;
+const STOPPING_RESULT_TIMEOUT_MS = 5_000;
 
 export interface ServerlessOptions {
   urls: RunpodUrls;
@@ -378,7 +380,7 @@ export class ServerlessDoor {
           url: this.opts.urls.done(id),
           body: text,
           headers: this.postHeaders(id),
-          timeoutMs: RESULT_TIMEOUT_MS,
+          timeoutMs: this.stopping ? STOPPING_RESULT_TIMEOUT_MS : RESULT_TIMEOUT_MS,
         });
         if (answer.status >= 200 && answer.status < 300) {
           this.forget(id);
