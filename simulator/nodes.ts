@@ -3,7 +3,7 @@
 // sizes that matter downstream, plus test-defined classes (SimNodeDef).
 
 import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataDirs } from './files';
 import { DISPLAY_ROOT, annotatedFilepath, getSaveImagePath, listInputImages, pyJoin, tracebackFrame } from './files';
@@ -211,6 +211,45 @@ function webpPlaceholder(width: number, height: number, animated: boolean): Buff
   return Buffer.concat([head, chunk]);
 }
 
+/** Stand-in bytes of a video or animation file: the container's magic, not playable media. */
+function mediaPlaceholder(ext: string, width: number, height: number): Buffer {
+  if (ext === 'webp') return webpPlaceholder(width, height, true);
+  if (ext === 'gif') {
+    const head = Buffer.alloc(13);
+    head.write('GIF89a', 0, 'latin1');
+    head.writeUInt16LE(width, 6);
+    head.writeUInt16LE(height, 8);
+    return Buffer.concat([head, Buffer.from([0x3b])]); // trailer
+  }
+  if (ext === 'webm' || ext === 'mkv') return Buffer.from([0x1a, 0x45, 0xdf, 0xa3, 0x80]); // EBML header
+  // ISO base media (mp4, mov): an ftyp box and an empty mdat.
+  const ftyp = Buffer.alloc(28);
+  ftyp.writeUInt32BE(28, 0);
+  ftyp.write('ftypisom', 4, 'latin1');
+  ftyp.writeUInt32BE(0x200, 12);
+  ftyp.write('isomiso2mp41', 16, 'latin1');
+  const mdat = Buffer.alloc(8);
+  mdat.writeUInt32BE(8, 0);
+  mdat.write('mdat', 4, 'latin1');
+  return Buffer.concat([ftyp, mdat]);
+}
+
+/** VideoHelperSuite's counter: one more than the highest `<filename>_<digits>...` in the folder. */
+function vhsCounter(folder: string, filename: string): number {
+  const escaped = filename.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const matcher = new RegExp(`^${escaped}_(\\d+)\\D*\\..+$`, 'i');
+  let max = 0;
+  try {
+    for (const f of readdirSync(folder)) {
+      const m = matcher.exec(f);
+      if (m) max = Math.max(max, Number(m[1]));
+    }
+  } catch {
+    // no folder yet: the first file
+  }
+  return max + 1;
+}
+
 type Impl = Omit<NodeClass, 'name' | 'schema'> & { dynamic?: (e: ObjectInfoEntry, env: NodeEnv) => void };
 
 const IMPLS: Record<BuiltinName, Impl> = {
@@ -415,6 +454,66 @@ const IMPLS: Record<BuiltinName, Impl> = {
             ]),
           ],
           animated: [animated],
+        },
+      };
+    },
+  },
+  VHS_VideoCombine: {
+    v3: false,
+    // Writes the first frame as a PNG (VideoHelperSuite keeps the workflow in it) and the video;
+    // lists the video under `gifs` with its format, like combine_video's ui output.
+    async run(ctx) {
+      const images = image(ctx.inputs.get('images'));
+      const format = str(ctx.inputs.get('format') ?? 'image/gif');
+      const save = ctx.inputs.get('save_output');
+      const kind = save === false || save === 0 ? 'temp' : 'output';
+      let sp;
+      try {
+        sp = getSaveImagePath(
+          ctx.env.dirs,
+          kind,
+          str(ctx.inputs.get('filename_prefix') ?? 'AnimateDiff'),
+          images.width,
+          images.height,
+        );
+      } catch (e) {
+        if (e instanceof PyException)
+          throw new PyException(e.excType, e.pyMessage, [
+            `  File "${DISPLAY_ROOT}/custom_nodes/ComfyUI-VideoHelperSuite/videohelpersuite/nodes.py", line 506, in combine_video\n    <source line omitted from recording>\n`,
+            ...e.frames,
+          ]);
+        throw e;
+      }
+      mkdirSync(sp.folder, { recursive: true });
+      const counter = String(vhsCounter(sp.folder, sp.filename)).padStart(5, '0');
+      const ext = (format.split('/')[1] ?? 'gif').split('-').pop() ?? 'gif';
+      const frame = `${sp.filename}_${counter}.png`;
+      const file = `${sp.filename}_${counter}.${ext}`;
+      writeFileSync(
+        join(sp.folder, frame),
+        encodePng({
+          width: images.width,
+          height: images.height,
+          rgb: rgbBytes(images, 0),
+          text: [],
+          compressLevel: 4,
+          paddingBytes: 0,
+        }),
+      );
+      writeFileSync(join(sp.folder, file), mediaPlaceholder(ext, images.width, images.height));
+      return {
+        ui: {
+          gifs: [
+            new Map<string, unknown>([
+              ['filename', file],
+              ['subfolder', sp.subfolder],
+              ['type', kind],
+              ['format', format],
+              ['frame_rate', new PyFloat(num(ctx.inputs.get('frame_rate') ?? 8))],
+              ['workflow', frame],
+              ['fullpath', pyJoin(ctx.env.dirs.display(kind), sp.subfolder, file)],
+            ]),
+          ],
         },
       };
     },

@@ -230,6 +230,38 @@ const notRecorded: Record<string, ObjectInfoEntry> = {
     experimental: false,
     api_node: false,
   },
+  // A custom node (github.com/Kosinkadink/ComfyUI-VideoHelperSuite, videohelpersuite/nodes.py),
+  // present when VideoHelperSuite is installed; written from its source, NOT recorded. The
+  // format list is what it offers with ffmpeg available (a subset of its video formats).
+  VHS_VideoCombine: {
+    input: {
+      required: {
+        images: ['IMAGE'],
+        frame_rate: ['FLOAT', { default: 8, min: 1, step: 1 }],
+        loop_count: ['INT', { default: 0, min: 0, max: 100, step: 1 }],
+        filename_prefix: ['STRING', { default: 'AnimateDiff' }],
+        format: [['image/gif', 'image/webp', 'video/h264-mp4', 'video/h265-mp4', 'video/webm']],
+        pingpong: ['BOOLEAN', { default: false }],
+        save_output: ['BOOLEAN', { default: true }],
+      },
+      optional: { audio: ['AUDIO'], meta_batch: ['VHS_BatchManager'], vae: ['VAE'] },
+      hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO', unique_id: 'UNIQUE_ID' },
+    },
+    input_order: {
+      required: ['images', 'frame_rate', 'loop_count', 'filename_prefix', 'format', 'pingpong', 'save_output'],
+      optional: ['audio', 'meta_batch', 'vae'],
+      hidden: ['prompt', 'extra_pnginfo', 'unique_id'],
+    },
+    output: ['VHS_FILENAMES'],
+    output_is_list: [false],
+    output_name: ['Filenames'],
+    name: 'VHS_VideoCombine',
+    display_name: 'Video Combine 🎥🅥🅗🅢',
+    description: '',
+    python_module: 'custom_nodes.ComfyUI-VideoHelperSuite',
+    category: 'Video Helper Suite 🎥🅥🅗🅢',
+    output_node: true,
+  },
   PreviewAny: {
     input: { required: { source: ['*', {}] } },
     input_order: { required: ['source'] },
@@ -262,6 +294,8 @@ export const BUILTIN_ORDER = [
   'ImageBlend',
   'SaveAnimatedWEBP',
   'PreviewAny',
+  // custom nodes load after ComfyUI's own
+  'VHS_VideoCombine',
 ] as const;
 
 export type BuiltinName = (typeof BUILTIN_ORDER)[number];

@@ -121,7 +121,7 @@ const envSchema = z.object({
   // ComfyUI
   COMFYUI_API_BASE: httpUrlList(),
   COMFY_HOST: optionalText,
-  COMFY_READY_TIMEOUT_S: number(600, { min: 1, max: MAX_TIMER_S }),
+  COMFY_READY_TIMEOUT_S: optionalNumber({ min: 1, max: MAX_TIMER_S }),
   COMFY_ORG_API_KEY: optionalText,
   WEBSOCKET_RECONNECT_ATTEMPTS: number(5, { min: 0, int: true }),
   WEBSOCKET_RECONNECT_DELAY_S: number(3, { min: 0, max: MAX_TIMER_S }),
@@ -218,11 +218,42 @@ const envSchema = z.object({
   SIMULATOR_NODE_DELAY_MS: number(20, { min: 0 }),
   SIMULATOR_STEP_DELAY_MS: number(10, { min: 0 }),
 
-  // Logging
-  LOG_LEVEL: z
-    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+  // RunPod door (WORKER_MODE=runpod). RUNPOD_* in the first group are set by RunPod's platform.
+  RUNPOD_WEBHOOK_POST_OUTPUT: optionalText,
+  RUNPOD_WEBHOOK_POST_STREAM: optionalText,
+  RUNPOD_WEBHOOK_PING: optionalText,
+  RUNPOD_PING_INTERVAL: number(10_000, { min: 100, max: 2 ** 31 - 1, int: true }),
+  RUNPOD_AI_API_KEY: optionalText,
+  RUNPOD_POD_ID: optionalText,
+  RUNPOD_POD_HOSTNAME: optionalText,
+  RUNPOD_ENDPOINT_ID: optionalText,
+  RUNPOD_LOG_LEVEL: optionalText,
+  RUNPOD_DEBUG_LEVEL: optionalText,
+  // ... and these are this worker's own settings of the RunPod door.
+  RUNPOD_PROGRESS_INTERVAL_MS: number(2_000, { min: 0, max: 2 ** 31 - 1 }),
+  RUNPOD_RESULT_ATTEMPTS: number(5, { min: 1, max: 100, int: true }),
+  RUNPOD_RESULT_BACKOFF_MS: number(1_000, { min: 0, max: 600_000 }),
+  // main.ts gives a stop 30 s in all; the grace must leave time to post the result.
+  RUNPOD_STOP_GRACE_S: number(10, { min: 0, max: 15 }),
+  // worker-comfyui's settings
+  REFRESH_WORKER: bool(false),
+  SERVE_API_LOCALLY: bool(false),
+  COMFY_LOG_LEVEL: z
+    .string()
     .optional()
-    .transform((v) => v ?? 'info'),
+    .transform((raw, ctx) => {
+      const level = (raw ?? '').trim().toUpperCase() || 'DEBUG';
+      if (['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'].includes(level)) return level;
+      ctx.addIssue({ code: 'custom', message: `expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got "${raw}"` });
+      return z.NEVER;
+    }),
+  NETWORK_VOLUME_DEBUG: bool(false),
+  NETWORK_VOLUME_PATH: text('/runpod-volume'),
+  COMFY_API_AVAILABLE_INTERVAL_MS: number(50, { min: 1, max: MAX_TIMER_S * 1000 }),
+  COMFY_API_AVAILABLE_MAX_RETRIES: number(0, { min: 0, int: true }),
+
+  // Logging
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
 });
 
 export type Config = ReturnType<typeof buildConfig>;
@@ -248,7 +279,9 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       baseUrl: comfyBaseUrls(env)[0] ?? DEFAULT_COMFY,
       /** Every backend, one ComfyUI per GPU. */
       baseUrls: comfyBaseUrls(env),
-      readyTimeoutS: env.COMFY_READY_TIMEOUT_S,
+      readyTimeoutS: readyTimeoutS(env),
+      /** COMFY_LOG_LEVEL: ComfyUI's --verbose level, for whoever launches ComfyUI. */
+      logLevel: env.COMFY_LOG_LEVEL,
       orgApiKey: env.COMFY_ORG_API_KEY,
       reconnectAttempts: env.WEBSOCKET_RECONNECT_ATTEMPTS,
       reconnectDelayS: env.WEBSOCKET_RECONNECT_DELAY_S,
@@ -348,7 +381,27 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     },
     access: { apiKey: env.API_KEY, adminApiKey: env.ADMIN_API_KEY },
     simulator: { nodeDelayMs: env.SIMULATOR_NODE_DELAY_MS, stepDelayMs: env.SIMULATOR_STEP_DELAY_MS },
-    log: { level: env.LOG_LEVEL },
+    runpod: {
+      getJobUrl: env.RUNPOD_WEBHOOK_GET_JOB,
+      postOutputUrl: env.RUNPOD_WEBHOOK_POST_OUTPUT,
+      /** Read but unused: the door returns one result per job, it does not stream partial outputs. */
+      postStreamUrl: env.RUNPOD_WEBHOOK_POST_STREAM,
+      pingUrl: env.RUNPOD_WEBHOOK_PING,
+      pingIntervalMs: env.RUNPOD_PING_INTERVAL,
+      apiKey: env.RUNPOD_AI_API_KEY,
+      podId: env.RUNPOD_POD_ID,
+      podHostname: env.RUNPOD_POD_HOSTNAME,
+      endpointId: env.RUNPOD_ENDPOINT_ID,
+      progressIntervalMs: env.RUNPOD_PROGRESS_INTERVAL_MS,
+      resultAttempts: env.RUNPOD_RESULT_ATTEMPTS,
+      resultBackoffMs: env.RUNPOD_RESULT_BACKOFF_MS,
+      stopGraceMs: env.RUNPOD_STOP_GRACE_S * 1000,
+      refreshWorker: env.REFRESH_WORKER,
+      serveApiLocally: env.SERVE_API_LOCALLY,
+      networkVolumeDebug: env.NETWORK_VOLUME_DEBUG,
+      networkVolumePath: env.NETWORK_VOLUME_PATH,
+    },
+    log: { level: logLevel(env) },
   };
 }
 
@@ -380,7 +433,49 @@ function chooseMode(env: z.infer<typeof envSchema>): WorkerMode {
   if (env.HTTP_API_MODE) return 'http';
   if (env.REPORT_ADDR !== undefined && env.CONTAINER_ID !== undefined) return 'vast';
   if (env.RUNPOD_WEBHOOK_GET_JOB !== undefined) return 'runpod';
+  // worker-comfyui's local test API: its users set only this.
+  if (env.SERVE_API_LOCALLY) return 'runpod';
   return 'http';
+}
+
+/**
+ * COMFY_READY_TIMEOUT_S, else worker-comfyui's COMFY_API_AVAILABLE_MAX_RETRIES x _INTERVAL_MS when
+ * the retries are set (0, its default, means "as long as ComfyUI lives": our 600 s default then).
+ */
+function readyTimeoutS(env: z.infer<typeof envSchema>): number {
+  if (env.COMFY_READY_TIMEOUT_S !== undefined) return env.COMFY_READY_TIMEOUT_S;
+  if (env.COMFY_API_AVAILABLE_MAX_RETRIES > 0) {
+    const s = (env.COMFY_API_AVAILABLE_MAX_RETRIES * env.COMFY_API_AVAILABLE_INTERVAL_MS) / 1000;
+    return Math.min(Math.max(1, s), MAX_TIMER_S);
+  }
+  return 600;
+}
+
+/** The RunPod SDK's level names (ERROR, WARN, INFO, DEBUG) as pino's. */
+const RUNPOD_LEVELS: Record<string, 'error' | 'warn' | 'info' | 'debug' | 'trace'> = {
+  ERROR: 'error',
+  WARN: 'warn',
+  WARNING: 'warn',
+  INFO: 'info',
+  DEBUG: 'debug',
+  TRACE: 'trace',
+};
+
+/** LOG_LEVEL, else RUNPOD_LOG_LEVEL (or its older name RUNPOD_DEBUG_LEVEL), else info. */
+function logLevel(env: z.infer<typeof envSchema>): NonNullable<z.infer<typeof envSchema>['LOG_LEVEL']> {
+  if (env.LOG_LEVEL !== undefined) return env.LOG_LEVEL;
+  for (const [name, raw] of [
+    ['RUNPOD_LOG_LEVEL', env.RUNPOD_LOG_LEVEL],
+    ['RUNPOD_DEBUG_LEVEL', env.RUNPOD_DEBUG_LEVEL],
+  ] as const) {
+    if (raw === undefined) continue;
+    const level = RUNPOD_LEVELS[raw.toUpperCase()];
+    if (level === undefined) {
+      throw new ConfigError(`Invalid configuration:\n  ${name}: expected ERROR, WARN, INFO or DEBUG, got "${raw}"`);
+    }
+    return level;
+  }
+  return 'info';
 }
 
 const DEFAULT_COMFY = 'http://127.0.0.1:8188';

@@ -115,6 +115,14 @@ export class JobQueue {
     return this.store.describe();
   }
 
+  /**
+   * Running jobs whose prompt still waits in ComfyUI's queue behind another (the runner hands the
+   * next prompt over early to keep ComfyUI busy): taken, but not executing yet.
+   */
+  waitingInBackend(): string[] {
+    return this.runner.waitingJobIds;
+  }
+
   progress(id: string): JobProgress | undefined {
     return this.runner.progressOf(id);
   }

@@ -65,6 +65,10 @@ export class RunnerPool {
     return this.runners.flatMap((runner) => runner.runningJobIds);
   }
 
+  get waitingJobIds(): string[] {
+    return this.runners.flatMap((runner) => runner.waitingJobIds);
+  }
+
   progressOf(jobId: string): JobProgress | undefined {
     for (const runner of this.runners) {
       const progress = runner.progressOf(jobId);

@@ -142,6 +142,11 @@ export class Runner {
     return this.inFlight.get(jobId)?.tracker.snapshot();
   }
 
+  /** Jobs handed to ComfyUI whose prompt waits in its queue (not executing yet). */
+  get waitingJobIds(): string[] {
+    return [...this.inFlight.values()].filter((f) => !f.executing && f.job.promptId !== null).map((f) => f.job.id);
+  }
+
   /** Aborts a job this runner runs with this reason; false if it runs no such job. */
   abortRunning(jobId: string, reason: WorkerError): boolean {
     const flight = this.inFlight.get(jobId);
@@ -289,6 +294,8 @@ export class Runner {
     const controller = new AbortController();
     const timeoutS = this.opts.jobTimeoutMs / 1000;
     let deadline: NodeJS.Timeout | undefined;
+    /** Handed to ComfyUI behind a job of ours: its start is later than its claim. */
+    let queuedBehind = false;
     const flight: InFlight = {
       job,
       controller,
@@ -296,6 +303,15 @@ export class Runner {
       executing: false,
       armDeadline: () => {
         if (deadline !== undefined || controller.signal.aborted) return;
+        if (queuedBehind) {
+          // /status, delayTime and recovery's deadline count from when its work started.
+          job.startedAt = this.opts.store.now();
+          try {
+            this.opts.store.markStarted(job.id, job.startedAt);
+          } catch (err) {
+            this.opts.logger.warn({ err, jobId: job.id }, 'could not record when a job started');
+          }
+        }
         // Its work starts now, as observers (the Vast ledger's work_started_at) see it.
         this.opts.events.emit('started', job);
         deadline = setTimeout(
@@ -312,8 +328,9 @@ export class Runner {
       },
       done: Promise.resolve(),
     };
-    // Nothing of ours is ahead of it: its clock runs from now.
+    // Nothing of ours is ahead of it: its clock runs from now (its claim).
     if (this.inFlight.size === 0) flight.armDeadline();
+    else queuedBehind = true;
     this.inFlight.set(job.id, flight);
     flight.done = this.run(flight, execute)
       .catch((err: unknown) => this.opts.logger.error({ err, jobId: job.id }, 'recording the end of a job failed'))

@@ -41,6 +41,8 @@ export interface JobStore {
     status: Exclude<JobStatus, 'pending' | 'running'>,
     outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[]; at?: number },
   ): boolean;
+  /** A running job's work started now (its prompt left ComfyUI's queue): its started_at. */
+  markStarted(id: string, at: number): void;
   /** Cancels a job only if it has not started; false otherwise. */
   cancelPending(id: string, error: ErrorBody): boolean;
   /** Puts a job a previous process left running back at its place in the queue. */

@@ -6,7 +6,7 @@ const result = (outputs: JobOutput[], warnings: string[] = []): JobResult => ({ 
 const data = (o: JobOutput) => (o.blob === undefined ? undefined : `b64-${o.blob}`);
 
 describe('worker-comfyui output', () => {
-  test('images as {filename, type: base64, data}; every other kind under its own key', () => {
+  test('every file in images as {filename, type: base64 | s3_url, data} (other kinds marked); text under its own key', () => {
     const out = toWorkerComfyOutput(
       result([
         { node_id: '9', output_type: 'images', filename: 'a.png', subfolder: '', type: 'output', mimetype: 'image/png', blob: 0 },
@@ -25,9 +25,19 @@ describe('worker-comfyui output', () => {
       data,
     );
     expect(out).toEqual({
-      images: [{ node_id: '9', filename: 'a.png', type: 'base64', data: 'b64-0', mimetype: 'image/png' }],
-      gifs: [{ node_id: '12', filename: 'v.mp4', type: 'base64', data: 'b64-1', subfolder: 'clips', mimetype: 'video/mp4' }],
-      audio: [{ node_id: '13', filename: 'a.flac', type: 's3_url', data: 'https://s3/a.flac' }],
+      images: [
+        { node_id: '9', filename: 'a.png', type: 'base64', data: 'b64-0', mimetype: 'image/png' },
+        {
+          node_id: '12',
+          output_type: 'gifs',
+          filename: 'v.mp4',
+          type: 'base64',
+          data: 'b64-1',
+          subfolder: 'clips',
+          mimetype: 'video/mp4',
+        },
+        { node_id: '13', output_type: 'audio', filename: 'a.flac', type: 's3_url', data: 'https://s3/a.flac' },
+      ],
       text: [{ node_id: '14', type: 'text', data: 'hello' }],
     });
   });
@@ -48,9 +58,20 @@ describe('worker-comfyui output', () => {
   });
 
   test('errors as worker-comfyui returns them', () => {
-    expect(toWorkerComfyError({ code: 'execution_error', message: 'boom', status: 500, details: { node_id: '3' } })).toEqual({
-      error: 'boom',
-      details: { node_id: '3' },
+    expect(
+      toWorkerComfyError({
+        code: 'execution_error',
+        message: 'boom',
+        status: 500,
+        details: { node_id: '3', node_type: 'KSampler', exception_message: 'CUDA out of memory' },
+      }),
+    ).toEqual({
+      error: 'Job processing failed',
+      details: ['Workflow execution error: Node Type: KSampler, Node ID: 3, Message: CUDA out of memory'],
+    });
+    expect(toWorkerComfyError({ code: 'output_error', message: 'S3 down', status: 500, details: { n: 1 } })).toEqual({
+      error: 'S3 down',
+      details: { n: 1 },
     });
     expect(toWorkerComfyError({ code: 'timeout', message: 'late', status: 504 })).toEqual({ error: 'late' });
   });

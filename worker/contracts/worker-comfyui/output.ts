@@ -1,13 +1,16 @@
 // The worker-comfyui job output, which the standalone HTTP API's /status and the RunPod door return:
 //   {"images": [{"filename", "type": "base64" | "s3_url", "data"}], "errors"?: [warnings]}
-// Every output kind is returned, not only images (worker-comfyui drops videos and audio): each
-// kind ComfyUI reported (`gifs`, `audio`, `videos`, unknown keys) gets its own list of items of the
-// same shape; text values come as `{"type": "text", "data": "<text>"}`. Items also carry `node_id`,
-// and `subfolder` and `mimetype` when known. No outputs at all: `{"status": "success_no_images",
-// "images": []}`, as worker-comfyui answers.
+// Every output file is returned, not only images (worker-comfyui drops videos and audio), and in
+// `images`, so that worker-comfyui's clients, which read `output.images[*].data`, get every file:
+// animations, videos (`gifs` of VideoHelperSuite, `videos`), audio, unknown keys. A file ComfyUI
+// listed under another key than `images` says so in `output_type`. Values that are not files
+// (PreviewAny's text) come under their own key as `{"type": "text", "data": "<text>"}`. Items also
+// carry `node_id`, and `subfolder` and `mimetype` when known. No outputs at all:
+// `{"status": "success_no_images", "images": []}`, as worker-comfyui answers.
 import type { ContractView } from '../../webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobRecord, JobResult } from '../../jobs/types';
+import { renderWorkerComfyError, type WorkerComfyError } from './errors';
 
 export interface WorkerComfyItem {
   filename?: string;
@@ -15,6 +18,8 @@ export interface WorkerComfyItem {
   /** base64 without a data-URI prefix, a URL, or the text itself. */
   data?: string;
   node_id: string;
+  /** The key ComfyUI listed a file under, when it is not `images` (gifs, audio, videos ...). */
+  output_type?: string;
   subfolder?: string;
   mimetype?: string;
   /** Why a file was not delivered or inlined (a failed job has no output at all). */
@@ -28,7 +33,7 @@ export interface WorkerComfyOutput {
   [kind: string]: WorkerComfyItem[] | string | string[] | undefined;
 }
 
-const RESERVED = new Set(['status', 'errors']);
+const RESERVED = new Set(['status', 'errors', 'images']);
 
 function toItem(output: JobOutput, data: string | undefined): WorkerComfyItem {
   const item: WorkerComfyItem = { node_id: output.node_id };
@@ -38,6 +43,7 @@ function toItem(output: JobOutput, data: string | undefined): WorkerComfyItem {
     return item;
   }
   item.filename = output.filename;
+  if (output.output_type !== 'images') item.output_type = output.output_type;
   if (output.url !== undefined) {
     item.type = 's3_url';
     item.data = output.url;
@@ -58,8 +64,13 @@ function toItem(output: JobOutput, data: string | undefined): WorkerComfyItem {
 export function toWorkerComfyOutput(result: JobResult, fileData: (output: JobOutput) => string | undefined): WorkerComfyOutput {
   const out: WorkerComfyOutput = { images: [] };
   for (const output of result.outputs) {
-    // A node's output key must not overwrite the envelope's own keys.
-    const kind = RESERVED.has(output.output_type) ? `${output.output_type}_outputs` : output.output_type;
+    // Files all go to `images`; a node's value key must not overwrite the envelope's own keys.
+    const kind =
+      output.filename !== undefined
+        ? 'images'
+        : RESERVED.has(output.output_type)
+          ? `${output.output_type}_outputs`
+          : output.output_type;
     const list = (out[kind] ??= []) as WorkerComfyItem[];
     list.push(toItem(output, fileData(output)));
   }
@@ -68,9 +79,9 @@ export function toWorkerComfyOutput(result: JobResult, fileData: (output: JobOut
   return out;
 }
 
-/** A failed job, as worker-comfyui returns it: `{"error": message, "details"?: ...}`. */
-export function toWorkerComfyError(error: ErrorBody): { error: string; details?: unknown } {
-  return error.details === undefined ? { error: error.message } : { error: error.message, details: error.details };
+/** A failed job, as worker-comfyui returns it: `{"error": message, "details"?: ...}` (see errors.ts). */
+export function toWorkerComfyError(error: ErrorBody): WorkerComfyError {
+  return renderWorkerComfyError(error);
 }
 
 /** How a job looks in a webhook sent for the worker-comfyui shaped doors (HTTP /run, RunPod). */

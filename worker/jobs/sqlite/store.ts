@@ -116,6 +116,7 @@ function prepareStatements(db: Db) {
                        secrets = NULL, inputs = NULL
        WHERE id = @id AND status IN ('pending', 'running')`,
     ),
+    markStarted: db.prepare(`UPDATE jobs SET started_at = ? WHERE id = ? AND status = 'running'`),
     cancelPending: db.prepare(
       `UPDATE jobs SET status = 'cancelled', completed_at = @now, error = @error, secrets = NULL, inputs = NULL
        WHERE id = @id AND status = 'pending'`,
@@ -268,6 +269,10 @@ export class SqliteJobStore implements JobStore {
       this.webhooks.arm(id, now);
       return true;
     })();
+  }
+
+  markStarted(id: string, at: number): void {
+    this.stmt.markStarted.run(at, id);
   }
 
   /** Cancels a job only if it has not started; false otherwise. */
