@@ -71,7 +71,7 @@ async function timeJobs(backends: string[]): Promise<number> {
       SQLITE_DB_PATH: path.join(dir, 'jobs.db'),
       LOG_LEVEL: 'info',
     },
-    /"worker started".*?"url":"([^"]+)"/,
+    /"url":"([^"]+)"[^\n]*"msg":"worker started"/,
   );
   const url = worker.match;
   try {
