@@ -40,7 +40,7 @@ const bigJob = (size: number) =>
     input: { workflow_json: { '1': { class_type: 'SaveBigFile', inputs: { size } } } },
   });
 
-test("100 MB output: uploaded whole, worker peak memory grows by less than 30 MB", async () => {
+test('100 MB output: uploaded whole, worker peak memory grows by less than 30 MB', async () => {
   // Warm up every code path (S3 client, multipart, presign) with a 12 MB file first.
   const warm = await bigJob(12 * MB);
   expect(warm.status).toBe(200);
