@@ -59,6 +59,17 @@ function plain(req: IncomingMessage): boolean {
 
 /** Reads the body, decoding long images into spool files released when `res` closes. */
 export async function readBody(req: IncomingMessage, res: Response, opts: BodyOptions): Promise<ReadBody> {
+  try {
+    return await read(req, res, opts);
+  } catch (err) {
+    // The rest of a refused body is not read: the connection closes after the answer instead of
+    // waiting behind it.
+    if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
+    throw err;
+  }
+}
+
+async function read(req: IncomingMessage, res: Response, opts: BodyOptions): Promise<ReadBody> {
   const limit = opts.maxBytes;
   const length = Number(req.headers['content-length'] ?? NaN);
   if (length > limit) throw bodyError(413, 'request entity too large', 'entity.too.large');

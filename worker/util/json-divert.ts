@@ -32,9 +32,7 @@ export interface DivertOptions {
 }
 
 /** JSON's grammar broken inside a diverted string (where JSON.parse will not see it). */
-export class JsonSyntaxError extends Error {
-  override name = 'SyntaxError';
-}
+export class JsonSyntaxError extends SyntaxError {}
 
 interface Frame {
   array: boolean;

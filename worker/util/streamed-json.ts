@@ -4,7 +4,6 @@
 // into its place as they are read. The length is known in advance (base64 of n bytes is
 // 4⌈n/3⌉ characters), so the answer has a Content-Length like any other.
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Base64Encoder, base64Length } from './base64';
@@ -52,7 +51,17 @@ export class StreamedJson {
 /** Writes, waiting for the client when it is behind; false once it has gone. */
 async function write(res: ServerResponse, chunk: string | Buffer): Promise<boolean> {
   if (res.destroyed) return false;
-  if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  if (!res.write(chunk)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
   return !res.destroyed;
 }
 
