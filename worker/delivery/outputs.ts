@@ -1,7 +1,7 @@
 // Turns the files and values ComfyUI reported into delivered outputs: uploaded to S3 (a presigned
 // URL) and/or kept inline (written to the job's folder on the data volume, sent as base64 by the
-// doors). An output only uploaded to S3 is never written anywhere. Every file
-// is tried; a failure is recorded on the output itself so one bad file never hides the others.
+// doors; an output only uploaded to S3 is written nowhere). Every file is tried; a failure is
+// recorded on the output itself so one bad file never hides the others.
 // A file that could not be fetched or uploaded fails the job unless partial results were asked
 // for and another file was delivered; a file merely over OUTPUT_BASE64_MAX_BYTES does not.
 import type { ComfyHttp } from '../comfy/http';

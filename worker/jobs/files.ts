@@ -31,7 +31,7 @@ export interface InputSpool {
   release(): void;
 }
 
-/** What can be in the folder beside a job database. */
+/** The job files folder of a database: beside it, named after it. */
 export function filesFolderOf(dbPath: string): string {
   return `${dbPath}-files`;
 }

@@ -15,11 +15,13 @@ export interface Base64Source {
 }
 
 export class StreamedJson {
-  private readonly nonce = randomBytes(8).toString('hex');
+  /** Random per answer, so no text a client gave can pass for a placeholder. */
+  private nonce: string | undefined;
   private readonly sources: Base64Source[] = [];
 
   /** The string to put in the value where the base64 of `source` goes. */
   base64(source: Base64Source): string {
+    this.nonce ??= randomBytes(8).toString('hex');
     this.sources.push(source);
     return `\u0000${this.nonce}:${this.sources.length - 1}`;
   }
@@ -28,7 +30,7 @@ export class StreamedJson {
   async send(res: ServerResponse, status: number, value: unknown): Promise<void> {
     const text = JSON.stringify(value);
     // JSON.stringify writes U+0000 as \u0000: split there; odd parts are source indexes.
-    const parts = text.split(new RegExp(`\\\\u0000${this.nonce}:(\\d+)`));
+    const parts = this.nonce === undefined ? [text] : text.split(new RegExp(`\\\\u0000${this.nonce}:(\\d+)`));
     const texts = parts.filter((_, i) => i % 2 === 0);
     const files = parts.filter((_, i) => i % 2 === 1).map((i) => this.sources[Number(i)]!);
     const length =
