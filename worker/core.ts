@@ -94,6 +94,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       maxInlineBytes: config.outputs.base64MaxBytes,
       s3Defaults: defaults3,
       s3Clients,
+      outputSink: (job) => store.outputSink(job),
       logger,
       clock: opts.clock,
     };

@@ -40,7 +40,7 @@ const bigJob = (size: number) =>
     input: { workflow_json: { '1': { class_type: 'SaveBigFile', inputs: { size } } } },
   });
 
-test('100 MB output: uploaded whole, worker peak memory grows by less than 50 MB', async () => {
+test('100 MB output: uploaded whole, worker peak memory grows by far less than the file (under 40 MB; perf/bytes.ts measures the figure)', async () => {
   // Warm up every code path (S3 client, multipart, presign) with a 12 MB file first.
   const warm = await bigJob(12 * MB);
   expect(warm.status).toBe(200);
@@ -54,5 +54,5 @@ test('100 MB output: uploaded whole, worker peak memory grows by less than 50 MB
   expect(out).toMatchObject({ output_type: 'files', subfolder: 'video', mimetype: 'application/octet-stream' });
   const head = await fetch(out.url, { method: 'HEAD' });
   expect(Number(head.headers.get('content-length'))).toBe(100 * MB);
-  expect(growth).toBeLessThan(50 * MB);
+  expect(growth).toBeLessThan(40 * MB);
 }, 120_000);

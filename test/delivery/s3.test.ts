@@ -1,6 +1,8 @@
 // S3 delivery against a real S3-compatible server on 127.0.0.1.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
 import { startSimulator, type Simulator } from '../../simulator';
 import { startS3, S3_KEY, S3_SECRET, type TestS3 } from '../support/s3';
 import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
@@ -58,6 +60,22 @@ test('env-level settings: uploaded under <job id>/<subfolder>/<file>, presigned 
 });
 
 const ENV_SECRET = 'env-secret-8f3a9c1e';
+test('an output delivered to S3 leaves no file behind; asked for inline too, it is kept for the answer', async () => {
+  const w = await worker(envS3());
+  const outputs = path.join(`${w.dbPath}-files`, 'outputs');
+  const uploaded = await sync(w, { workflow_json: saveWorkflow('s3_only') });
+  expect(uploaded.status).toBe(200);
+  expect(uploaded.body.output[0].url).toBeDefined();
+  expect(fs.readdirSync(outputs)).toEqual([]);
+
+  const both = await sync(w, { workflow_json: saveWorkflow('s3_inline'), return_outputs_as_base64: true });
+  expect(both.status).toBe(200);
+  const [out] = both.body.output;
+  expect(Buffer.from(out.data, 'base64').equals(await viewBytes(out.filename))).toBe(true);
+  const kept = fs.readdirSync(outputs);
+  expect(kept).toHaveLength(1);
+  expect(fs.readFileSync(path.join(outputs, kept[0]!, '0')).equals(await viewBytes(out.filename))).toBe(true);
+});
 
 test('request-level settings win over the environment, field by field', async () => {
   // The environment points at the other bucket with a key the server does not know.

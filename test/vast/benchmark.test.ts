@@ -42,11 +42,12 @@ test('runs that vary by more than 20% are logged; it/s is logged beside the RTX 
 
 test('steady runs: no variance warning', async () => {
   const lines: string[] = [];
-  sim.setNodeDelay({ VAEDecode: 500 }); // dominant and fixed
+  // Dominant and fixed: the sampler steps' jitter on a loaded machine stays far below 20% of it.
+  sim.setNodeDelay({ VAEDecode: 1_500 });
   worker = await startVastWorker(sim.url, fake, {}, { logLines: lines });
-  await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 10_000, 'loaded');
+  await until(() => fake.statusReports.some((r) => r.body.max_perf > 0), 30_000, 'loaded');
   expect(logged(lines).some((l) => l.msg.includes('vary by'))).toBe(false);
-});
+}, 60_000);
 
 test('a run that fails after the warm-up fails the benchmark: error report naming the run', async () => {
   // A dead ComfyUI fails its job after one quick reconnect attempt.

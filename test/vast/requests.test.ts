@@ -3,6 +3,9 @@
 // routes' framework answers. Workers start with a cached benchmark so they are ready at once.
 import { generateKeyPairSync } from 'node:crypto';
 import { startSimulator, type Simulator } from '../../simulator';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadWorkflow, paddedPng } from '../support/images';
 import { until } from '../support/worker';
 import { signedMessage, startFakeAutoscaler, type FakeAutoscaler } from './support/fake-autoscaler';
 import { envelopeText, postText, PUBLIC_URL, quickPayload, startVastWorker, type VastTestWorker } from './support/vast-worker';
@@ -224,6 +227,30 @@ describe('the envelope', () => {
     const res = await send(anyWorker, fake.route({ url: PUBLIC_URL }).text, bad);
     expect(res.status).toBe(400);
     expect(res.body.status).toBe('failed');
+  });
+
+  test('a large input image is decoded while the body is read; the signed numbers keep their tokens', async () => {
+    const image = await paddedPng(2_000_000);
+    const payload = {
+      input: {
+        workflow_json: loadWorkflow('vast-in.png', 'vast_in'),
+        images: [{ name: 'vast-in.png', image: image.toString('base64') }],
+      },
+    };
+    // (Earlier tests saw reqnum 2000: a field signature below 1900 would be a replay.)
+    const route = fake.route({ url: PUBLIC_URL, scheme: 'fields', cost: '100.0', reqnum: 5000, requestIdx: 5000 });
+    const res = await send(anyWorker, route.text, payload);
+    expect(res.status).toBe(200);
+    expect(res.body.output[0].filename).toMatch(/^vast_in_/);
+    expect(fs.readFileSync(path.join(sim.dataDir, 'input', 'vast-in.png')).equals(image)).toBe(true);
+
+    // JSON broken inside the image (a raw control character) is still invalid JSON.
+    const broken = envelopeText(fake.route({ url: PUBLIC_URL }).text, {
+      input: { images: [{ name: 'x.png', image: 'IMAGE' }] },
+    }).replace('IMAGE', `${'A'.repeat(100_000)}\u0001`);
+    const refused = await postText(url(), broken);
+    expect(refused.status).toBe(422);
+    expect(refused.body).toEqual({ error: 'invalid JSON' });
   });
 
   test('wrong method → 405, unknown route → 404', async () => {

@@ -1,15 +1,32 @@
 // Input images: `{name, image}` where image is base64, a data URI or an http(s) URL. They are
 // checked when a request is admitted (so a bad one is a 400 before anything is queued) and
-// fetched and uploaded to ComfyUI when the job runs.
+// fetched and uploaded to ComfyUI when the job runs. Base64 images are decoded into a file on the
+// data volume (a SpooledImage) while the request body is read, or when the job is stored, and
+// streamed from there to ComfyUI's /upload/image.
 import type { AxiosInstance } from 'axios';
 import { WorkerError, invalidField } from '../errors';
 import { assertPublicHttpUrl } from '../net/address-guard';
 import { download } from '../net/outbound';
 import type { ComfyHttp } from './http';
+import { uploadImageFile } from './upload';
+
+/** What was wrong with a spooled image's text: not base64, or a data URI not in base64. */
+export type SpoolProblem = 'base64' | 'data_uri';
+
+/** An input image's decoded bytes, in a file on the data volume until its job ends. */
+export class SpooledImage {
+  constructor(
+    readonly path: string,
+    readonly size: number,
+    /** Set when the text was not valid: the admission check refuses the request. */
+    readonly problem?: SpoolProblem,
+  ) {}
+}
 
 export interface InputImage {
   name: string;
-  image: string;
+  /** An http(s) URL, base64 or a data URI (text), or the bytes already decoded to a file. */
+  image: string | SpooledImage;
 }
 
 export interface InputLimits {
@@ -26,7 +43,7 @@ function isUrl(value: string): boolean {
 }
 
 /** The base64 payload of a plain string or data URI (everything up to the first comma dropped). */
-function base64Payload(value: string): string {
+export function base64Payload(value: string): string {
   const comma = value.startsWith('data:') ? value.indexOf(',') : -1;
   return (comma >= 0 ? value.slice(comma + 1) : value).replace(/\s+/g, '');
 }
@@ -41,22 +58,41 @@ export async function checkInputImages(images: InputImage[], field: string, limi
     }
     if (names.has(name)) throw invalidField(`${at}.name`, `"${name}" is used by two images`);
     names.add(name);
+    if (typeof image !== 'string') {
+      if (image.problem === 'data_uri') throw invalidField(`${at}.image`, dataUriError(name));
+      if (image.problem !== undefined) throw invalidField(`${at}.image`, base64Error(name));
+      continue;
+    }
     if (isUrl(image)) {
       await assertPublicHttpUrl(image, `${at}.image`, { allowPrivate: limits.allowPrivateUrls });
       continue;
     }
     const payload = base64Payload(image);
     if (image.startsWith('data:') && !/^data:[^,]*;base64,/.test(image)) {
-      throw invalidField(`${at}.image`, `data URI of image "${name}" is not base64-encoded`);
+      throw invalidField(`${at}.image`, dataUriError(name));
     }
     if (payload === '' || !BASE64.test(payload) || payload.length % 4 === 1) {
-      throw invalidField(`${at}.image`, `image "${name}" is not valid base64, a data URI or an http(s) URL`);
+      throw invalidField(`${at}.image`, base64Error(name));
     }
   }
 }
 
-async function imageBytes(input: InputImage, outbound: AxiosInstance, limits: InputLimits, signal: AbortSignal): Promise<Buffer> {
-  if (!isUrl(input.image)) return Buffer.from(base64Payload(input.image), 'base64');
+/** The bytes of an image given as base64 or a data URI (checked at admission); undefined for a URL. */
+export function imageTextBytes(image: string): Buffer | undefined {
+  return isUrl(image) ? undefined : Buffer.from(base64Payload(image), 'base64');
+}
+
+const dataUriError = (name: string) => `data URI of image "${name}" is not base64-encoded`;
+const base64Error = (name: string) => `image "${name}" is not valid base64, a data URI or an http(s) URL`;
+
+async function imageBytes(
+  input: InputImage & { image: string },
+  outbound: AxiosInstance,
+  limits: InputLimits,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  const decoded = imageTextBytes(input.image);
+  if (decoded) return decoded;
   try {
     const { bytes } = await download(outbound, input.image, {
       maxBytes: limits.downloadMaxBytes,
@@ -86,8 +122,11 @@ export async function uploadInputImages(
 ): Promise<Map<string, string>> {
   const references = new Map<string, string>();
   for (const input of images) {
-    const bytes = await imageBytes(input, outbound, limits, signal);
-    const uploaded = await http.uploadImage(input.name, bytes, signal);
+    const { image } = input;
+    const uploaded =
+      typeof image === 'string'
+        ? await http.uploadImage(input.name, await imageBytes({ ...input, image }, outbound, limits, signal), signal)
+        : await uploadImageFile(http.baseUrl, input.name, image, signal);
     references.set(input.name, uploaded.subfolder ? `${uploaded.subfolder}/${uploaded.name}` : uploaded.name);
   }
   return references;

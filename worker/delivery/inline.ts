@@ -1,6 +1,9 @@
-// Inline delivery: an output file's bytes, read from ComfyUI's /view into memory, capped per file
-// by OUTPUT_BASE64_MAX_BYTES. A file over the cap is reported on that output, not fatal to the job.
-import type { Readable } from 'node:stream';
+// Inline delivery: an output file's bytes, streamed from ComfyUI's /view into the job's file on the
+// data volume (never whole in memory), capped per file by OUTPUT_BASE64_MAX_BYTES. A file over the
+// cap is reported on that output, not fatal to the job.
+import fs from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ComfyHttp, ViewStream } from '../comfy/http';
 import type { OutputFileRef } from '../comfy/types';
 import { WorkerError } from '../errors';
@@ -22,13 +25,14 @@ export async function openOutput(http: ComfyHttp, ref: OutputFileRef, signal: Ab
   }
 }
 
-export type InlineFile =
-  { ok: true; bytes: Buffer; contentType: string | undefined } | { ok: false; size: number; error: string };
+export type InlineFile = { ok: true; size: number; contentType: string | undefined } | { ok: false; size: number; error: string };
 
-export async function readInline(
+/** Writes the output to `file`; over `maxBytes`, nothing is kept (the file is removed). */
+export async function keepInline(
   http: ComfyHttp,
   ref: OutputFileRef,
   maxBytes: number,
+  file: string,
   signal: AbortSignal,
 ): Promise<InlineFile> {
   const view = await openOutput(http, ref, signal);
@@ -41,26 +45,25 @@ export async function readInline(
     view.stream.destroy();
     return tooBig(view.contentLength);
   }
-  const bytes = await readCapped(view.stream, maxBytes);
-  if (bytes === undefined) return tooBig(view.contentLength ?? maxBytes + 1);
-  return { ok: true, bytes, contentType: view.contentType };
+  let size = 0;
+  const cap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      done(size > maxBytes ? new OverCap() : null, chunk);
+    },
+  });
+  try {
+    await pipeline(view.stream, cap, fs.createWriteStream(file, { mode: 0o600 }), { signal });
+  } catch (err) {
+    await fs.promises.rm(file, { force: true });
+    if (err instanceof OverCap) return tooBig(view.contentLength ?? size);
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  }
+  return { ok: true, size, contentType: view.contentType };
 }
 
-/** The whole stream, or undefined (and the stream destroyed) once it passes maxBytes. */
-async function readCapped(stream: Readable, maxBytes: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > maxBytes) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, size);
-}
+class OverCap extends Error {}
 
 export function describe(ref: OutputFileRef): string {
   return ref.subfolder ? `${ref.subfolder}/${ref.filename}` : ref.filename;

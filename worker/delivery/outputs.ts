@@ -1,15 +1,16 @@
 // Turns the files and values ComfyUI reported into delivered outputs: uploaded to S3 (a presigned
-// URL) and/or kept inline (bytes stored beside the job, sent as base64 by the doors). Every file
-// is tried; a failure is recorded on the output itself so one bad file never hides the others.
+// URL) and/or kept inline (written to the job's folder on the data volume, sent as base64 by the
+// doors; an output only uploaded to S3 is written nowhere). Every file is tried; a failure is
+// recorded on the output itself so one bad file never hides the others.
 // A file that could not be fetched or uploaded fails the job unless partial results were asked
 // for and another file was delivered; a file merely over OUTPUT_BASE64_MAX_BYTES does not.
 import type { ComfyHttp } from '../comfy/http';
 import type { OutputFileRef, OutputValue } from '../comfy/types';
 import { WorkerError } from '../errors';
-import type { JobOutput } from './types';
+import type { JobOutput, KeptFile, OutputSink } from './types';
 import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
-import { describe, openOutput, readInline } from './inline';
+import { describe, keepInline, openOutput } from './inline';
 import { mimeTypeOf } from './mime';
 import { describeS3Error, isRetryableS3Error, objectKey, presign, uploadStream, type S3Clients, type S3Destination } from './s3';
 
@@ -23,8 +24,8 @@ const WHOLE_FILE_ATTEMPTS = 2;
 
 export interface DeliveryPlan {
   jobId: string;
-  /** Keep the bytes inline (no S3, or the request asked for base64). */
-  inline: boolean;
+  /** Keep the bytes inline (no S3, or the request asked for base64), in files from this sink. */
+  inline: OutputSink | undefined;
   maxInlineBytes: number;
   s3?: { dest: S3Destination; clients: S3Clients };
   /** Partial results are acceptable: fail the job only if no file at all was delivered. */
@@ -34,8 +35,8 @@ export interface DeliveryPlan {
 
 export interface Delivered {
   outputs: JobOutput[];
-  /** Bytes of inline outputs; JobOutput.blob indexes into this list. */
-  files: Buffer[];
+  /** Files of inline outputs; JobOutput.blob indexes into this list. */
+  files: KeptFile[];
 }
 
 async function uploadWithRetries(
@@ -74,7 +75,7 @@ async function deliverFile(
   http: ComfyHttp,
   ref: OutputFileRef,
   plan: DeliveryPlan,
-  files: Buffer[],
+  files: KeptFile[],
   signal: AbortSignal,
 ): Promise<{ output: JobOutput; failed: boolean }> {
   const output: JobOutput = {
@@ -98,11 +99,12 @@ async function deliverFile(
   }
   if (plan.inline) {
     try {
-      const inline = await readInline(http, ref, plan.maxInlineBytes, signal);
+      const file = plan.inline.file(files.length);
+      const inline = await keepInline(http, ref, plan.maxInlineBytes, file, signal);
       if (inline.ok) {
         output.mimetype = mimeTypeOf(ref.filename, inline.contentType);
-        output.size = inline.bytes.length;
-        output.blob = files.push(inline.bytes) - 1;
+        output.size = inline.size;
+        output.blob = files.push({ path: file, size: inline.size }) - 1;
       } else {
         // Too big to inline: said on the output, as the api-wrapper does; the job still completes.
         output.size = inline.size;
@@ -125,7 +127,7 @@ export async function deliverOutputs(
   signal: AbortSignal,
 ): Promise<Delivered> {
   const outputs: JobOutput[] = [];
-  const files: Buffer[] = [];
+  const files: KeptFile[] = [];
   const failed: JobOutput[] = [];
   for (const ref of refs) {
     const result = await deliverFile(http, ref, plan, files, signal);

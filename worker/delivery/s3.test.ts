@@ -155,3 +155,39 @@ describe('S3Clients', () => {
     }
   });
 });
+
+describe('uploadStream', () => {
+  const MIB = 1024 * 1024;
+  test.each([
+    ['empty', 0],
+    ['one byte', 1],
+    ['exactly one part (5 MiB)', 5 * MIB],
+    ['one part and a byte', 5 * MIB + 1],
+    ['two parts and a bit, in odd chunks', 10 * MIB + 12_345],
+  ])('%s: the object is the bytes sent, in one PUT or equal parts', async (_name, size) => {
+    const s3 = await startS3();
+    const clients = new S3Clients({ connectTimeoutMs: 2000, attempts: 1, presignExpiresS: 60, allowPrivate: true });
+    const dest = {
+      bucket: 'outputs',
+      region: 'us-east-1',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      prefix: '',
+      accessKeyId: S3_KEY,
+      secretAccessKey: S3_SECRET,
+      untrustedEndpoint: false,
+    };
+    try {
+      const bytes = Buffer.alloc(size);
+      for (let i = 0; i < size; i += 4096) bytes[i] = (i / 4096) % 251; // not uniform: parts out of order would show
+      const chunks = [];
+      for (let i = 0; i < size; i += 70_001) chunks.push(bytes.subarray(i, i + 70_001));
+      const signal = new AbortController().signal;
+      await uploadStream(clients.for(dest), dest, 'k.bin', Readable.from(chunks), 'application/octet-stream', signal);
+      expect((await s3.get('outputs', 'k.bin'))?.equals(bytes)).toBe(true);
+    } finally {
+      clients.destroy();
+      await s3.stop();
+    }
+  });
+});

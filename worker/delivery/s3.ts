@@ -1,21 +1,33 @@
 // S3 delivery: where an output goes (request settings over environment settings), and the upload
-// itself, streamed from ComfyUI's /view into a multipart upload so memory does not grow with the
-// file. Works with AWS and S3-compatible stores (R2, Backblaze, MinIO): path-style addressing for
+// itself, streamed from ComfyUI's /view into a multipart upload through one part buffer reused
+// for the whole file, so memory does not grow with the file (nor with garbage parts). Works with AWS and S3-compatible stores (R2, Backblaze, MinIO): path-style addressing for
 // custom endpoints, checksums only when the operation requires them (R2 rejects the others).
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Readable } from 'node:stream';
 import { ConfigError, type Config } from '../config';
 import type { S3Credentials, S3Target } from './types';
 import { guardedLookup } from '../net/address-guard';
 
-/** 5 MiB is S3's smallest part; two in flight keep memory flat for any file size. */
+/**
+ * 5 MiB is S3's smallest part. One buffer, reused: a part is read (from ComfyUI, on this machine:
+ * quick) then sent, so an upload holds 5 MiB whatever the file's size. (A second buffer to read
+ * the next part while one is sent saves little and costs another 5 MiB: measured in
+ * perf/bytes.ts.) Every part but the last has this size (R2 requires equal parts).
+ */
 const PART_SIZE = 5 * 1024 * 1024;
-const PARTS_IN_FLIGHT = 2;
 const MAX_CACHED_CLIENTS = 16;
 
 export type S3Env = Config['s3'];
@@ -207,7 +219,7 @@ export class S3Clients {
   }
 }
 
-/** Streams one body into the bucket (multipart when large); aborts with the signal. */
+/** Streams one body into the bucket (multipart when over one part); aborts with the signal. */
 export async function uploadStream(
   client: S3Client,
   dest: S3Destination,
@@ -216,19 +228,76 @@ export async function uploadStream(
   contentType: string,
   signal: AbortSignal,
 ): Promise<void> {
-  const upload = new Upload({
-    client,
-    params: { Bucket: dest.bucket, Key: key, Body: body, ContentType: contentType },
-    partSize: PART_SIZE,
-    queueSize: PARTS_IN_FLIGHT,
-    leavePartsOnError: false,
-  });
-  const onAbort = () => void upload.abort().catch(() => undefined);
-  signal.addEventListener('abort', onAbort, { once: true });
+  const reader = new PartReader(body);
+  const target = { Bucket: dest.bucket, Key: key };
+  const options = { abortSignal: signal };
   try {
-    await upload.done();
+    // The SDK retries a part from this buffer (S3_CONNECT_ATTEMPTS): it is refilled only after.
+    const buffer = Buffer.allocUnsafe(PART_SIZE);
+    let length = await reader.fill(buffer);
+    if (length < PART_SIZE || (await reader.atEnd())) {
+      const part = buffer.subarray(0, length);
+      await client.send(
+        new PutObjectCommand({ ...target, Body: part, ContentLength: length, ContentType: contentType }),
+        options,
+      );
+      return;
+    }
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ ...target, ContentType: contentType }), options);
+    try {
+      const parts: CompletedPart[] = [];
+      for (let number = 1; length > 0; number++) {
+        const part = { PartNumber: number, Body: buffer.subarray(0, length), ContentLength: length };
+        const { ETag } = await client.send(new UploadPartCommand({ ...target, UploadId, ...part }), options);
+        parts.push({ PartNumber: number, ETag });
+        length = await reader.fill(buffer);
+      }
+      await client.send(new CompleteMultipartUploadCommand({ ...target, UploadId, MultipartUpload: { Parts: parts } }), options);
+    } catch (err) {
+      // No parts left behind (they would be billed): the upload is dropped whole.
+      await client.send(new AbortMultipartUploadCommand({ ...target, UploadId })).catch(() => undefined);
+      throw err;
+    }
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    body.destroy();
+  }
+}
+
+/** Reads a stream into a part buffer: filled whole unless the stream ends first. */
+class PartReader {
+  private readonly chunks: AsyncIterator<Buffer>;
+  private carry: Buffer | undefined;
+  private ended = false;
+
+  constructor(body: Readable) {
+    this.chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  /** Bytes put into `buffer` (fewer than its length only at the end of the stream). */
+  async fill(buffer: Buffer): Promise<number> {
+    let n = 0;
+    while (n < buffer.length && (await this.next())) {
+      const chunk = this.carry!;
+      const take = Math.min(chunk.length, buffer.length - n);
+      chunk.copy(buffer, n, 0, take);
+      n += take;
+      this.carry = take < chunk.length ? chunk.subarray(take) : undefined;
+    }
+    return n;
+  }
+
+  async atEnd(): Promise<boolean> {
+    return !(await this.next());
+  }
+
+  /** Whether there are bytes to read (held in `carry`). */
+  private async next(): Promise<boolean> {
+    if (this.carry) return true;
+    if (this.ended) return false;
+    const { done, value } = await this.chunks.next();
+    if (done) this.ended = true;
+    else this.carry = Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array);
+    return !this.ended;
   }
 }
 

@@ -12,7 +12,7 @@ export interface JobOutput {
   type?: string;
   mimetype?: string;
   size?: number;
-  /** Index into the job's stored file blobs when the bytes are kept for inline delivery. */
+  /** Index into the job's kept files when the bytes are kept for inline delivery. */
   blob?: number;
   url?: string;
   upload_error?: string;
@@ -35,4 +35,16 @@ export interface S3Target {
 export interface S3Credentials {
   s3AccessKeyId?: string;
   s3SecretAccessKey?: string;
+}
+
+/** Where outputs kept for inline answers are written: a job's folder on the data volume. */
+export interface OutputSink {
+  /** The file for the output kept `index`-th (absolute path; its folder exists). */
+  file(index: number): string;
+}
+
+/** An output's bytes kept for inline answers. */
+export interface KeptFile {
+  path: string;
+  size: number;
 }

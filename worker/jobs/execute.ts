@@ -8,6 +8,7 @@ import type { ComfyEvent, HistoryEntry, OutputFileRef, OutputValue } from '../co
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
 import { deliverOutputs, type DeliveryPlan } from '../delivery/outputs';
 import { resolveS3Destination, type S3Clients, type S3Defaults } from '../delivery/s3';
+import type { KeptFile, OutputSink } from '../delivery/types';
 import type { Logger } from '../observability/logger';
 import type { JobOutput, JobRecord, JobResult, JobSecrets } from './types';
 
@@ -20,13 +21,15 @@ export interface ExecuteDeps {
   orgApiKey: string | undefined;
   s3Defaults: S3Defaults;
   s3Clients: S3Clients;
+  /** Where a job's outputs kept for inline answers are written (the store's job files folder). */
+  outputSink: (job: JobRecord) => OutputSink;
   logger: Logger;
   clock?: () => number;
 }
 
 export interface Execution {
   result: JobResult;
-  files: Buffer[];
+  files: KeptFile[];
 }
 
 export type JobExecutor = (
@@ -59,7 +62,10 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
 }
 
 /** What delivering a finished prompt's outputs needs (a subset of the executor's deps). */
-export type DeliveryDeps = Pick<ExecuteDeps, 'comfy' | 'maxInlineBytes' | 'clock' | 's3Defaults' | 's3Clients' | 'logger'>;
+export type DeliveryDeps = Pick<
+  ExecuteDeps,
+  'comfy' | 'maxInlineBytes' | 'clock' | 's3Defaults' | 's3Clients' | 'outputSink' | 'logger'
+>;
 
 /** When each phase of a run began (epoch ms) and what ComfyUI warned about. */
 export interface RunMarks {
@@ -110,7 +116,7 @@ function deliveryPlan(deps: DeliveryDeps, job: JobRecord, secrets: JobSecrets): 
   const dest = resolveS3Destination(deps.s3Defaults, job.spec.s3, secrets);
   return {
     jobId: job.id,
-    inline: dest === undefined || job.spec.forceBase64,
+    inline: dest === undefined || job.spec.forceBase64 ? deps.outputSink(job) : undefined,
     maxInlineBytes: deps.maxInlineBytes,
     s3: dest ? { dest, clients: deps.s3Clients } : undefined,
     allowPartial: job.spec.allowPartial,

@@ -1,16 +1,23 @@
 // The job facade: what doors (and the benchmark) use to work with jobs: submit, look up, wait
 // for the end, cancel, and read the queue's figures. Sync and async requests go through the same
 // store and the same runner, so they share one order. Doors see this, never the store.
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import { WorkerError, notFound } from '../errors';
+import type { Base64Source } from '../util/streamed-json';
 import type { DeliveryState } from '../webhooks/outbox';
 import type { JobEvents } from './events';
 import type { RunnerPool } from './runner-pool';
+import type { InputSpool } from './files';
 import type { JobStore, RecentJob, StatusCounts } from './store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
 
 export type { RecentJob, StatusCounts };
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
+
+/** Files are read in pieces of 3 × 64 KiB, so each piece but the last is whole base64 groups. */
+const READ_BYTES = 3 * 64 * 1024;
 
 export class JobQueue {
   private readonly store: JobStore;
@@ -86,9 +93,41 @@ export class JobQueue {
     return job;
   }
 
-  /** Base64 of an output's stored bytes, for inline delivery. */
+  /**
+   * Where a request writes the input images it decodes while its body is read: the files a job
+   * does not take are deleted when the request releases it.
+   */
+  inputSpool(): InputSpool {
+    return this.store.files.spool();
+  }
+
+  /** An inline output's bytes, to stream as base64 into an answer; undefined if not kept (or gone). */
+  inlineFile(job: JobRecord, output: JobOutput): Base64Source | undefined {
+    const stored = output.blob === undefined ? undefined : this.store.file(job.id, output.blob);
+    if (!stored) return undefined;
+    if ('bytes' in stored) return { size: stored.bytes.length, open: () => Readable.from([stored.bytes]) };
+    let size: number;
+    try {
+      size = fs.statSync(stored.path).size;
+    } catch {
+      return undefined; // deleted with its job since the record was read
+    }
+    return { size, open: () => fs.createReadStream(stored.path, { highWaterMark: READ_BYTES }) };
+  }
+
+  /**
+   * Base64 of an inline output's bytes, in memory: for webhook bodies, which are built whole
+   * (answers stream them with inlineFile).
+   */
   inlineData(job: JobRecord, output: JobOutput): string | undefined {
-    return output.blob === undefined ? undefined : this.store.file(job.id, output.blob)?.toString('base64');
+    const stored = output.blob === undefined ? undefined : this.store.file(job.id, output.blob);
+    if (!stored) return undefined;
+    if ('bytes' in stored) return stored.bytes.toString('base64');
+    try {
+      return fs.readFileSync(stored.path).toString('base64');
+    } catch {
+      return undefined;
+    }
   }
 
   counts(): StatusCounts {

@@ -1,8 +1,10 @@
 // The seam between the job logic and where jobs are kept. Everything in jobs/ works against this
 // interface; a backend (jobs/sqlite/ today) implements it together with its webhook outbox, so
 // that ending a job and arming its webhook are one atomic step. Nothing above jobs/ sees it.
+import type { KeptFile, OutputSink } from '../delivery/types';
 import type { ErrorBody } from '../errors';
 import type { WebhookOutbox } from '../webhooks/outbox';
+import type { JobFiles } from './files';
 import type { JobRecord, JobResult, JobSecrets, JobStatus, NewJob } from './types';
 
 export type StatusCounts = Record<JobStatus, number>;
@@ -17,14 +19,22 @@ export interface RecentJob {
   error: ErrorBody | null;
 }
 
+/** An output kept for inline answers: its file, or (rows stored before files) its bytes. */
+export type StoredFile = { size: number; path: string } | { size: number; bytes: Buffer };
+
 export interface JobStore {
   /** The final webhook deliveries of this store's jobs. */
   readonly webhooks: WebhookOutbox;
+  /** The folder of the jobs' files: input images until their job ends, outputs kept for inline answers. */
+  readonly files: JobFiles;
   /** Which backend and where, for /health. */
   describe(): { backend: string; path: string };
   /** Now, in epoch seconds, by the store's clock. */
   now(): number;
-  /** Stores a new pending job. A second job with the same id is a 409. */
+  /**
+   * Stores a new pending job. A second job with the same id is a 409. Its input images end up in
+   * files (spooled ones are adopted, text ones written), never in the record.
+   */
   insert(job: NewJob): JobRecord;
   get(id: string): JobRecord | undefined;
   /** The job's credentials, while it is not finished. */
@@ -33,13 +43,15 @@ export interface JobStore {
   claimNext(promptId: string, backend?: string): JobRecord | undefined;
   /**
    * Ends a pending or running job and arms its webhook. Returns false if it had already ended
-   * (first writer wins). Output bytes kept for inline delivery are stored with it. `at` (epoch s,
-   * default now) is its completed_at, so a caller can build the final record without reading it.
+   * (first writer wins). The outputs kept for inline delivery (files in the job's outputs folder)
+   * are recorded with it; its input files, and kept outputs of a job that did not complete, are
+   * deleted. `at` (epoch s, default now) is its completed_at, so a caller can build the final record
+   * without reading it.
    */
   finish(
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
-    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[]; at?: number },
+    outcome: { result?: JobResult; error?: ErrorBody; files?: KeptFile[]; at?: number },
   ): boolean;
   /** A running job's work started now (its prompt left ComfyUI's queue): its started_at. */
   markStarted(id: string, at: number): void;
@@ -57,8 +69,12 @@ export interface JobStore {
   hasUndeliveredWebhook(id: string): boolean;
   /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
   deleteFinished(id: string): boolean;
-  /** The bytes of a job's output kept for inline delivery. */
-  file(id: string, index: number): Buffer | undefined;
+  /** A job's output kept for inline delivery. */
+  file(id: string, index: number): StoredFile | undefined;
+  /** Where the running job's outputs kept for inline delivery are written. */
+  outputSink(job: JobRecord): OutputSink;
+  /** Deletes files no job refers to (left by a crash); how many. */
+  sweepFiles(): Promise<number>;
   /** How many pending jobs are ahead of this one. */
   queuePosition(job: JobRecord): number;
   pendingCount(): number;

@@ -1,6 +1,7 @@
 // Keeps the job database in shape: every CLEANUP_INTERVAL_S, ended jobs older than
-// JOB_RETENTION_HOURS are deleted (their output files with them), and jobs running longer than
-// STUCK_JOB_HOURS are failed after their prompt is interrupted. The same two operations serve
+// JOB_RETENTION_HOURS are deleted (their output files with them), jobs running longer than
+// STUCK_JOB_HOURS are failed after their prompt is interrupted, and files no job refers to (left
+// by a crash) are deleted. The same two operations serve
 // /admin/cleanup and /admin/reset-stuck with other thresholds. Pending jobs never expire.
 import { WorkerError } from '../errors';
 import type { Logger } from '../observability/logger';
@@ -34,6 +35,7 @@ export class Upkeep {
   start(): void {
     if (this.timer) return;
     this.safely(() => this.cleanup(this.opts.retentionHours));
+    void this.sweep();
     this.timer = setInterval(() => this.pass(), this.opts.intervalS * 1000);
     this.timer.unref();
   }
@@ -47,6 +49,19 @@ export class Upkeep {
   pass(): void {
     this.safely(() => this.cleanup(this.opts.retentionHours));
     this.safely(() => this.resetStuck(this.opts.stuckHours));
+    void this.sweep();
+  }
+
+  /** Deletes the files no job refers to (a crash between writing and recording them). */
+  async sweep(): Promise<number> {
+    try {
+      const deleted = await this.opts.store.sweepFiles();
+      if (deleted > 0) this.opts.logger.info({ deleted }, 'deleted files no job refers to');
+      return deleted;
+    } catch (err) {
+      this.opts.logger.error({ err }, 'job files sweep failed');
+      return 0;
+    }
   }
 
   /** Deletes completed, failed and cancelled jobs that ended more than `maxAgeHours` ago. */

@@ -5,7 +5,7 @@
 // plus RunPod's top-level `webhook` URL beside `input`. Parsed here into a JobSpec and the
 // request's credentials, in one place, for the HTTP and RunPod doors. Unknown keys are ignored,
 // as worker-comfyui does. Every mistake is a 400 naming the field.
-import { checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
+import { SpooledImage, checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
 import { parseDelivery, type DeliveryContext } from '../delivery-options';
 import { parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
@@ -44,7 +44,12 @@ function parseImages(value: unknown, field: string): InputImage[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw invalidField(field, IMAGES_SHAPE);
   return value.map((item: unknown, index) => {
-    if (!isObject(item) || typeof item.name !== 'string' || typeof item.image !== 'string') {
+    // An image decoded while the body was read is a SpooledImage (never something a client can send).
+    if (
+      !isObject(item) ||
+      typeof item.name !== 'string' ||
+      !(typeof item.image === 'string' || item.image instanceof SpooledImage)
+    ) {
       throw invalidField(`${field}[${index}]`, IMAGES_SHAPE);
     }
     return { name: item.name, image: item.image };

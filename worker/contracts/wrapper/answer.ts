@@ -6,6 +6,7 @@ import { WorkerError } from '../../errors';
 import type { BackendStatus } from '../../jobs/backend';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobRecord } from '../../jobs/types';
+import { StreamedJson } from '../../util/streamed-json';
 import { toWrapperResult, wrapperHttpStatus } from './result';
 
 export function notReadyError(comfy: BackendStatus): WorkerError {
@@ -39,6 +40,20 @@ export async function answerWhenFinished(queue: JobQueue, job: JobRecord, res: R
   } finally {
     res.off('close', onClose);
   }
-  res.status(wrapperHttpStatus(final)).json(toWrapperResult(final, (o) => queue.inlineData(final, o)));
+  await sendResult(queue, final, res);
   return final;
+}
+
+/** The job's Result with its inline outputs streamed from their files (never whole in memory). */
+export async function sendResult(queue: JobQueue, job: JobRecord, res: Response): Promise<void> {
+  const body = new StreamedJson();
+  const result = toWrapperResult(
+    job,
+    (output) => {
+      const file = queue.inlineFile(job, output);
+      return file && body.base64(file);
+    },
+    queue.progress(job.id),
+  );
+  await body.send(res, wrapperHttpStatus(job), result);
 }

@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { checkInputImages, type InputImage } from '../../comfy/inputs';
+import { SpooledImage, checkInputImages, type InputImage } from '../../comfy/inputs';
 import type { Workflow } from '../../comfy/types';
 import { parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
@@ -28,7 +28,14 @@ export interface ParsedRequest {
   secrets: JobSecrets;
 }
 
-const imageSchema = z.object({ name: z.string(), image: z.string() }, { error: 'must be an object {name, image}' });
+const imageSchema = z.object(
+  {
+    name: z.string(),
+    // Text, or the bytes decoded while the body was read (never something a client can send).
+    image: z.union([z.string(), z.instanceof(SpooledImage)], { error: 'must be a string' }),
+  },
+  { error: 'must be an object {name, image}' },
+);
 
 const inputSchema = z.object({
   request_id: z.string({ error: 'must be a string' }).optional(),

@@ -3,6 +3,7 @@
 // translation happens here; jobs run in the runner.
 import http from 'node:http';
 import express from 'express';
+import { jsonBody } from '../body';
 import type { DoorContext } from '../door';
 import { adminRoutes } from './admin-routes';
 import { requireKey, type RequiredKey } from './auth';
@@ -26,7 +27,9 @@ export function createHttpServer(deps: DoorContext): http.Server {
   app.use(requireKey(apiAccess));
   // The proxy must see the raw body, so it goes before the JSON parser.
   if (proxy) app.use(COMFY_PROXY_PREFIX, proxy.middleware);
-  app.use(express.json({ limit: deps.config.http.maxBodyBytes }));
+  // Bodies are read in chunks, input images decoded to spool files as they arrive (doors/body.ts).
+  const maxBytes = deps.config.http.maxBodyBytes;
+  app.use(jsonBody({ maxBytes, spool: () => deps.jobs.inputSpool() }, express.json({ limit: maxBytes })));
   app.get('/metrics', async (_req, res) => {
     const { contentType, body } = await deps.metrics.render();
     res.type(contentType).send(body);

@@ -4,7 +4,7 @@
 // ahead) while pending. `result` is set once the job completed, in the shape the job came in:
 // the worker-comfyui output object, or the API-wrapper Result for wrapper-form jobs. `error` is
 // the message (a string) or null; `error_code` and, when there are any, `error_details` sit beside it.
-import { contractOf } from '../../contracts';
+import { contractOf, type FileData } from '../../contracts';
 import type { JobQueue } from '../../jobs/queue';
 import type { JobProgress, JobRecord, JobStatus } from '../../jobs/types';
 
@@ -25,16 +25,17 @@ export interface StatusBody {
   webhook?: { status: string; attempts: number; last_error: string | null };
 }
 
-function resultOf(job: JobRecord, queue: JobQueue): unknown {
+function resultOf(job: JobRecord, fileData: FileData): unknown {
   if (job.status !== 'completed' || job.result === null) return null;
-  return contractOf(job.contract).statusResult(job, queue.inlineData.bind(queue, job));
+  return contractOf(job.contract).statusResult(job, fileData);
 }
 
-export function statusBody(job: JobRecord, queue: JobQueue): StatusBody {
+/** @param fileData what goes in place of an inline output's base64 (a streamed placeholder) */
+export function statusBody(job: JobRecord, queue: JobQueue, fileData: FileData): StatusBody {
   const body: StatusBody = {
     job_id: job.id,
     status: job.status,
-    result: resultOf(job, queue),
+    result: resultOf(job, fileData),
     error: job.error?.message ?? null,
     error_code: job.error?.code ?? null,
     created_at: job.createdAt,

@@ -1,6 +1,7 @@
 // The standalone HTTP API's job routes (the seed's /run, /status and /stats).
 import { Router } from 'express';
 import type { RecentJob } from '../../jobs/queue';
+import { StreamedJson } from '../../util/streamed-json';
 import type { DoorContext } from '../door';
 import { statusBody } from './job-status';
 import { queryBool } from './query';
@@ -31,8 +32,18 @@ export function jobsRoutes(deps: Pick<DoorContext, 'jobs' | 'contracts'>): Route
     res.json({ job_id: job.id, status: job.status });
   });
 
-  router.get('/status/:jobId', (req, res) => {
-    res.json(statusBody(jobs.require(req.params.jobId), jobs));
+  router.get('/status/:jobId', async (req, res) => {
+    const job = jobs.require(req.params.jobId);
+    // Inline outputs are streamed from their files into the answer.
+    const body = new StreamedJson();
+    await body.send(
+      res,
+      200,
+      statusBody(job, jobs, (output) => {
+        const file = jobs.inlineFile(job, output);
+        return file && body.base64(file);
+      }),
+    );
   });
 
   router.get('/stats', (req, res) => {

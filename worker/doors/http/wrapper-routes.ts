@@ -6,9 +6,9 @@ import { WRAPPER } from '../../contracts';
 import { WorkerError } from '../../errors';
 import { TERMINAL_STATUSES } from '../../jobs/types';
 import type { DoorContext } from '../door';
-import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answer';
+import { answerWhenFinished, notReadyError, sendResult } from '../../contracts/wrapper/answer';
 import { parseWrapperRequest } from '../../contracts/wrapper/request';
-import { toWrapperResult, wrapperHttpStatus, type WrapperResult } from '../../contracts/wrapper/result';
+import { toWrapperResult, type WrapperResult } from '../../contracts/wrapper/result';
 
 /** How long POST /cancel waits for a running job to let go, to report how it really ended. */
 const CANCEL_SETTLE_MS = 5_000;
@@ -34,7 +34,7 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
     res.status(202).json(toWrapperResult(job, () => undefined));
   });
 
-  router.get('/result/:id', (req, res) => {
+  router.get('/result/:id', async (req, res) => {
     const job = queue.get(req.params.id);
     if (!job) {
       const missing: WrapperResult = {
@@ -48,7 +48,7 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
       res.status(404).json(missing);
       return;
     }
-    res.status(wrapperHttpStatus(job)).json(toWrapperResult(job, (o) => queue.inlineData(job, o), queue.progress(job.id)));
+    await sendResult(queue, job, res);
   });
 
   router.post('/cancel/:id', async (req, res) => {

@@ -10,6 +10,7 @@ import type { StartupBenchmark } from '../../../benchmark';
 import { WRAPPER } from '../../contracts';
 import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answer';
 import { parseWrapperRequest } from '../../contracts/wrapper/request';
+import { textBody, type ReadBody } from '../body';
 import { parseEnvelope } from './envelope';
 import { sendModelError, vastErrorHandler } from './errors';
 import type { LoadLedger, Outcome } from './ledger';
@@ -32,20 +33,24 @@ export function createVastApp(deps: VastAppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  // The raw text, so the signed auth_data numbers keep their exact tokens.
-  const rawBody = express.text({ type: () => true, limit: ctx.config.http.maxBodyBytes });
+  // The raw text, so the signed auth_data numbers keep their exact tokens; input images are
+  // decoded to spool files as they arrive and put back into the payload once it is parsed.
+  const maxBytes = ctx.config.http.maxBodyBytes;
+  const rawBody = textBody({ maxBytes, spool: () => ctx.jobs.inputSpool() }, express.text({ type: () => true, limit: maxBytes }));
 
   app.post('/generate/sync', rawBody, async (req: Request, res: Response) => {
     let gone = false;
     res.once('close', () => {
       if (!res.writableEnded) gone = true;
     });
-    const parsed = parseEnvelope(typeof req.body === 'string' ? req.body : '');
+    const body = req.body as ReadBody | string | undefined;
+    const parsed = parseEnvelope(typeof body === 'string' ? body : (body?.text ?? ''));
     if (!parsed.ok) {
       res.status(parsed.status).json(parsed.body);
       return;
     }
     const envelope = parsed.envelope;
+    if (typeof body === 'object') body.attach({ payload: envelope.payload });
     const { reqnum, request_idx } = envelope.auth;
     // ComfyUI has no sessions: any session id names one that does not exist.
     if (envelope.sessionId !== null) {

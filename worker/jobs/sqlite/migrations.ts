@@ -86,6 +86,24 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE jobs ADD COLUMN backend TEXT;
   `,
+  // 6: output files live on the data volume beside the database (jobs/files.ts), the row keeps
+  //    their path and size. Rows of earlier versions keep their bytes and are still served from
+  //    them until their job is deleted. Jobs with input files are found by an index (the sweep).
+  `
+  CREATE TABLE job_files_v5 (
+    job_id TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx    INTEGER NOT NULL,
+    path   TEXT,                                    -- relative to the job files folder
+    size   INTEGER NOT NULL,
+    bytes  BLOB,                                    -- before version 5: the bytes themselves
+    PRIMARY KEY (job_id, idx),
+    CHECK ((path IS NULL) <> (bytes IS NULL))
+  ) WITHOUT ROWID;
+  INSERT INTO job_files_v5 (job_id, idx, size, bytes) SELECT job_id, idx, length(bytes), bytes FROM job_files;
+  DROP TABLE job_files;
+  ALTER TABLE job_files_v5 RENAME TO job_files;
+  CREATE INDEX jobs_with_inputs ON jobs (seq) WHERE inputs IS NOT NULL;
+  `,
 ];
 
 export function migrate(db: Database): void {

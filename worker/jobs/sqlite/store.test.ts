@@ -7,7 +7,9 @@ import { ConfigError } from '../../config';
 import { MIGRATIONS } from './migrations';
 import { SecretBox } from '../../secrets/secret-box';
 import { SqliteJobStore } from './store';
-import type { JobSpec, NewJob } from '../types';
+import { SpooledImage } from '../../comfy/inputs';
+import type { KeptFile } from '../../delivery/types';
+import type { JobRecord, JobSpec, NewJob } from '../types';
 
 const dir = tempDir('store-');
 const secrets = SecretBox.open({ keyFile: path.join(dir, 'key') });
@@ -53,6 +55,28 @@ for (let i = 0; ; i++) {
 store.close();
 parentPort.postMessage({ claimed });
 `;
+/** An output of the running job kept for inline answers, as delivery writes it. */
+function keep(store: SqliteJobStore, job: JobRecord, index: number, text: string): KeptFile {
+  const file = store.outputSink(job).file(index);
+  fs.writeFileSync(file, text);
+  return { path: file, size: text.length };
+}
+
+/** Reads a kept output back, file or (old rows) bytes. */
+function read(store: SqliteJobStore, id: string, index: number): string | undefined {
+  const stored = store.file(id, index);
+  if (!stored) return undefined;
+  return ('bytes' in stored ? stored.bytes : fs.readFileSync(stored.path)).toString();
+}
+
+/** Files are deleted in the background: wait (with a deadline) until `check` holds. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 const opened: SqliteJobStore[] = [];
 afterAll(() => opened.forEach((s) => s.close()));
@@ -63,13 +87,17 @@ function openStore(clock?: () => number): SqliteJobStore {
 }
 
 describe('SqliteJobStore', () => {
-  test('insert, get, FIFO claim with prompt id, finish', () => {
+  test('insert, get, FIFO claim with prompt id, finish', async () => {
     let now = 1_700_000_000_000;
     const store = openStore(() => now);
     const a = store.insert(newJob());
     const b = store.insert(newJob());
     expect(a).toMatchObject({ status: 'pending', attempts: 0, promptId: null, createdAt: 1_700_000_000, startedAt: null });
-    expect(a.spec.images).toEqual([{ name: 'a.png', image: 'AAAA' }]);
+    // A base64 image is decoded into a file when the job is stored.
+    const input = a.spec.images[0]!.image as SpooledImage;
+    expect(input).toBeInstanceOf(SpooledImage);
+    expect(fs.readFileSync(input.path)).toEqual(Buffer.from('AAAA', 'base64'));
+    expect(store.get(a.id)?.spec.images).toEqual([{ name: 'a.png', image: new SpooledImage(input.path, 3) }]);
     expect(store.queuePosition(b)).toBe(1);
     now += 1500;
     const claimed = store.claimNext('p-1');
@@ -78,13 +106,15 @@ describe('SqliteJobStore', () => {
     expect(
       store.finish(a.id, 'completed', {
         result: { outputs: [], warnings: [], timings: {} as never },
-        files: [Buffer.from('png')],
+        files: [keep(store, claimed!, 0, 'png')],
       }),
     ).toBe(true);
     const done = store.get(a.id)!;
     expect(done.status).toBe('completed');
     expect(done.spec.images).toEqual([]); // inputs purged at the end
-    expect(store.file(a.id, 0)?.toString()).toBe('png');
+    expect(read(store, a.id, 0)).toBe('png');
+    expect(store.file(a.id, 0)).toMatchObject({ size: 3, path: expect.stringContaining(`${store.files.root}/outputs/`) });
+    await eventually(() => !fs.existsSync(input.path), 'the input file to be deleted');
     // First writer wins: a finished job is not finished again.
     expect(store.finish(a.id, 'failed', { error: { code: 'internal', message: 'x', status: 500 } })).toBe(false);
     expect(store.counts()).toEqual({ pending: 1, running: 0, completed: 1, failed: 0, cancelled: 0 });
@@ -203,8 +233,8 @@ describe('SqliteJobStore', () => {
   test('counts are kept per status through every transition and deletion', () => {
     const store = openStore();
     const ids = Array.from({ length: 6 }, () => store.insert(newJob()).id);
-    store.claimNext('p1');
-    store.finish(ids[0]!, 'completed', { files: [Buffer.from('x')] });
+    const first = store.claimNext('p1')!;
+    store.finish(ids[0]!, 'completed', { files: [keep(store, first, 0, 'x')] });
     store.claimNext('p2');
     store.finish(ids[1]!, 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
     store.cancelPending(ids[2]!, { code: 'cancelled', message: 'x', status: 499 });
@@ -260,14 +290,15 @@ describe('SqliteJobStore', () => {
     expect(labels('benchmark')).toEqual(['benchmark', 'wrapper']);
   });
 
-  test('recent jobs newest first; old ended jobs deleted with their files; running since a time', () => {
+  test('recent jobs newest first; old ended jobs deleted with their files; running since a time', async () => {
     let now = 1_700_000_000_000;
     const store = openStore(() => now);
     const a = store.insert(newJob());
     const b = store.insert(newJob());
     const c = store.insert(newJob());
-    store.claimNext('pa');
-    store.finish(a.id, 'completed', { files: [Buffer.from('png')] });
+    const running = store.claimNext('pa')!;
+    const kept = keep(store, running, 0, 'png');
+    store.finish(a.id, 'completed', { files: [kept] });
     now += 3_600_000;
     store.claimNext('pb');
     store.finish(b.id, 'failed', { error: { code: 'execution_error', message: 'boom', status: 500 } });
@@ -281,6 +312,7 @@ describe('SqliteJobStore', () => {
     expect(store.deleteFinishedBefore(store.now() - 1800)).toBe(1);
     expect(store.get(a.id)).toBeUndefined();
     expect(store.file(a.id, 0)).toBeUndefined();
+    await eventually(() => !fs.existsSync(path.dirname(kept.path)), "the deleted job's outputs folder to go");
     expect(store.get(b.id)?.status).toBe('failed');
   });
 
@@ -292,5 +324,126 @@ describe('SqliteJobStore', () => {
     const second = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
     opened.push(second);
     expect(() => second.secretsOf(job.id)).toThrow('sealed with another JOB_SECRETS_KEY');
+  });
+
+  describe('job files', () => {
+    test('no base64 in the database: text images are stored as files, URLs as text', () => {
+      const store = openStore();
+      const job = store.insert(
+        newJob({
+          spec: {
+            ...spec(),
+            images: [
+              { name: 'b64.png', image: Buffer.from('some image bytes').toString('base64') },
+              { name: 'uri.png', image: `data:image/png;base64,${Buffer.from('other bytes').toString('base64')}` },
+              { name: 'url.png', image: 'https://example.com/x.png' },
+            ],
+          },
+        }),
+      );
+      const images = store.get(job.id)!.spec.images;
+      expect(fs.readFileSync((images[0]!.image as SpooledImage).path).toString()).toBe('some image bytes');
+      expect(fs.readFileSync((images[1]!.image as SpooledImage).path).toString()).toBe('other bytes');
+      expect(images[2]).toEqual({ name: 'url.png', image: 'https://example.com/x.png' });
+      store.close();
+      const db = new Database(store.path, { readonly: true });
+      const row = db.prepare('SELECT inputs FROM jobs WHERE id = ?').get(job.id) as { inputs: string };
+      db.close();
+      expect(JSON.parse(row.inputs)).toEqual([
+        { name: 'b64.png', file: expect.stringMatching(/^inputs\/[0-9a-f-]{36}$/), size: 16 },
+        { name: 'uri.png', file: expect.stringMatching(/^inputs\//), size: 11 },
+        { name: 'url.png', image: 'https://example.com/x.png' },
+      ]);
+    });
+
+    test('a spooled image is adopted by its job; a refused insert leaves the spool its files', () => {
+      const store = openStore();
+      const spool = store.files.spool();
+      const file = spool.create();
+      fs.writeFileSync(file, 'decoded');
+      const job = store.insert(newJob({ spec: { ...spec(), images: [{ name: 'a.png', image: new SpooledImage(file, 7) }] } }));
+      expect(store.get(job.id)!.spec.images).toEqual([{ name: 'a.png', image: new SpooledImage(file, 7) }]);
+      const other = spool.create();
+      fs.writeFileSync(other, 'refused');
+      expect(() =>
+        store.insert(newJob({ id: job.id, spec: { ...spec(), images: [{ name: 'a.png', image: new SpooledImage(other, 7) }] } })),
+      ).toThrow(expect.objectContaining({ status: 409 }));
+      spool.release();
+      expect(fs.existsSync(file)).toBe(true); // the job's
+      return eventually(() => !fs.existsSync(other), 'the unadopted spool file to be deleted');
+    });
+
+    test('inputs go when the job ends or is cancelled; outputs of a job that did not complete go too', async () => {
+      const store = openStore();
+      const cancelled = store.insert(newJob());
+      const failed = store.insert(newJob());
+      const inputOf = (job: JobRecord) => (job.spec.images[0]!.image as SpooledImage).path;
+      expect(store.cancelPending(cancelled.id, { code: 'cancelled', message: 'x', status: 499 })).toBe(true);
+      const running = store.claimNext('p')!;
+      const partial = keep(store, running, 0, 'half');
+      store.finish(failed.id, 'failed', { error: { code: 'output_error', message: 'x', status: 500 }, files: [partial] });
+      expect(store.file(failed.id, 0)).toBeUndefined();
+      await eventually(
+        () => !fs.existsSync(inputOf(cancelled)) && !fs.existsSync(inputOf(failed)) && !fs.existsSync(path.dirname(partial.path)),
+        'the files of ended jobs to be deleted',
+      );
+    });
+
+    test('deleting an ended job deletes its outputs', async () => {
+      const store = openStore();
+      const job = store.insert(newJob());
+      const kept = keep(store, store.claimNext('p')!, 0, 'out');
+      store.finish(job.id, 'completed', { files: [kept] });
+      expect(store.deleteFinished(job.id)).toBe(true);
+      await eventually(() => !fs.existsSync(path.dirname(kept.path)), 'the outputs folder to go');
+    });
+
+    test('the sweep deletes only what no job refers to', async () => {
+      const store = openStore();
+      const pending = store.insert(newJob());
+      const done = store.insert(newJob());
+      store.claimNext('p');
+      const kept = keep(store, store.get(pending.id)!, 0, 'kept');
+      store.finish(pending.id, 'completed', { files: [kept] });
+      const waiting = (store.get(done.id)!.spec.images[0]!.image as SpooledImage).path;
+      const old = Date.now() / 1000 - 3600;
+      const orphanInput = path.join(store.files.root, 'inputs', 'orphan');
+      fs.writeFileSync(orphanInput, 'x');
+      fs.utimesSync(orphanInput, old, old);
+      fs.utimesSync(waiting, old, old);
+      const fresh = path.join(store.files.root, 'inputs', 'being-written');
+      fs.writeFileSync(fresh, 'x');
+      const spool = store.files.spool();
+      const live = spool.create();
+      fs.writeFileSync(live, 'x');
+      fs.utimesSync(live, old, old);
+      const orphanOutputs = path.join(store.files.root, 'outputs', '999999');
+      fs.mkdirSync(orphanOutputs);
+      fs.writeFileSync(path.join(orphanOutputs, '0'), 'x');
+
+      expect(await store.sweepFiles()).toBe(2);
+      expect(fs.existsSync(orphanInput)).toBe(false);
+      expect(fs.existsSync(orphanOutputs)).toBe(false);
+      for (const file of [waiting, fresh, live, kept.path]) expect(fs.existsSync(file)).toBe(true);
+      spool.release();
+    });
+
+    test('a version 4 database keeps serving the output bytes it stored in job_files', () => {
+      const file = path.join(dir, 'v4.db');
+      const v4 = new Database(file);
+      MIGRATIONS.slice(0, 4).forEach((sql) => v4.exec(sql));
+      v4.pragma('user_version = 4');
+      v4.prepare(
+        `INSERT INTO jobs (id, status, created_at, completed_at, spec) VALUES ('old', 'completed', 1, 2, '{"workflow":{}}')`,
+      ).run();
+      v4.prepare(`INSERT INTO job_files (job_id, idx, bytes) VALUES ('old', 0, ?)`).run(Buffer.from('old png'));
+      v4.close();
+      const store = new SqliteJobStore({ path: file, secrets });
+      opened.push(store);
+      expect(store.file('old', 0)).toEqual({ size: 7, bytes: Buffer.from('old png') });
+      expect(read(store, 'old', 0)).toBe('old png');
+      expect(store.deleteFinishedBefore(3)).toBe(1);
+      expect(store.file('old', 0)).toBeUndefined();
+    });
   });
 });

@@ -4,13 +4,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database, { type Database as Db } from 'better-sqlite3';
+import { SpooledImage, imageTextBytes, type InputImage } from '../../comfy/inputs';
+import type { KeptFile, OutputSink } from '../../delivery/types';
 import { ConfigError, WorkerError, type ErrorBody } from '../../errors';
 import type { SecretBox } from '../../secrets/secret-box';
 import type { WebhookOutbox } from '../../webhooks/outbox';
 import { SqliteWebhookOutbox, UNDELIVERED_JOB_IDS_SQL } from '../../webhooks/sqlite-outbox';
-import type { JobStore, RecentJob, StatusCounts } from '../store';
+import { JobFiles, filesFolderOf } from '../files';
+import type { JobStore, RecentJob, StatusCounts, StoredFile } from '../store';
 import type { JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
 import { migrate } from './migrations';
+
+/**
+ * An input image as the `inputs` column keeps it: a URL as text, decoded bytes as a file in the
+ * job files folder. (Rows stored before files may still hold base64 text: it is used as it is.)
+ */
+type StoredInput = { name: string; image: string } | { name: string; file: string; size: number };
 
 interface JobRow {
   seq: number;
@@ -43,14 +52,16 @@ interface RecentRow {
 
 export interface StoreOptions {
   path: string;
+  /** The job files folder; default beside the database (`<path>-files`). */
+  filesPath?: string;
   secrets: SecretBox;
   /** Milliseconds since the epoch; tests pass a controlled clock. */
   clock?: () => number;
 }
 
-function rowToRecord(row: JobRow): JobRecord {
+function rowToRecord(row: JobRow, files: JobFiles): JobRecord {
   const spec = JSON.parse(row.spec) as JobSpec;
-  spec.images = row.inputs ? (JSON.parse(row.inputs) as JobSpec['images']) : [];
+  spec.images = row.inputs ? (JSON.parse(row.inputs) as StoredInput[]).map((input) => toImage(input, files)) : [];
   return {
     id: row.id,
     seq: row.seq,
@@ -68,6 +79,16 @@ function rowToRecord(row: JobRow): JobRecord {
     startedAt: row.started_at,
     completedAt: row.completed_at,
   };
+}
+
+function toImage(input: StoredInput, files: JobFiles): InputImage {
+  return 'file' in input ? { name: input.name, image: new SpooledImage(files.resolve(input.file), input.size) } : input;
+}
+
+/** The recorded paths of a row's input files. */
+function inputFiles(inputs: string | null): string[] {
+  if (!inputs) return [];
+  return (JSON.parse(inputs) as StoredInput[]).flatMap((input) => ('file' in input ? [input.file] : []));
 }
 
 function openDatabase(file: string): Db {
@@ -111,6 +132,7 @@ function prepareStatements(db: Db) {
        WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
        RETURNING *`,
     ),
+    ending: db.prepare(`SELECT seq, inputs FROM jobs WHERE id = ? AND status IN ('pending', 'running')`),
     finish: db.prepare(
       `UPDATE jobs SET status = @status, completed_at = @now, result = @result, error = @error,
                        secrets = NULL, inputs = NULL
@@ -133,12 +155,15 @@ function prepareStatements(db: Db) {
     // A job whose webhook is still to be delivered is kept until it is (or gives up).
     deleteOld: db.prepare(
       `DELETE FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ?
-         AND id NOT IN (${UNDELIVERED_JOB_IDS_SQL})`,
+         AND id NOT IN (${UNDELIVERED_JOB_IDS_SQL})
+       RETURNING seq`,
     ),
     runningSince: db.prepare(`SELECT * FROM jobs WHERE status = 'running' AND started_at < ? ORDER BY seq`),
-    deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled')`),
-    addFile: db.prepare('INSERT INTO job_files (job_id, idx, bytes) VALUES (?, ?, ?)'),
-    file: db.prepare('SELECT bytes FROM job_files WHERE job_id = ? AND idx = ?'),
+    deleteTerminal: db.prepare(`DELETE FROM jobs WHERE id = ? AND status IN ('completed', 'failed', 'cancelled') RETURNING seq`),
+    addFile: db.prepare('INSERT INTO job_files (job_id, idx, path, size) VALUES (?, ?, ?, ?)'),
+    file: db.prepare('SELECT path, size, bytes FROM job_files WHERE job_id = ? AND idx = ?'),
+    inputsInUse: db.prepare('SELECT inputs FROM jobs WHERE inputs IS NOT NULL'),
+    seqExists: db.prepare('SELECT 1 FROM jobs WHERE seq = ?'),
   };
 }
 
@@ -146,6 +171,7 @@ export class SqliteJobStore implements JobStore {
   readonly path: string;
   /** Final webhook deliveries live in the same file, so ending a job arms its delivery atomically. */
   readonly webhooks: WebhookOutbox;
+  readonly files: JobFiles;
   private readonly db: Db;
   private readonly box: SecretBox;
   private readonly clock: () => number;
@@ -156,6 +182,12 @@ export class SqliteJobStore implements JobStore {
     this.box = opts.secrets;
     this.clock = opts.clock ?? Date.now;
     this.db = openDatabase(opts.path);
+    try {
+      this.files = new JobFiles(opts.filesPath ?? filesFolderOf(opts.path));
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     this.stmt = prepareStatements(this.db);
     this.webhooks = new SqliteWebhookOutbox(this.db, this.box);
   }
@@ -171,10 +203,12 @@ export class SqliteJobStore implements JobStore {
   /** Stores a new pending job. A second job with the same id is a 409. */
   insert(job: NewJob): JobRecord {
     // The webhook target is kept (sealed) with its delivery only, not in the job's spec.
-    const { images, webhook: _webhook, ...spec } = job.spec;
+    const { images: _images, webhook: _webhook, ...spec } = job.spec;
     const { webhookSecret, ...jobSecrets } = job.secrets ?? {};
     const hasSecrets = Object.values(jobSecrets).some((v) => v !== undefined);
     const createdAt = this.now();
+    // Input images go to files before the row refers to them; the row keeps their paths.
+    const { inputs, images, written, files } = this.storeInputs(job.spec.images);
     let seq = 0;
     try {
       this.db.transaction(() => {
@@ -186,7 +220,7 @@ export class SqliteJobStore implements JobStore {
           created_at: createdAt,
           secrets: hasSecrets ? this.box.seal(jobSecrets) : null,
           spec: JSON.stringify(spec),
-          inputs: images.length > 0 ? JSON.stringify(images) : null,
+          inputs: inputs.length > 0 ? JSON.stringify(inputs) : null,
         });
         seq = Number(info.lastInsertRowid);
         const hook = job.spec.webhook;
@@ -194,11 +228,13 @@ export class SqliteJobStore implements JobStore {
         if (hook) this.webhooks.add(job.id, hook, webhookSecret, createdAt);
       })();
     } catch (err) {
+      for (const file of written) this.files.discard(file);
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
       }
       throw err;
     }
+    for (const file of files) this.files.adopt(file);
     // Built here rather than read back: admission is on the hot path of a deep queue.
     return {
       id: job.id,
@@ -207,7 +243,7 @@ export class SqliteJobStore implements JobStore {
       contract: job.contract,
       sync: job.sync,
       status: 'pending',
-      spec: job.spec,
+      spec: { ...job.spec, images },
       promptId: null,
       backend: null,
       attempts: 0,
@@ -219,9 +255,45 @@ export class SqliteJobStore implements JobStore {
     };
   }
 
+  /**
+   * The `inputs` column for these images: spooled ones by their path, text ones (base64, data URI)
+   * decoded into new files here, URLs as they are. `files` are the files the job will own.
+   */
+  private storeInputs(images: InputImage[]): { inputs: StoredInput[]; images: InputImage[]; written: string[]; files: string[] } {
+    const inputs: StoredInput[] = [];
+    const kept: InputImage[] = [];
+    const written: string[] = [];
+    const files: string[] = [];
+    try {
+      for (const { name, image } of images) {
+        let spooled = typeof image === 'string' ? undefined : image;
+        if (typeof image === 'string') {
+          const bytes = imageTextBytes(image);
+          if (bytes) {
+            const file = this.files.writeInput(bytes);
+            written.push(file);
+            spooled = new SpooledImage(file, bytes.length);
+          }
+        }
+        if (spooled) {
+          files.push(spooled.path);
+          inputs.push({ name, file: this.files.relative(spooled.path), size: spooled.size });
+          kept.push({ name, image: spooled });
+        } else {
+          inputs.push({ name, image: image as string });
+          kept.push({ name, image });
+        }
+      }
+    } catch (err) {
+      for (const file of written) this.files.discard(file);
+      throw err;
+    }
+    return { inputs, images: kept, written, files };
+  }
+
   get(id: string): JobRecord | undefined {
     const row = this.stmt.get.get(id) as JobRow | undefined;
-    return row ? rowToRecord(row) : undefined;
+    return row ? rowToRecord(row, this.files) : undefined;
   }
 
   /** The job's credentials, while it is not finished. */
@@ -243,20 +315,24 @@ export class SqliteJobStore implements JobStore {
   /** Atomically marks the oldest pending job running with the given prompt id. */
   claimNext(promptId: string, backend?: string): JobRecord | undefined {
     const row = this.stmt.claim.get({ now: this.now(), prompt_id: promptId, backend: backend ?? null }) as JobRow | undefined;
-    return row ? rowToRecord(row) : undefined;
+    return row ? rowToRecord(row, this.files) : undefined;
   }
 
   /**
    * Ends a pending or running job. Returns false if it had already ended (first writer wins).
-   * Output bytes kept for inline delivery are stored in the same transaction.
+   * The outputs kept for inline delivery are recorded in the same transaction; once it is
+   * committed, the job's input files go, and so do kept outputs of a job that did not complete.
    */
   finish(
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
-    outcome: { result?: JobResult; error?: ErrorBody; files?: Buffer[]; at?: number },
+    outcome: { result?: JobResult; error?: ErrorBody; files?: KeptFile[]; at?: number },
   ): boolean {
     const now = outcome.at ?? this.now();
-    return this.db.transaction(() => {
+    const kept = status === 'completed' ? (outcome.files ?? []) : [];
+    const ended = this.db.transaction(() => {
+      const row = this.stmt.ending.get(id) as { seq: number; inputs: string | null } | undefined;
+      if (!row) return undefined;
       const changed = this.stmt.finish.run({
         id,
         status,
@@ -264,11 +340,19 @@ export class SqliteJobStore implements JobStore {
         result: outcome.result ? JSON.stringify(outcome.result) : null,
         error: outcome.error ? JSON.stringify(outcome.error) : null,
       }).changes;
-      if (changed === 0) return false;
-      outcome.files?.forEach((bytes, index) => this.stmt.addFile.run(id, index, bytes));
+      if (changed === 0) return undefined;
+      kept.forEach((file, index) => this.stmt.addFile.run(id, index, this.files.relative(file.path), file.size));
       this.webhooks.arm(id, now);
-      return true;
+      return row;
     })();
+    if (!ended) {
+      // Ended meanwhile (cancelled, reset): what this run kept has no job to answer.
+      this.files.removeRecorded((outcome.files ?? []).map((file) => this.files.relative(file.path)));
+      return false;
+    }
+    this.files.removeRecorded(inputFiles(ended.inputs));
+    if (kept.length === 0) this.files.removeOutputs(String(ended.seq));
+    return true;
   }
 
   markStarted(id: string, at: number): void {
@@ -277,12 +361,16 @@ export class SqliteJobStore implements JobStore {
 
   /** Cancels a job only if it has not started; false otherwise. */
   cancelPending(id: string, error: ErrorBody): boolean {
-    return this.db.transaction(() => {
+    const ended = this.db.transaction(() => {
       const now = this.now();
-      if (this.stmt.cancelPending.run({ id, now, error: JSON.stringify(error) }).changes !== 1) return false;
+      const row = this.stmt.ending.get(id) as { seq: number; inputs: string | null } | undefined;
+      if (!row || this.stmt.cancelPending.run({ id, now, error: JSON.stringify(error) }).changes !== 1) return undefined;
       this.webhooks.arm(id, now);
-      return true;
+      return row;
     })();
+    if (!ended) return false;
+    this.files.removeRecorded(inputFiles(ended.inputs));
+    return true;
   }
 
   /**
@@ -307,12 +395,14 @@ export class SqliteJobStore implements JobStore {
 
   /** Deletes completed, failed and cancelled jobs that ended before `cutoff` (epoch s), files too. */
   deleteFinishedBefore(cutoff: number): number {
-    return this.stmt.deleteOld.run(cutoff).changes;
+    const deleted = this.stmt.deleteOld.all(cutoff) as Array<{ seq: number }>;
+    for (const { seq } of deleted) this.files.removeOutputs(String(seq));
+    return deleted.length;
   }
 
   /** Jobs running since before `cutoff` (epoch s). */
   runningSince(cutoff: number): JobRecord[] {
-    return (this.stmt.runningSince.all(cutoff) as JobRow[]).map(rowToRecord);
+    return (this.stmt.runningSince.all(cutoff) as JobRow[]).map((row) => rowToRecord(row, this.files));
   }
 
   /** The job has a webhook that is not delivered yet (nor given up on). */
@@ -322,12 +412,30 @@ export class SqliteJobStore implements JobStore {
 
   /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
   deleteFinished(id: string): boolean {
-    return this.stmt.deleteTerminal.run(id).changes === 1;
+    const deleted = this.stmt.deleteTerminal.get(id) as { seq: number } | undefined;
+    if (deleted) this.files.removeOutputs(String(deleted.seq));
+    return deleted !== undefined;
   }
 
-  file(id: string, index: number): Buffer | undefined {
-    const row = this.stmt.file.get(id, index) as { bytes: Buffer } | undefined;
-    return row?.bytes;
+  file(id: string, index: number): StoredFile | undefined {
+    const row = this.stmt.file.get(id, index) as { path: string | null; size: number; bytes: Buffer | null } | undefined;
+    if (!row) return undefined;
+    return row.path !== null
+      ? { size: row.size, path: this.files.resolve(row.path) }
+      : { size: row.size, bytes: row.bytes ?? Buffer.alloc(0) };
+  }
+
+  /** The running job's outputs folder is named by its seq, which is never reused. */
+  outputSink(job: JobRecord): OutputSink {
+    return this.files.outputs(String(job.seq));
+  }
+
+  async sweepFiles(): Promise<number> {
+    const referenced = new Set<string>();
+    for (const row of this.stmt.inputsInUse.all() as Array<{ inputs: string }>) {
+      for (const file of inputFiles(row.inputs)) referenced.add(file);
+    }
+    return this.files.sweep(referenced, (key) => /^\d+$/.test(key) && this.stmt.seqExists.get(Number(key)) !== undefined);
   }
 
   /** How many pending jobs are ahead of this one. */
@@ -347,12 +455,12 @@ export class SqliteJobStore implements JobStore {
 
   /** Jobs a previous process left running. */
   running(): JobRecord[] {
-    return (this.stmt.running.all() as JobRow[]).map(rowToRecord);
+    return (this.stmt.running.all() as JobRow[]).map((row) => rowToRecord(row, this.files));
   }
 
   /** Pending jobs whose caller waits on an open connection. */
   pendingSync(): JobRecord[] {
-    return (this.stmt.pendingSync.all() as JobRow[]).map(rowToRecord);
+    return (this.stmt.pendingSync.all() as JobRow[]).map((row) => rowToRecord(row, this.files));
   }
 
   close(): void {

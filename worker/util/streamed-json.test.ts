@@ -1,0 +1,95 @@
+// The streamed JSON answer on a real HTTP server: the same text JSON.stringify would give with
+// the base64 inlined, its exact length announced, and sources read in pieces.
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { StreamedJson, type Base64Source } from './streamed-json';
+
+let handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+let failure: unknown;
+const server = http.createServer((req, res) => {
+  handler(req, res).catch((err: unknown) => {
+    failure = err;
+    res.destroy();
+  });
+});
+let url: string;
+beforeAll(async () => {
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+/** Bytes served in odd-sized pieces, as a file read would not be. */
+function source(bytes: Buffer, piece = 1000, size = bytes.length): Base64Source {
+  return {
+    size,
+    open: () =>
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < bytes.length; i += piece) yield bytes.subarray(i, i + piece);
+        })(),
+      ),
+  };
+}
+
+test('the text JSON.stringify gives with the base64 in place, and its exact Content-Length', async () => {
+  const files = [randomBytes(0), randomBytes(1), randomBytes(2), randomBytes(3), randomBytes(100_001)];
+  const value = (data: (i: number) => string | undefined) => ({
+    note: 'ünïcödé ✓ "quoted" \u0000 not a placeholder',
+    output: files.map((_, i) => ({ i, data: data(i) })),
+  });
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    await body.send(
+      res,
+      201,
+      value((i) => body.base64(source(files[i]!, 7 + i))),
+    );
+  };
+  const res = await fetch(url);
+  const text = await res.text();
+  expect(res.status).toBe(201);
+  expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+  expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+  expect(text).toBe(JSON.stringify(value((i) => files[i]!.toString('base64'))));
+});
+
+test('a source that is not the size it said breaks the answer off (it cannot be finished honestly)', async () => {
+  failure = undefined;
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    await body.send(res, 200, { data: body.base64(source(randomBytes(100), 10, 200)) });
+  };
+  await expect(fetch(url).then((r) => r.text())).rejects.toThrow();
+  expect(String(failure)).toContain('shrank');
+});
+
+test('a client that goes away ends the answer quietly', async () => {
+  let finished!: Promise<unknown>;
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    const big: Base64Source = {
+      size: 50_000_000,
+      open: () =>
+        Readable.from(
+          (function* () {
+            for (let i = 0; i < 500; i++) yield Buffer.alloc(100_000);
+          })(),
+        ),
+    };
+    finished = body.send(res, 200, { data: body.base64(big) }).catch((err: unknown) => err);
+    await finished;
+  };
+  const controller = new AbortController();
+  const res = await fetch(url, { signal: controller.signal });
+  const reader = res.body!.getReader();
+  await reader.read();
+  controller.abort();
+  expect(await finished).toBeUndefined();
+});
