@@ -70,6 +70,10 @@ export const startVastDoor: StartDoor = async (ctx) => {
   }
 
   const ledger = new LoadLedger({ workloadPerRequest: vast.workloadPerRequest, maxQueueTimeS: vast.maxQueueTimeS });
+  // With several GPUs, max_perf (and so admission) follows the backends that can take jobs; one
+  // down or faulted counts for nothing, and never less than one backend's share is reported.
+  const { backend } = ctx;
+  if (backend.count > 1) ledger.capacityShare = () => Math.max(backend.readyCount, 1) / backend.count;
   const state = new VastState({ ledger, logger });
   const verifier = new SignatureVerifier({ scheme: vast.signatureScheme, logger });
   const reporter = new VastReporter({

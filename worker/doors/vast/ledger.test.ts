@@ -12,6 +12,20 @@ test('the reference example: max_perf 0.5/s, workload 1, MAX_QUEUE_TIME 10 s →
   expect(ledger.counterSnapshot().rejected).toBe(1);
 });
 
+test('two backends of 0.5/s each admit twice as many; one of them down, half again', () => {
+  const ledger = new LoadLedger({ workloadPerRequest: 1, maxQueueTimeS: 10 });
+  let ready = 2;
+  ledger.capacityShare = () => Math.max(ready, 1) / 2;
+  ledger.maxPerf = 1; // the benchmark's sum over both
+  const both = Array.from({ length: 12 }, (_, i) => ledger.admit(auth(i)));
+  expect(both.filter((r) => r.ok)).toHaveLength(11);
+  for (const r of both) if (r.ok) ledger.finish(r.entry, 'Success');
+  ready = 1;
+  expect(ledger.maxPerf).toBe(0.5);
+  const one = Array.from({ length: 7 }, (_, i) => ledger.admit(auth(100 + i)));
+  expect(one.map((r) => r.ok)).toEqual([true, true, true, true, true, true, false]);
+});
+
 test('the ratio does not depend on the workload constant', () => {
   const ledger = new LoadLedger({ workloadPerRequest: 100, maxQueueTimeS: 10 });
   ledger.maxPerf = 50; // 2 s per request

@@ -76,12 +76,26 @@ export type Admission = { ok: true; entry: InFlight } | { ok: false; waitS: numb
 export class LoadLedger {
   readonly workloadPerRequest: number;
   readonly maxQueueTimeS: number;
-  /** Workload per second, from the benchmark; 0 until it is known. */
-  maxPerf = 0;
+  /** Workload per second of every backend together, from the benchmark; 0 until it is known. */
+  private measuredPerf = 0;
+  /**
+   * The share of the worker's ComfyUI backends that can take jobs now (always 1 with one): a GPU
+   * that is down or faulted serves nothing, so admission and reports count only the others.
+   */
+  capacityShare: () => number = () => 1;
   /** Set by request start, success, error and reject (and by load and error states); cleared by a successful report. */
   updatePending = false;
   private readonly clock: () => number;
   private readonly inFlight = new Map<number, InFlight>();
+
+  /** Workload per second the worker can serve now: the benchmark's, scaled to healthy backends. */
+  get maxPerf(): number {
+    return this.measuredPerf * this.capacityShare();
+  }
+
+  set maxPerf(perf: number) {
+    this.measuredPerf = perf;
+  }
   private nextKey = 1;
   private counters: Counters = { ...ZERO };
   /** Distinct reqnums seen since start (num_requests_recieved). */
