@@ -7,6 +7,20 @@ import { parseBoolWord } from './util/words';
 
 export type WorkerMode = 'http' | 'vast' | 'runpod';
 
+/** How long a client may take to send a request, and how many may be connected (per door). */
+export interface ConnectionLimits {
+  /** REQUEST_HEADERS_TIMEOUT_S: from connecting (or the previous answer) to the last header line. */
+  headersTimeoutMs: number;
+  /** REQUEST_BODY_TIMEOUT_S: the longest a request body may stall (no byte arriving). */
+  bodyTimeoutMs: number;
+  /** REQUEST_TIMEOUT_S: the whole request (headers and body) received. */
+  requestTimeoutMs: number;
+  /** KEEP_ALIVE_TIMEOUT_S: an idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** MAX_CONNECTIONS: connections beyond this are dropped at once. */
+  maxConnections: number;
+}
+
 /** Raised when the environment is invalid; the message names the variable. */
 export { ConfigError };
 
@@ -172,6 +186,12 @@ const envSchema = z.object({
   API_HOST: text('0.0.0.0'),
   API_PORT: number(8000, { min: 0, int: true }),
   MAX_BODY_MB: number(50, { min: 0 }),
+  // Slow or lying clients, on every listening door (doors/limits.ts)
+  REQUEST_HEADERS_TIMEOUT_S: number(20, { min: 0.1, max: MAX_TIMER_S }),
+  REQUEST_BODY_TIMEOUT_S: number(30, { min: 0.1, max: MAX_TIMER_S }),
+  REQUEST_TIMEOUT_S: number(300, { min: 0.1, max: MAX_TIMER_S }),
+  KEEP_ALIVE_TIMEOUT_S: number(5, { min: 0.1, max: MAX_TIMER_S }),
+  MAX_CONNECTIONS: number(1024, { min: 1, int: true }),
 
   // Jobs
   SQLITE_DB_PATH: optionalText,
@@ -326,6 +346,7 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       host: env.API_HOST,
       port: env.API_PORT,
       maxBodyBytes: Math.round(env.MAX_BODY_MB * 1024 * 1024),
+      limits: connectionLimits(env),
     },
     jobs: {
       dbPath: path.resolve(cwd, env.SQLITE_DB_PATH ?? path.join('data', 'comfyui_jobs.db')),
@@ -426,6 +447,22 @@ function stuckHours(env: z.infer<typeof envSchema>): number {
     );
   }
   return env.STUCK_JOB_HOURS;
+}
+
+/** The doors' timeouts and connection cap; a request cannot end before its headers arrive. */
+function connectionLimits(env: z.infer<typeof envSchema>): ConnectionLimits {
+  if (env.REQUEST_HEADERS_TIMEOUT_S > env.REQUEST_TIMEOUT_S) {
+    throw new ConfigError(
+      `Invalid configuration:\n  REQUEST_HEADERS_TIMEOUT_S: ${env.REQUEST_HEADERS_TIMEOUT_S} s is longer than REQUEST_TIMEOUT_S (${env.REQUEST_TIMEOUT_S} s)`,
+    );
+  }
+  return {
+    headersTimeoutMs: Math.round(env.REQUEST_HEADERS_TIMEOUT_S * 1000),
+    bodyTimeoutMs: Math.round(env.REQUEST_BODY_TIMEOUT_S * 1000),
+    requestTimeoutMs: Math.round(env.REQUEST_TIMEOUT_S * 1000),
+    keepAliveTimeoutMs: Math.round(env.KEEP_ALIVE_TIMEOUT_S * 1000),
+    maxConnections: env.MAX_CONNECTIONS,
+  };
 }
 
 function chooseMode(env: z.infer<typeof envSchema>): WorkerMode {
