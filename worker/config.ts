@@ -151,6 +151,8 @@ const envSchema = z.object({
 
   // Outputs
   OUTPUT_BASE64_MAX_BYTES: number(10 * 1024 * 1024, { min: 0, int: true }),
+  COMFYUI_OUTPUT_DIR: optionalText,
+  COMFYUI_TEMP_DIR: optionalText,
   INCLUDE_COMFYUI_RESPONSE: bool(false),
 
   // S3 uploads: PyWorker names (S3_*) and worker-comfyui names (BUCKET_*, bucket in the URL)
@@ -317,6 +319,11 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     outputs: {
       base64MaxBytes: env.OUTPUT_BASE64_MAX_BYTES,
       includeComfyResponse: env.INCLUDE_COMFYUI_RESPONSE,
+      /** ComfyUI's folders on a shared disk: outputs are read there first, /view when missing. */
+      folders: {
+        output: env.COMFYUI_OUTPUT_DIR === undefined ? undefined : path.resolve(cwd, env.COMFYUI_OUTPUT_DIR),
+        temp: env.COMFYUI_TEMP_DIR === undefined ? undefined : path.resolve(cwd, env.COMFYUI_TEMP_DIR),
+      },
     },
     s3: {
       accessKeyId: env.S3_ACCESS_KEY_ID,
