@@ -128,6 +128,8 @@ function prepareStatements(db: Db) {
                (SELECT last + 1 FROM queue_order))`,
     ),
     get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+    // Between the claim and /prompt: only the sealed column, not the row's spec and result.
+    secrets: db.prepare('SELECT secrets FROM jobs WHERE id = ?'),
     claim: db.prepare(
       `UPDATE jobs SET status = 'running', started_at = @now, prompt_id = @prompt_id, backend = @backend, attempts = attempts + 1
        WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
@@ -314,7 +316,7 @@ export class SqliteJobStore implements JobStore {
 
   /** The job's credentials, while it is not finished. */
   secretsOf(id: string): JobSecrets {
-    const row = this.stmt.get.get(id) as JobRow | undefined;
+    const row = this.stmt.secrets.get(id) as { secrets: Buffer | null } | undefined;
     if (!row?.secrets) return {};
     try {
       return this.box.unseal<JobSecrets>(row.secrets);
