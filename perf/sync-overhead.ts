@@ -11,6 +11,8 @@
 // the worker's added median and p99 over direct (targets: ≤ 1 ms with /view, ≤ 0 ms from disk), and
 // 16 jobs submitted at once (direct: 16 prompts queued at once, each collected as it ends) as the
 // ratio of the worker's wall time to the direct client's (target ≤ 1.05), median of several bursts.
+// Also printed: the worker's CPU time per job (from /proc, 10 ms resolution summed over blocks),
+// which other load on the machine does not change as it changes latencies.
 //
 //   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR]
 //
@@ -191,6 +193,12 @@ async function startWorker(
   return { child: worker.child, url: worker.match };
 }
 
+/** CPU milliseconds a process has used (user + system), from /proc: unaffected by other load. */
+function cpuMs(pid: number | undefined): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+}
+
 function row(label: string, values: Array<string | number>): void {
   console.log(`  ${label.padEnd(34)} ${values.map((v) => (typeof v === 'number' ? v.toFixed(2) : v).padStart(9)).join(' ')}`);
 }
@@ -221,15 +229,27 @@ async function main(): Promise<void> {
       // Warm-up: JIT, connections, the simulator's caches of node classes.
       for (const name of names) for (let i = 0; i < 20; i++) await paths[name]!(size);
       const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+      const cpu: Record<string, number> = { 'worker /view': 0, 'worker disk': 0 };
+      const pids: Record<string, number | undefined> = {
+        'worker /view': viewWorker.child.pid,
+        'worker disk': diskWorker.child.pid,
+      };
       for (let block = 0; block < JOBS / BLOCK; block++) {
         const order = names.map((_, k) => names[(k + block) % names.length]!);
-        for (const name of order) for (let i = 0; i < BLOCK; i++) times[name]!.push(await timed(() => paths[name]!(size)));
+        for (const name of order) {
+          const before = name in pids ? cpuMs(pids[name]) : 0;
+          for (let i = 0; i < BLOCK; i++) times[name]!.push(await timed(() => paths[name]!(size)));
+          if (name in pids) cpu[name]! += cpuMs(pids[name]) - before;
+        }
       }
-      console.log(`\n${size}x${size} output                          median       p99  added median  added p99`);
+      console.log(`\n${size}x${size} output                          median       p99  added median  added p99  worker CPU/job`);
       const base = times.direct!;
       for (const name of names) {
         const t = times[name]!;
-        const added = name === 'direct' ? ['', ''] : [median(t) - median(base), percentile(t, 99) - percentile(base, 99)];
+        const added =
+          name === 'direct'
+            ? ['', '', '']
+            : [median(t) - median(base), percentile(t, 99) - percentile(base, 99), cpu[name]! / t.length];
         row(name, [median(t), percentile(t, 99), ...added]);
       }
       // 16 at once: the direct client queues all 16 prompts, then collects each as it ends.

@@ -105,14 +105,19 @@ export class JobQueue {
   inlineFile(job: JobRecord, output: JobOutput): Base64Source | undefined {
     const stored = output.blob === undefined ? undefined : this.store.file(job.id, output.blob);
     if (!stored) return undefined;
-    if ('bytes' in stored) return { size: stored.bytes.length, open: () => Readable.from([stored.bytes]) };
+    if ('bytes' in stored)
+      return { size: stored.bytes.length, open: () => Readable.from([stored.bytes]), read: () => stored.bytes };
     let size: number;
     try {
       size = fs.statSync(stored.path).size;
     } catch {
       return undefined; // deleted with its job since the record was read
     }
-    return { size, open: () => fs.createReadStream(stored.path, { highWaterMark: READ_BYTES }) };
+    return {
+      size,
+      open: () => fs.createReadStream(stored.path, { highWaterMark: READ_BYTES }),
+      read: () => fs.readFileSync(stored.path),
+    };
   }
 
   /**
