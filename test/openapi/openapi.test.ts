@@ -1,6 +1,7 @@
 // The API description: every door serves GET /openapi.json, every route its express app registers
 // is described there, every documented example passes its schema (and the door's own parser), and
 // the document has the structure OpenAPI 3.1 asks for.
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import { parseWrapperRequest } from '../../worker/contracts/wrapper/request';
 import { buildCore, doorContext, type Core } from '../../worker/core';
 import type { DoorContext } from '../../worker/doors/door';
 import { createHttpServer } from '../../worker/doors/http/app';
-import { httpDoorDoc } from '../../worker/doors/http/openapi';
+import { WRAPPER_EXAMPLES, httpDoorDoc } from '../../worker/doors/http/openapi';
 import { parseRunRequest } from '../../worker/doors/http/run-request';
 import { buildOpenApi, type DoorDoc } from '../../worker/doors/openapi';
 import { fromDoor } from '../../worker/doors/runpod/context';
@@ -45,6 +46,11 @@ interface Layer {
   handle: { stack?: Layer[] };
   rawPath?: unknown;
 }
+
+/** misc/example_workflow_api.json: the README's example, which runs on the simulator. */
+const HTTP_WORKFLOW = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', '..', 'misc', 'example_workflow_api.json'), 'utf8'),
+) as Record<string, unknown>;
 
 const openApiPath = (p: string) => p.replace(/:(\w+)/g, '{$1}');
 /** Parameter names are the doc's choice (`{job_id}` where express says `:jobId`): compared by position. */
@@ -215,6 +221,111 @@ describe('the document', () => {
     expect(input.properties.s3.properties.connect_attempts).toMatchObject({ type: 'integer', maximum: 10 });
     const stream = doc.paths['/generate/stream'].post.responses['200'].content;
     expect(Object.keys(stream)).toEqual(['text/event-stream']);
+  });
+});
+
+/** The answer's status is documented for the route, and its body passes the documented schema. */
+function checkAnswer(doc: DoorDoc, method: string, template: string, res: { status: number; body: unknown }): void {
+  const route = doc.routes.find((r) => r.method === method.toLowerCase() && r.path === template);
+  if (!route) throw new Error(`${method} ${template} is not documented`);
+  const documented = route.responses[String(res.status)] ?? route.responses.default;
+  if (!documented) throw new Error(`${method} ${template} answered ${res.status}, which is not documented`);
+  const schema = documented.body?.schema;
+  if (!schema) return;
+  const parsed = schema.safeParse(res.body);
+  if (!parsed.success)
+    throw new Error(`${method} ${template} ${res.status}: ${parsed.error.message}\n${JSON.stringify(res.body).slice(0, 500)}`);
+}
+
+describe('real answers match the documented responses', () => {
+  const workflow = () => structuredClone(HTTP_WORKFLOW);
+  const waitEnded = async (url: string) => {
+    for (let i = 0; i < 200; i++) {
+      const res = await callJson('GET', url);
+      if (['completed', 'failed', 'cancelled'].includes(res.body?.status)) return res;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`${url} did not end`);
+  };
+
+  test('HTTP door: the job API, the api-wrapper routes, admin, health, errors', async () => {
+    const doc = httpDoorDoc({ comfyProxy: true });
+    const worker = await startTestWorker(sim.url, { COMFY_PROXY: 'true' });
+    const at = (p: string) => `${worker.url}${p}`;
+    const check = async (method: string, template: string, p: string, body?: unknown) => {
+      const res = await callJson(method, at(p), body);
+      checkAnswer(doc, method, template, res);
+      return res;
+    };
+    try {
+      const run = await check('POST', '/run', '/run', { workflow: workflow() });
+      const done = await waitEnded(at(`/status/${run.body.job_id}`));
+      expect(done.body.status).toBe('completed');
+      checkAnswer(doc, 'GET', '/status/{job_id}', done);
+      const wrapped = await check('POST', '/run', '/run', { input: { request_id: 'oa-1', workflow_json: workflow() } });
+      checkAnswer(doc, 'GET', '/status/{job_id}', await waitEnded(at(`/status/${wrapped.body.job_id}`)));
+      expect((await check('POST', '/generate/sync', '/generate/sync', WRAPPER_EXAMPLES.modifier)).status).toBe(200);
+      expect(
+        (await check('POST', '/generate', '/generate', { input: { request_id: 'oa-2', workflow_json: workflow() } })).status,
+      ).toBe(202);
+      await check('GET', '/result/{id}', '/result/oa-2');
+      await check('POST', '/cancel/{id}', '/cancel/oa-2');
+      await check('GET', '/result/{id}', '/result/nope');
+      await check('POST', '/cancel/{id}', '/cancel/nope');
+      await check('GET', '/queue-info', '/queue-info');
+      await check('GET', '/stats', '/stats?include_recent=true');
+      await check('GET', '/health', '/health');
+      await check('GET', '/status/{job_id}', '/status/nope');
+      expect((await check('POST', '/run', '/run', { workflow: 'nope' })).status).toBe(400);
+      await check('POST', '/admin/cleanup', '/admin/cleanup?max_age_hours=12');
+      await check('POST', '/admin/reset-stuck', '/admin/reset-stuck');
+      await check('DELETE', '/admin/job/{job_id}', `/admin/job/${run.body.job_id}`);
+      await check('DELETE', '/admin/job/{job_id}', '/admin/job/nope');
+      const metrics = await fetch(at('/metrics'));
+      expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('RunPod local API: run, runsync, status, cancel, retry, purge-queue, health', async () => {
+    const doc = runpodLocalDoc();
+    const worker = await startTestWorker(sim.url, { WORKER_MODE: 'runpod', SERVE_API_LOCALLY: 'true' });
+    const check = async (method: string, template: string, p: string, body?: unknown) => {
+      const res = await callJson(method, `${worker.url}${p}`, body);
+      checkAnswer(doc, method, template, res);
+      return res;
+    };
+    try {
+      const body = { input: { workflow: workflow() } };
+      const queued = await check('POST', '/run', '/run', body);
+      expect((await check('POST', '/runsync', '/runsync', body)).body.status).toBe('COMPLETED');
+      await check('GET', '/status/{id}', `/status/${queued.body.id}`);
+      await check('POST', '/status/{id}', `/status/${queued.body.id}`);
+      await check('POST', '/cancel/{id}', `/cancel/${queued.body.id}`);
+      await check('POST', '/retry/{id}', `/retry/${queued.body.id}`);
+      await check('POST', '/retry/{id}', '/retry/nope');
+      await check('POST', '/run', '/run', { input: {} });
+      await check('POST', '/purge-queue', '/purge-queue');
+      await check('GET', '/health', '/health');
+      await check('POST', '/v2/{endpointId}/run', '/v2/ep-1/run', body);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('Vast door: ping, benchmark, health and a malformed envelope', async () => {
+    const doc = vastDoorDoc();
+    const url = doors.find((d) => d.name === 'vast')!.url;
+    for (const [method, p, body] of [
+      ['GET', '/benchmark', undefined],
+      ['GET', '/health', undefined],
+      ['POST', '/generate/sync', { payload: 1 }],
+    ] as const) {
+      checkAnswer(doc, method, p, await callJson(method, `${url}${p}`, body));
+    }
+    const ping = await fetch(`${url}/ping`);
+    checkAnswer(doc, 'GET', '/ping', { status: ping.status, body: await ping.text() });
   });
 });
 

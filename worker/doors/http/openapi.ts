@@ -113,17 +113,29 @@ const countsSchema = z.object({
 });
 const backendSchema = z.looseObject({
   url: z.string(),
-  healthy: z.boolean().optional(),
+  healthy: z.boolean(),
   reachable: z.boolean(),
-  websocket: z.boolean(),
+  websocket: z.enum(['idle', 'connecting', 'open', 'reconnecting', 'down', 'closed']),
+  error: z.string().optional(),
+  gpu_fault: z.string().optional().meta({ description: 'Set after a CUDA fault: the GPU needs a restart' }),
+});
+
+const healthSchema = z.looseObject({
+  status: z.enum(['healthy', 'unhealthy']),
+  database_path: z.string(),
+  job_stats: countsSchema.extend({ total: z.number().int() }).nullable(),
+  queue_depth: z.number().int().nullable(),
+  comfyui: backendSchema.optional(),
+  backends: z.array(backendSchema).optional(),
+  database_error: z.string().optional(),
 });
 
 const cancelSchema = z.object({ message: z.string(), status: z.string() });
 
-/** The SSE stream of POST /generate/stream (api-wrapper-compat §10): one JSON object per event. */
+/** The SSE stream of POST /generate/stream (the api-wrapper's, api-wrapper-compat §10). */
 const streamSchema = z.string().meta({
   description:
-    'text/event-stream: `data: {"status": "queued" | "pending" | "processing" | "generating", "queue_position"?, "progress"?}` events while the job waits and runs, then one `event: final_result` whose data is the Result',
+    'text/event-stream, one `data: <json>` event per change: first {request_id, status: "queued", message: "Request queued", timestamp}; then, when the status, message or queue position changes, {request_id, status, message, timestamp, elapsed_time, queue_info, queue_position: {current_queue, position, queue_size, estimated_wait_time}, ...}; finally {request_id, status: "final_result", result: <the Result>, elapsed_time}, or {status: "error", message}',
 });
 
 function routes(comfyProxy: boolean): RouteDoc[] {
@@ -138,19 +150,12 @@ function routes(comfyProxy: boolean): RouteDoc[] {
       responses: {
         '200': {
           description: 'healthy',
-          body: {
-            schema: z.looseObject({
-              status: z.enum(['healthy', 'unhealthy']),
-              database_path: z.string(),
-              job_stats: countsSchema.extend({ total: z.number().int() }).nullable(),
-              queue_depth: z.number().int().nullable(),
-              comfyui: backendSchema.optional(),
-              backends: z.array(backendSchema).optional(),
-              database_error: z.string().optional(),
-            }),
-          },
+          body: { schema: healthSchema },
         },
-        '503': { description: 'unhealthy: ComfyUI unreachable, websocket closed or the database unusable (same body)' },
+        '503': {
+          description: 'unhealthy: ComfyUI unreachable, websocket closed or the database unusable',
+          body: { schema: healthSchema },
+        },
       },
     },
     {

@@ -19,6 +19,21 @@ const ENVELOPE_EXAMPLE = {
   payload: { input: { modifier: 'Text2Image', modifications: { prompt: 'a lighthouse at dusk', seed: 42 } } },
 };
 
+const healthSchema = z.looseObject({
+  status: z.enum(['healthy', 'unhealthy', 'loading', 'error']),
+  loaded: z.boolean(),
+  error_msg: z.string(),
+  benchmark: z.string(),
+  max_perf: z.number(),
+  cur_load: z.number(),
+  num_requests_working: z.number().int(),
+  estimated_wait_s: z.number(),
+  max_queue_time_s: z.number(),
+  signature_scheme: z.string(),
+  public_key_loaded: z.boolean(),
+  comfyui: z.looseObject({ url: z.string() }),
+});
+
 const pyworkerError = z.record(z.string(), z.unknown()).meta({
   description: 'PyWorker\'s 422 body: {"error": "invalid JSON"} or a map from field to problem',
 });
@@ -55,24 +70,9 @@ export function vastDoorDoc(): DoorDoc {
         responses: {
           '200': {
             description: 'healthy',
-            body: {
-              schema: z.looseObject({
-                status: z.enum(['healthy', 'unhealthy', 'loading', 'error']),
-                loaded: z.boolean(),
-                error_msg: z.string(),
-                benchmark: z.string(),
-                max_perf: z.number(),
-                cur_load: z.number(),
-                num_requests_working: z.number().int(),
-                estimated_wait_s: z.number(),
-                max_queue_time_s: z.number(),
-                signature_scheme: z.string(),
-                public_key_loaded: z.boolean(),
-                comfyui: z.looseObject({ url: z.string() }),
-              }),
-            },
+            body: { schema: healthSchema },
           },
-          '503': { description: 'loading, in error, or ComfyUI unreachable (same body)' },
+          '503': { description: 'loading, in error, or ComfyUI unreachable', body: { schema: healthSchema } },
         },
       },
       {
