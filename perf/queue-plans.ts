@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-queue-'));
     const db = path.join(dir, 'jobs.db');
     const secrets = SecretBox.open({ keyFile: path.join(dir, 'job-secrets.key') });
-    new SqliteJobStore({ path: db, secrets }).close();
+    await new SqliteJobStore({ path: db, secrets }).close();
     const t0 = performance.now();
     fillQueue(db, depth, SPEC);
     const fillS = (performance.now() - t0) / 1000;
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
       const store = new SqliteJobStore({ path: db, secrets });
       console.log(`\nquery plans at ${depth.toLocaleString('en')} jobs`);
       for (const [name, steps] of Object.entries(store.queryPlans())) console.log(`  ${name.padEnd(18)} ${steps.join(' | ')}`);
-      store.close();
+      await store.close();
     }
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -29,9 +29,9 @@ export function createDoorServer(
 ): http.Server {
   const server = tls ? https.createServer({ ...serverOptions(limits), ...tls }) : http.createServer(serverOptions(limits));
   server.maxConnections = limits.maxConnections;
-  // The watchdog sees the request before the handler does.
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => watchBody(req, res, limits.bodyTimeoutMs));
   server.on('request', handler);
+  // After the handler (which starts its read asynchronously): the body's bytes arrive later anyway.
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => watchBody(req, res, limits.bodyTimeoutMs));
   return server;
 }
 

@@ -31,7 +31,9 @@ const newJob = (): NewJob => ({
 const cancelled: ErrorBody = { code: 'cancelled', message: 'cancelled', status: 499 };
 
 const opened: SqliteJobStore[] = [];
-afterAll(() => opened.forEach((store) => store.close()));
+afterAll(async () => {
+  for (const store of opened) await store.close();
+});
 function open(name: string): SqliteJobStore {
   const store = new SqliteJobStore({ path: path.join(dir, name), secrets });
   opened.push(store);
@@ -39,10 +41,15 @@ function open(name: string): SqliteJobStore {
 }
 
 /** Every pending job's position against a plain count of the pending jobs ahead of it. */
-function expectPositions(store: SqliteJobStore, ids: string[]): void {
-  const pending = ids.flatMap((id) => store.get(id) ?? []).filter((job) => job.status === 'pending');
+async function expectPositions(store: SqliteJobStore, ids: string[]): Promise<void> {
+  const jobs = await Promise.all(ids.map((id) => store.get(id)));
+  const pending = jobs.flatMap((job) => job ?? []).filter((job) => job.status === 'pending');
   pending.sort((a, b) => a.seq - b.seq);
-  expect(pending.map((job) => store.queuePosition(job))).toEqual(pending.map((_, i) => i));
+  expect(await Promise.all(pending.map((job) => store.queuePosition(job)))).toEqual(pending.map((_, i) => i));
+}
+
+async function statusOf(store: SqliteJobStore, id: string): Promise<string | undefined> {
+  return (await store.get(id))?.status;
 }
 
 // A small deterministic generator, so a failure can be replayed.
@@ -52,56 +59,59 @@ function random(seed: number): () => number {
 }
 
 describe('queue position', () => {
-  test('equals the pending jobs ahead through claims, out-of-order cancels, ends and requeues', () => {
+  test('equals the pending jobs ahead through claims, out-of-order cancels, ends and requeues', async () => {
     const store = open('ops.db');
     const rand = random(7);
     const ids: string[] = [];
     const running: JobRecord[] = [];
     for (let step = 0; step < 600; step++) {
       const roll = rand();
-      if (roll < 0.45) ids.push(store.insert(newJob()).id);
+      if (roll < 0.45) ids.push((await store.insert(newJob())).id);
       else if (roll < 0.6) {
-        const job = store.claimNext(`p-${step}`);
+        const job = await store.claimNext(`p-${step}`);
         if (job) running.push(job);
       } else if (roll < 0.75) {
-        const pending = ids.filter((id) => store.get(id)!.status === 'pending');
+        const pending: string[] = [];
+        for (const id of ids) if ((await statusOf(store, id)) === 'pending') pending.push(id);
         const victim = pending[Math.floor(rand() * pending.length)];
-        if (victim) expect(store.cancelPending(victim, cancelled)).toBe(true);
+        if (victim) expect(await store.cancelPending(victim, cancelled)).toBe(true);
       } else if (roll < 0.88) {
         const job = running.shift();
-        if (job) store.finish(job.id, 'completed', {});
+        if (job) await store.finish(job.id, 'completed', {});
       } else {
         // A job a previous process left running goes back to its place.
         const job = running.splice(Math.floor(rand() * running.length), 1)[0];
-        if (job) expect(store.requeue(job.id)).toBe(true);
+        if (job) expect(await store.requeue(job.id)).toBe(true);
       }
-      expectPositions(store, ids);
+      await expectPositions(store, ids);
     }
-    expect(store.counts().pending).toBeGreaterThan(5);
+    expect((await store.counts()).pending).toBeGreaterThan(5);
   });
 
-  test('a requeued job ahead of everything, with the queue empty or not, and old ended jobs deleted', () => {
+  test('a requeued job ahead of everything, with the queue empty or not, and old ended jobs deleted', async () => {
     let now = 1_000_000;
     const store = new SqliteJobStore({ path: path.join(dir, 'requeue.db'), secrets, clock: () => now });
     opened.push(store);
-    const ids = Array.from({ length: 5 }, () => store.insert(newJob()).id);
-    const first = store.claimNext('a')!;
-    const second = store.claimNext('b')!;
-    store.finish(second.id, 'completed', {});
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await store.insert(newJob())).id);
+    const first = (await store.claimNext('a'))!;
+    const second = (await store.claimNext('b'))!;
+    await store.finish(second.id, 'completed', {});
     now += 10_000_000;
-    expect(store.deleteFinishedBefore(now / 1000)).toBe(1);
-    expect(store.requeue(first.id)).toBe(true);
-    expectPositions(store, ids);
+    expect(await store.deleteFinishedBefore(now / 1000)).toBe(1);
+    expect(await store.requeue(first.id)).toBe(true);
+    await expectPositions(store, ids);
     // Empty the queue, then requeue into it.
-    const all = [store.claimNext('c')!, store.claimNext('d')!, store.claimNext('e')!, store.claimNext('f')!];
-    expect(store.claimNext('g')).toBeUndefined();
-    expect(store.requeue(all[2]!.id)).toBe(true);
-    const late = store.insert(newJob()).id;
-    expectPositions(store, [...ids, late]);
-    expect(store.queuePosition(store.get(late)!)).toBe(1);
+    const all = [];
+    for (const p of ['c', 'd', 'e', 'f']) all.push((await store.claimNext(p))!);
+    expect(await store.claimNext('g')).toBeUndefined();
+    expect(await store.requeue(all[2]!.id)).toBe(true);
+    const late = (await store.insert(newJob())).id;
+    await expectPositions(store, [...ids, late]);
+    expect(await store.queuePosition((await store.get(late))!)).toBe(1);
   });
 
-  test('a version 6 database with jobs cancelled in the middle of its queue migrates to the right positions', () => {
+  test('a version 6 database with jobs cancelled in the middle of its queue migrates to the right positions', async () => {
     const file = path.join(dir, 'v6.db');
     const v6 = new Database(file);
     MIGRATIONS.slice(0, 6).forEach((sql) => v6.exec(sql));
@@ -112,23 +122,23 @@ describe('queue position', () => {
     v6.prepare(`DELETE FROM jobs WHERE id = 'old-7'`).run();
     v6.close();
     const store = open('v6.db');
-    const fresh = store.insert(newJob()).id;
+    const fresh = (await store.insert(newJob())).id;
     const ids = [...statuses.map((_, i) => `old-${i}`).filter((id) => id !== 'old-7'), fresh];
-    expectPositions(store, ids);
-    expect(store.queuePosition(store.get(fresh)!)).toBe(4);
-    store.claimNext('x');
-    store.cancelPending('old-6', cancelled);
-    expectPositions(store, ids);
+    await expectPositions(store, ids);
+    expect(await store.queuePosition((await store.get(fresh))!)).toBe(4);
+    await store.claimNext('x');
+    await store.cancelPending('old-6', cancelled);
+    await expectPositions(store, ids);
   });
 });
 
 describe('hot queries on a million jobs', () => {
-  test('admission, claim, /status, /stats and ending a job use indexes, never a scan of the jobs', () => {
+  test('admission, claim, /status, /stats and ending a job use indexes, never a scan of the jobs', async () => {
     const name = 'million.db';
-    open(name).close();
+    await open(name).close();
     fillQueue(path.join(dir, name), 1_000_000);
     const store = open(name);
-    expect(store.counts().pending).toBe(1_000_000);
+    expect((await store.counts()).pending).toBe(1_000_000);
     const plans = store.queryPlans();
     expect(Object.keys(plans).sort()).toEqual(
       [
@@ -159,7 +169,7 @@ describe('hot queries on a million jobs', () => {
     expect(plans.queuePosition!.join('\n')).not.toMatch(/SCAN jobs/);
     expect(plans.claimNext!.join('\n')).toMatch(/jobs_status_seq/);
     // And the answer is right at that depth.
-    const last = store.get('fill-1000000')!;
-    expect(store.queuePosition(last)).toBe(999_999);
+    const last = (await store.get('fill-1000000'))!;
+    expect(await store.queuePosition(last)).toBe(999_999);
   });
 });
