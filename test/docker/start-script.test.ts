@@ -1,7 +1,7 @@
 // docker/start.sh with the simulator standing in for ComfyUI (COMFYUI_CMD): ComfyUI gets the
 // flags and COMFY_LOG_LEVEL, is restarted after a kill mid-job (that job fails clearly, the next
 // one succeeds), a SIGTERM stops the worker and ComfyUI and the script exits 0.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { waitForStatus } from '../http-api/support';
@@ -12,6 +12,7 @@ import { callJson, postJson, until } from '../support/worker';
 const ROOT = path.resolve(__dirname, '..', '..');
 const SCRIPT = path.join(ROOT, 'docker', 'start.sh');
 const SIMULATOR = path.join(ROOT, 'dist', 'simulator', 'cli.js');
+const HEALTHCHECK = path.join(ROOT, 'docker', 'healthcheck.js');
 const WORKFLOW = JSON.parse(fs.readFileSync(path.join(ROOT, 'misc', 'example_workflow_api.json'), 'utf8'));
 
 interface Script {
@@ -107,6 +108,13 @@ test('ComfyUI killed mid-job: restarted, the running job failed clearly, the nex
   expect(done.error).toBeNull();
   expect(done.status).toBe('completed');
   expect(done.result.images[0].filename).toMatch(/^example_[0-9a-f]{8}_00001_\.png$/);
+
+  // The image's HEALTHCHECK: the worker's /health on API_PORT.
+  const healthcheck = (env: Record<string, string>) =>
+    spawnSync(process.execPath, [HEALTHCHECK], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
+  expect(healthcheck({ API_PORT: new URL(url).port }).status).toBe(0);
+  expect(healthcheck({ HEALTHCHECK_URL: `${url}/health` }).status).toBe(0);
+  expect(healthcheck({ API_PORT: String(await closedPort()) }).status).toBe(1);
 
   script.child.kill('SIGTERM');
   expect(await script.exited).toBe(0);
