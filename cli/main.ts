@@ -31,7 +31,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .description('ComfyUI worker: with no command (or `serve`) start the worker; otherwise a client of a running one')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 done, 1 unexpected error, 2 invalid input (or refused by the worker), 3 job failed or cancelled,\n' +
+        '4 worker unreachable, 5 --timeout passed (job cancelled), 130 interrupted (job cancelled).',
+    );
 
   connectionOptions(
     program

@@ -164,6 +164,15 @@ test('invalid input on the command line: exit 2 before anything is sent', async 
   }
 });
 
+test('--help lists the commands and the exit codes', async () => {
+  const help = await runCli(['--help']);
+  expect(help.code).toBe(0);
+  for (const command of ['submit', 'status', 'cancel', 'serve']) expect(help.stdout).toContain(command);
+  expect(help.stdout).toMatch(
+    /Exit codes: 0 done, 1 .*2 invalid input.*3 job failed.*\n4 worker unreachable, 5 --timeout.*130 interrupted/,
+  );
+});
+
 test('an unreachable worker: exit 4', async () => {
   const port = await closedPort();
   const run = await runCli(['submit', EXAMPLE_WORKFLOW, '--url', `http://127.0.0.1:${port}`]);
