@@ -115,9 +115,13 @@ wait_for() {
 supervise_comfyui &
 supervisor=$!
 
-# Word splitting of WORKER_CMD is wanted: it is a command line.
+# The worker in a session of its own (setsid, when the image has it): a Ctrl-C on a terminal
+# (docker run -it) then reaches it once, forwarded from here, instead of also straight from the
+# terminal, which would stop it twice. Word splitting of WORKER_CMD is wanted: it is a command line.
+SETSID=''
+if command -v setsid >/dev/null 2>&1; then SETSID=setsid; fi
 # shellcheck disable=SC2086
-$WORKER_CMD &
+$SETSID $WORKER_CMD &
 worker=$!
 log "worker started (pid $worker): $WORKER_CMD"
 

@@ -26,8 +26,9 @@ afterAll(() => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-function startScript(env: Record<string, string>): Script {
+function startScript(env: Record<string, string>, detached = false): Script {
   const child = spawn('sh', [SCRIPT], {
+    detached,
     env: {
       PATH: process.env.PATH ?? '',
       COMFYUI_DIR: tempDir('comfyui-dir-'),
@@ -122,6 +123,21 @@ test('ComfyUI killed mid-job: restarted, the running job failed clearly, the nex
   expect(script.output()).toContain('"signal":"SIGTERM","msg":"stopping"');
   expect(alive(workerPid)).toBe(false);
   expect(alive(secondComfy)).toBe(false);
+});
+
+test('Ctrl-C on a terminal (SIGINT to the whole process group): the worker stops once, cleanly, then ComfyUI', async () => {
+  const port = await closedPort();
+  // A process group of its own, as a terminal's foreground job.
+  const script = startScript({ COMFYUI_CMD: `${process.execPath} ${SIMULATOR}`, COMFYUI_PORT: String(port) }, true);
+  await until(() => script.output().includes('"ComfyUI is ready"'), 20_000, 'the worker ready');
+  const comfy = comfyPids(script.output())[0]!;
+  process.kill(-script.child.pid!, 'SIGINT');
+  expect(await script.exited).toBe(0);
+  expect(script.output()).toContain('SIGINT: stopping the worker, then ComfyUI');
+  // One stop, by the TERM the script forwarded; the terminal's SIGINT did not reach the worker.
+  expect(script.output().match(/"msg":"stopping"/g)).toHaveLength(1);
+  expect(script.output()).toContain('"signal":"SIGTERM","msg":"stopping"');
+  expect(alive(comfy)).toBe(false);
 });
 
 test('the worker exiting stops ComfyUI, and the script exits with its status', async () => {
