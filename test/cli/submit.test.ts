@@ -265,3 +265,26 @@ test('on a terminal: a progress bar instead of lines', async () => {
   expect(screen).not.toMatch(/: running \d+%/); // no plain lines
   expect(fs.readdirSync(out)).toHaveLength(1);
 });
+
+test('--api-key (or COMFYUI_WORKER_API_KEY) for a worker with API_KEY; a wrong key is exit 2', async () => {
+  const guarded = await spawnWorker({
+    COMFYUI_API_BASE: sim.url,
+    SQLITE_DB_PATH: path.join(tempDir('cli-db-'), 'jobs.db'),
+    API_KEY: 'sesame-0123456789',
+  });
+  try {
+    const wrong = await runCli(['submit', EXAMPLE_WORKFLOW, '--url', guarded.url, '--api-key', 'nope']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/the worker answered 401: /);
+    const out = tempDir('cli-out-');
+    const viaEnv = await runCli(['submit', EXAMPLE_WORKFLOW, '--url', guarded.url, '--out', out], {
+      COMFYUI_WORKER_API_KEY: 'sesame-0123456789',
+    });
+    expect(viaEnv.code).toBe(0);
+    expect(fs.readdirSync(out)).toHaveLength(1);
+    // The key is never printed.
+    expect(viaEnv.stderr + viaEnv.stdout).not.toContain('sesame');
+  } finally {
+    await guarded.kill('SIGTERM');
+  }
+});
