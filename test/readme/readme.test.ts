@@ -159,7 +159,9 @@ afterAll(async () => {
     if (child.exitCode !== null || child.pid === undefined) continue;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     process.kill(-child.pid, 'SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 15_000)))]);
+    clearTimeout(timer);
     if (child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
   }
 });
