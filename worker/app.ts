@@ -37,11 +37,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   let door;
   try {
     // Before the door opens, so no new synchronous job is mistaken for an orphan.
-    cancelOrphanedSyncJobs(core.store, core.events, core.logger);
+    await cancelOrphanedSyncJobs(core.store, core.events, core.logger);
     door = await startDoor(doorContext(core));
   } catch (err) {
     for (const backend of core.backends) backend.close();
-    core.store.close();
+    await core.store.close();
     throw err;
   }
   core.webhooks.sender.start();
@@ -67,7 +67,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       core.webhooks.sender.stop();
       core.s3Clients.destroy();
       for (const backend of core.backends) backend.close();
-      core.store.close();
+      await core.store.close();
     })());
   return {
     url: door.url,

@@ -96,8 +96,8 @@ test('client disconnect: the job is cancelled and its prompt interrupted', async
   await until(() => sim.prompts.some((p) => JSON.stringify(p.body).includes('"gone_')), 5_000, 'prompt submitted');
   controller.abort();
   await pending;
-  await until(() => worker.queue.get('gone-1')?.status === 'cancelled', 5_000, 'job cancelled');
-  expect(worker.queue.get('gone-1')?.error?.code).toBe('client_disconnected');
+  await until(async () => (await worker.queue.get('gone-1'))?.status === 'cancelled', 5_000, 'job cancelled');
+  expect((await worker.queue.get('gone-1'))?.error?.code).toBe('client_disconnected');
   expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/interrupt')).toBe(true);
   expectCancelledByPromptId();
 });
