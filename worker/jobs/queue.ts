@@ -14,6 +14,11 @@ import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, ty
 
 export type { RecentJob, StatusCounts };
 
+interface Waiter {
+  resolve(job: JobRecord): void;
+  reject(err: unknown): void;
+}
+
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 
 /** Files are read in pieces of 3 × 64 KiB, so each piece but the last is whole base64 groups. */
@@ -24,7 +29,9 @@ export class JobQueue {
   private readonly runner: RunnerPool;
   private readonly events: JobEvents;
   private readonly maxQueueSize: number;
-  private readonly waiters = new Map<string, Set<(job: JobRecord) => void>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Set when the worker stops: new jobs are refused with it. */
+  private closed: WorkerError | undefined;
 
   constructor(opts: { store: JobStore; runner: RunnerPool; events: JobEvents; maxQueueSize: number }) {
     this.store = opts.store;
@@ -35,12 +42,49 @@ export class JobQueue {
       const waiting = this.waiters.get(job.id);
       if (!waiting) return;
       this.waiters.delete(job.id);
-      for (const resolve of waiting) resolve(job);
+      for (const waiter of waiting) waiter.resolve(job);
     });
+  }
+
+  /**
+   * The worker is stopping: every later submit is refused (503 with Retry-After), and each job a
+   * caller waits for on its connection that has not been taken yet ends now, failed with a 503,
+   * so that caller gets an answer instead of a dropped connection. Async jobs stay pending for
+   * the next process.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = new WorkerError(503, 'worker_stopping', 'The worker is stopping; retry shortly (on another worker)', {
+      headers: { 'Retry-After': '5' },
+    });
+    const error = this.closed.toBody();
+    for (const job of this.store.pendingSync()) {
+      if (!this.store.finish(job.id, 'failed', { error })) continue;
+      const final = this.store.get(job.id);
+      if (final) this.events.emit('finished', final);
+    }
+    // Callers waiting on a job that stays queued for the next process (RunPod's /runsync) are
+    // answered now with how it stands.
+    for (const [id, set] of this.waiters) {
+      if (this.store.get(id)?.status !== 'pending') continue;
+      this.waiters.delete(id);
+      for (const waiter of set) waiter.reject(this.closed);
+    }
+  }
+
+  /**
+   * Ends every wait still open (a job left running at a stop, for the next process to recover):
+   * each waiting caller is answered with this error rather than having its connection dropped.
+   */
+  releaseWaiters(error: WorkerError): void {
+    const waiting = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of waiting) for (const waiter of set) waiter.reject(error);
   }
 
   /** Stores the job and wakes the runner. 503 with Retry-After when MAX_QUEUE_SIZE jobs wait. */
   submit(job: NewJob): JobRecord {
+    if (this.closed) throw this.closed;
     if (this.store.pendingCount() >= this.maxQueueSize) {
       throw new WorkerError(503, 'queue_full', `The queue is full (${this.maxQueueSize} jobs waiting); retry shortly`, {
         headers: { 'Retry-After': '5' },
@@ -183,9 +227,15 @@ export class JobQueue {
       if (TERMINAL_STATUSES.includes(job.status)) return resolve(job);
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
-      const waiter = (final: JobRecord) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(final);
+      const waiter: Waiter = {
+        resolve: (final) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(final);
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       const onAbort = () => {
         set.delete(waiter);

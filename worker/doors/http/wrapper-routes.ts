@@ -17,9 +17,13 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
   const router = Router();
   const { jobs: queue } = deps;
 
-  /** Admits a job, waits for it and answers with the Result envelope. */
+  /**
+   * Admits a job, waits for it and answers with the Result envelope. While ComfyUI is still
+   * starting (or away) the job waits for it in the queue, up to COMFY_READY_TIMEOUT_S (the runner
+   * answers 503 after that); only a GPU that needs a restart is refused at once.
+   */
   router.post('/generate/sync', async (req, res) => {
-    if (!deps.backend.isReady) throw notReadyError(deps.backend);
+    if (deps.backend.gpuFault !== undefined) throw notReadyError(deps.backend);
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
     // The caller may have gone while the request was checked (URL lookups): run nothing for nobody.
     if (req.socket.destroyed) return;

@@ -12,7 +12,7 @@ import { loadBenchmarkSource, loadPrompts, requiredClasses, StartupBenchmark } f
 import { ConfigError, type Config } from '../../config';
 import type { JobRecord } from '../../jobs/types';
 import type { StartDoor } from '../door';
-import { close, listen } from '../listen';
+import { ANSWER_DRAIN_MS, close, listen } from '../listen';
 import { createVastApp } from './app';
 import { AutoscalerClient } from './autoscaler';
 import { LoadLedger } from './ledger';
@@ -169,7 +169,7 @@ export const startVastDoor: StartDoor = async (ctx) => {
       stopper.abort();
       watchdog.stop();
       ctx.events.off('started', onStarted);
-      if (server) await close(server);
+      if (server) await close(server, ANSWER_DRAIN_MS);
       await ready;
       await reporter.stop();
     },
