@@ -30,6 +30,8 @@ export class JobQueue {
   private readonly events: JobEvents;
   private readonly maxQueueSize: number;
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** What watch() subscribers to tell, by job id. */
+  private readonly watchers = new Map<string, Set<() => void>>();
   /** Set when the worker stops: new jobs are refused with it. */
   private closed: WorkerError | undefined;
 
@@ -38,6 +40,18 @@ export class JobQueue {
     this.runner = opts.runner;
     this.events = opts.events;
     this.maxQueueSize = opts.maxQueueSize;
+    // One set of listeners for every watch: a job's own events tell its watchers, a job taken or
+    // ended tells them all (queue positions move).
+    const everyWatcher = () => {
+      for (const set of this.watchers.values()) for (const notify of set) notify();
+    };
+    const ownWatchers = (job: JobRecord) => {
+      for (const notify of this.watchers.get(job.id) ?? []) notify();
+    };
+    this.events.on('taken', everyWatcher);
+    this.events.on('finished', everyWatcher);
+    this.events.on('started', ownWatchers);
+    this.events.on('progress', ownWatchers);
     this.events.on('finished', (job) => {
       const waiting = this.waiters.get(job.id);
       if (!waiting) return;
@@ -212,6 +226,33 @@ export class JobQueue {
 
   queuePosition(job: JobRecord): number | undefined {
     return job.status === 'pending' ? this.store.queuePosition(job) : undefined;
+  }
+
+  /**
+   * Tells `onChange` whenever what a job shows may have changed: a job ahead of it was taken or
+   * ended (its queue position), it started or progressed (node, step). Calls are coalesced to one
+   * per turn of the event loop; the listener reads the job's state itself. In memory, from the
+   * job events: nothing is polled. Returns the unsubscribe.
+   */
+  watch(id: string, onChange: () => void): () => void {
+    let queued = false;
+    let subscribed = true;
+    const notify = () => {
+      if (queued) return;
+      queued = true;
+      setImmediate(() => {
+        queued = false;
+        if (subscribed) onChange();
+      });
+    };
+    let set = this.watchers.get(id);
+    if (!set) this.watchers.set(id, (set = new Set()));
+    set.add(notify);
+    return () => {
+      subscribed = false;
+      set.delete(notify);
+      if (set.size === 0 && this.watchers.get(id) === set) this.watchers.delete(id);
+    };
   }
 
   /** Someone is still waiting on a connection for this job's answer. */

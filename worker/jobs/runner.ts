@@ -215,6 +215,7 @@ export class Runner {
         } else {
           const job = this.opts.store.claimNext(randomUUID(), this.backend);
           if (job) {
+            this.opts.events.emit('taken', job);
             this.launch(job);
             this.opts.siblings?.activity();
           } else await this.idle();

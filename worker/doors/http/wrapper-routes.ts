@@ -9,6 +9,8 @@ import type { DoorContext } from '../door';
 import { answerWhenFinished, notReadyError, sendResult } from '../../contracts/wrapper/answer';
 import { parseWrapperRequest } from '../../contracts/wrapper/request';
 import { toWrapperResult, type WrapperResult } from '../../contracts/wrapper/result';
+import { streamJob } from '../../contracts/wrapper/stream';
+import { queryBool } from './query';
 
 /** How long POST /cancel waits for a running job to let go, to report how it really ended. */
 const CANCEL_SETTLE_MS = 5_000;
@@ -29,6 +31,19 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
     if (req.socket.destroyed) return;
     const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: true, spec, secrets });
     await answerWhenFinished(queue, job, res);
+  });
+
+  /**
+   * Admits a job and streams its progress as server-sent events, ending with its Result. The job
+   * outlives the stream (like /generate's) unless ?cancel_on_disconnect=true.
+   */
+  router.post('/generate/stream', async (req, res) => {
+    const cancelOnDisconnect = queryBool(req.query.cancel_on_disconnect, 'cancel_on_disconnect', false);
+    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
+    if (req.socket.destroyed && cancelOnDisconnect) return;
+    // A job that outlives its caller is an async one: it waits for ComfyUI and survives a restart.
+    const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: cancelOnDisconnect, spec, secrets });
+    await streamJob(queue, job, res, { cancelOnDisconnect });
   });
 
   /** Admits a job and answers 202 at once; it waits in the queue even while ComfyUI is away. */
