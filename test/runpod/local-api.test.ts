@@ -232,3 +232,26 @@ describe('webhooks', () => {
     expect(finals[2]!.body.output.images[0].filename).toMatch(/^cb_/);
   });
 });
+
+test('GET /metrics: the Prometheus text with the process metrics and the jobs of this door', async () => {
+  const w = await start();
+  expect((await postJson(`${w.url}/runsync`, { input: { workflow: saveWorkflow('metered') } })).body.status).toBe('COMPLETED');
+  const res = await fetch(`${w.url}/metrics`);
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+  expect(text).toContain('comfyui_worker_jobs_finished_total{source="runpod",contract="worker-comfyui",status="completed"} 1');
+  expect((await fetch(`${w.url}/v2/endpoint-1/metrics`)).status).toBe(200);
+});
+
+test('/runsync sent before ComfyUI is up waits for it and completes', async () => {
+  await sim.crash();
+  worker = await startTestWorker(sim.url, { SERVE_API_LOCALLY: 'true' }, false);
+  const pending = postJson(`${worker.url}/runsync?wait=60000`, { input: { workflow: saveWorkflow('early') } });
+  await until(async () => (await getJson(`${worker!.url}/health`)).body.jobs.inQueue === 1, 5_000, 'the job queued');
+  await sim.restart();
+  const res = await pending;
+  expect(res.status).toBe(200);
+  expect(res.body.status).toBe('COMPLETED');
+  expect(res.body.delayTime).toBeGreaterThan(0);
+});

@@ -18,7 +18,11 @@ export interface DoorContext {
   upkeep: Pick<Upkeep, 'cleanup' | 'resetStuck'>;
   backend: BackendStatus;
   contracts: ContractContext;
-  metrics: { render(): Promise<{ contentType: string; body: string }> };
+  metrics: {
+    render(): Promise<{ contentType: string; body: string }>;
+    /** Where the benchmark score is read from at scrape time (the Vast door's benchmark). */
+    benchmarkScore(read: () => number | undefined): void;
+  };
 }
 
 export interface DoorHandle {

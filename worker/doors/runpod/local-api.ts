@@ -5,6 +5,7 @@
 //   POST /run → {id, status: "IN_QUEUE"}            POST /runsync[?wait=ms] → the job, or its status
 //   GET|POST /status/{id}    POST /cancel/{id}      POST /retry/{id}    POST /purge-queue
 //   GET /health → {jobs: {completed, failed, inProgress, inQueue, retried}, workers: {...}}
+//   GET /metrics → the worker's Prometheus metrics (not a hosted-API route)
 // Statuses IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT (the job's deadline,
 // JOB_TIMEOUT_S); delayTime and executionTime in ms. An input worker-comfyui refuses is accepted
 // as the hosted API accepts it and the job is FAILED with worker-comfyui's message (kept in
@@ -324,6 +325,10 @@ export class LocalApi {
     router.post('/retry/:id', (req, res) => this.retry(req.params.id, res));
     router.post('/purge-queue', (_req, res) => this.purge(res));
     router.get('/health', (_req, res) => this.health(res));
+    router.get('/metrics', async (_req, res) => {
+      const { contentType, body } = await this.ctx.metrics.render();
+      res.type(contentType).send(body);
+    });
     return router;
   }
 

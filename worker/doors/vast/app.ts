@@ -1,5 +1,5 @@
 // The Vast door's routes: POST /generate/sync (the PyWorker envelope around an api-wrapper
-// request), GET /health, GET /ping, GET /benchmark.
+// request), GET /health, GET /ping, GET /benchmark, GET /metrics.
 //
 // /generate/sync follows PyWorker's order: parse JSON → envelope (422) → session (410) →
 // signature (401) → worker in error (503) → queue-time rule (429) → admitted (counts as
@@ -123,6 +123,13 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     });
   });
 
+  // Prometheus metrics, open like /health (the instance's port is reachable by the autoscaler only
+  // through signed routes; these carry no job data).
+  app.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await ctx.metrics.render();
+    res.type(contentType).send(body);
+  });
+
   app.get('/benchmark', (_req, res) => {
     res.json(deps.benchmark?.view() ?? { status: 'failed', error: state.errorMsg });
   });
@@ -133,6 +140,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     '/ping': 'GET, HEAD',
     '/health': 'GET, HEAD',
     '/benchmark': 'GET, HEAD',
+    '/metrics': 'GET, HEAD',
   };
   app.use((req, res) => {
     const allow = allowed[req.path];

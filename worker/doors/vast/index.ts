@@ -121,6 +121,8 @@ export const startVastDoor: StartDoor = async (ctx) => {
     outageLimitMs: config.comfy.readyTimeoutS * 1000,
   });
 
+  // The score the autoscaler is told, once loaded (max_perf follows the backends that can serve).
+  ctx.metrics.benchmarkScore(() => (state.loaded ? ledger.maxPerf : undefined));
   const app = createVastApp({ ctx, ledger, state, verifier, benchmark });
   let server: http.Server | undefined;
   let localUrl: string | undefined;
