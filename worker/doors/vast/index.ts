@@ -22,6 +22,8 @@ import { SignatureVerifier } from './signature';
 import { VastState } from './state';
 import { ComfyWatchdog } from './watchdog';
 
+/** At a stop, how long the last reports may take. */
+const REPORT_FLUSH_MS = 2_000;
 /** A benchmark run's wait beyond its own job deadline and ComfyUI's ready timeout. */
 const RUN_WAIT_SLACK_MS = 60_000;
 
@@ -173,7 +175,8 @@ export const startVastDoor: StartDoor = async (ctx) => {
       ctx.events.off('started', onStarted);
       if (server) await close(server, ANSWER_DRAIN_MS);
       await ready;
-      await reporter.stop();
+      // Tell the autoscaler about the requests answered while stopping.
+      await reporter.stop(REPORT_FLUSH_MS);
     },
   };
 };
