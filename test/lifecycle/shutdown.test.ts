@@ -50,6 +50,8 @@ describe('SIGTERM with one job running and two synchronous callers queued behind
     expect(refused.status).toBe(503);
     expect(refused.body.error.code).toBe('worker_stopping');
     expect(refused.headers.get('retry-after')).toBe('5');
+    const health = await getJson(`${worker.url}/health`);
+    expect([health.status, health.body.status]).toEqual([503, 'stopping']);
 
     const first = await running;
     expect(first).toMatchObject({ status: 200, body: { id: 'running', status: 'completed' } });

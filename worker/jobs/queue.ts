@@ -60,6 +60,11 @@ export class JobQueue {
     });
   }
 
+  /** The worker is stopping (close() was called): nothing new is admitted. */
+  get stopping(): boolean {
+    return this.closed !== undefined;
+  }
+
   /**
    * The worker is stopping: every later submit is refused (503 with Retry-After), and each job a
    * caller waits for on its connection that has not been taken yet ends now, failed with a 503,
