@@ -279,7 +279,7 @@ export class StartupBenchmark {
       const parsed = await parseWrapperRequest(body, contracts);
       // Timings only: benchmark images go to no bucket, no webhook and no database row.
       const { webhook: _webhook, s3: _s3, ...spec } = parsed.spec;
-      jobs.submit({
+      await jobs.submit({
         id: parsed.id,
         source: 'benchmark',
         contract: WRAPPER,
@@ -318,7 +318,7 @@ export class StartupBenchmark {
       const reason = deadline.aborted
         ? `did not finish within ${Math.round(this.opts.runTimeoutMs / 1000)} s`
         : 'the worker is stopping';
-      this.core.jobs.cancel(id, new WorkerError(504, 'timeout', `Benchmark run ${reason}`));
+      await this.core.jobs.cancel(id, new WorkerError(504, 'timeout', `Benchmark run ${reason}`)).catch(() => undefined);
       throw new Error(`run ${reason}`, { cause: err });
     }
   }

@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   clearInterval(sampler);
   if (!('report' in answer)) throw new Error('the load process sent no report');
   const { sequentialS, concurrentS, sequential, statusMs, statsMs } = answer.report;
-  const pending = worker.store.counts().pending;
+  const pending = (await worker.store.counts()).pending;
   const mb = (bytes: number) => bytes / 1024 / 1024;
   const rss = process.memoryUsage().rss;
   peakRss = Math.max(peakRss, rss);

@@ -37,11 +37,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   let door;
   try {
     // Before the door opens, so no new synchronous job is mistaken for an orphan.
-    cancelOrphanedSyncJobs(core.store, core.events, core.logger);
+    await cancelOrphanedSyncJobs(core.store, core.events, core.logger);
     door = await startDoor(doorContext(core));
   } catch (err) {
     for (const backend of core.backends) backend.close();
-    core.store.close();
+    await core.store.close();
     throw err;
   }
   core.webhooks.sender.start();
@@ -62,7 +62,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       // Admit nothing more (503 with Retry-After) and answer the callers whose jobs were not
       // taken yet; take no new job, and give the ones in flight SHUTDOWN_GRACE_S to finish.
       try {
-        core.queue.close();
+        await core.queue.close();
       } catch (err) {
         // An unusable database must not keep the rest of the stop from happening.
         logger.error({ err }, 'could not answer the waiting callers while stopping');
@@ -88,7 +88,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       await core.webhooks.sender.flush(WEBHOOK_FLUSH_MS);
       core.s3Clients.destroy();
       for (const backend of core.backends) backend.close();
-      core.store.close();
+      await core.store.close();
       logger.info({ leftRunning: left.length }, 'worker stopped');
     })());
   return {

@@ -78,8 +78,8 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     downloadTimeoutMs: config.inputs.downloadTimeoutS * 1000,
   };
   const metrics = new Metrics({
-    queueDepth: () => {
-      const counts = store.counts();
+    queueDepth: async () => {
+      const counts = await store.counts();
       return counts.pending + counts.running;
     },
     comfyUp: () => backends.map((b) => ({ backend: b.baseUrl, up: b.isReady })),
@@ -147,7 +147,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       timeoutS: config.webhooks.timeoutS,
       envSecret: config.webhooks.secret,
       // A webhook shows a job the way its contract answers it.
-      render: (job) => contractOf(job.contract).webhookView(job, (o) => queue.inlineData(job, o)),
+      render: async (job) => contractOf(job.contract).webhookView(job, await queue.inlineData(job)),
       logger,
       onResult: (result) => metrics.webhookAttempt(result),
     }),

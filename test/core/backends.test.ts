@@ -5,6 +5,7 @@ import { startSimulator, type Simulator } from '../../simulator';
 import { waitForStatus } from '../http-api/support';
 import { callJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { saveWorkflow } from '../support/workflows';
+import type { JobRecord } from '../../worker/jobs/types';
 
 let a: Simulator;
 let b: Simulator;
@@ -43,7 +44,8 @@ test('jobs spread over both backends, each prompt on exactly one, and each job r
   const promptIds = [...a.prompts, ...b.prompts].map((p) => p.prompt_id);
   expect(promptIds).toHaveLength(20);
   expect(new Set(promptIds).size).toBe(20);
-  const ranOn = ids.map((id) => worker.store.get(id)!);
+  const ranOn: JobRecord[] = [];
+  for (const id of ids) ranOn.push((await worker.store.get(id))!);
   for (const job of ranOn) {
     const sim = job.backend === a.url ? a : job.backend === b.url ? b : undefined;
     expect(sim?.prompts.some((p) => p.prompt_id === job.promptId)).toBe(true);
@@ -71,7 +73,7 @@ test('a backend that dies mid-run: its jobs end clearly, the other backend finis
   const finals = await Promise.all(ids.map((id) => waitForStatus(worker.url, id, undefined, 30_000)));
   const onB = new Set(b.prompts.map((p) => p.prompt_id));
   for (const [i, final] of finals.entries()) {
-    const job = worker.store.get(ids[i]!)!;
+    const job = (await worker.store.get(ids[i]!))!;
     if (final.status === 'completed') {
       expect(job.backend).toBe(a.url);
     } else {

@@ -62,7 +62,7 @@ test('ComfyUI dies mid-job: the job fails within seconds; the next runs once Com
 
   // While ComfyUI is down, new synchronous work waits for it (COMFY_READY_TIMEOUT_S).
   const waiting = sync({ request_id: 'while-down', workflow_json: saveWorkflow('down') });
-  await until(() => worker.queue.get('while-down') !== undefined, 5_000, 'the job admitted');
+  await until(async () => (await worker.queue.get('while-down')) !== undefined, 5_000, 'the job admitted');
   await sim.restart();
   const next = await waiting;
   expect(next.status).toBe(200);
@@ -94,8 +94,8 @@ test('client disconnect: the job is cancelled and its prompt interrupted', async
   await until(() => sim.prompts.some((p) => JSON.stringify(p.body).includes('"gone_')), 5_000, 'prompt submitted');
   controller.abort();
   await pending;
-  await until(() => worker.queue.get('gone-1')?.status === 'cancelled', 5_000, 'job cancelled');
-  expect(worker.queue.get('gone-1')?.error?.code).toBe('client_disconnected');
+  await until(async () => (await worker.queue.get('gone-1'))?.status === 'cancelled', 5_000, 'job cancelled');
+  expect((await worker.queue.get('gone-1'))?.error?.code).toBe('client_disconnected');
   expect(sim.requests.some((r) => r.method === 'POST' && r.path === '/interrupt')).toBe(true);
   expectCancelledByPromptId();
 });
@@ -112,7 +112,7 @@ test('a synchronous request sent before ComfyUI is up waits for it, the wait in 
   await sim.crash();
   worker = await startTestWorker(sim.url, { COMFY_READY_TIMEOUT_S: '30' }, false);
   const early = sync({ request_id: 'early', workflow_json: saveWorkflow('early') });
-  await until(() => worker.queue.get('early') !== undefined, 5_000, 'the job admitted');
+  await until(async () => (await worker.queue.get('early')) !== undefined, 5_000, 'the job admitted');
   await sim.restart();
   const res = await early;
   expect(res.status).toBe(200);
@@ -139,7 +139,7 @@ test('when ComfyUI never comes, a synchronous request gets a clear 503 after COM
   const queued = await postJson(`${worker.url}/generate`, { input: { request_id: 'async', workflow_json: saveWorkflow('a') } });
   expect(queued.status).toBe(202);
   await sim.restart();
-  await until(() => worker.queue.get('async')?.status === 'completed', 10_000, 'the async job to run');
+  await until(async () => (await worker.queue.get('async'))?.status === 'completed', 10_000, 'the async job to run');
 });
 
 test('ComfyUI away longer than the reconnect budget while the worker is idle: it comes back by itself', async () => {

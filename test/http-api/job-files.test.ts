@@ -225,7 +225,7 @@ test('the upkeep deletes files no job refers to (a crash between writing and rec
   fs.writeFileSync(orphanInput, 'x');
   const old = Date.now() / 1000 - 3600;
   fs.utimesSync(orphanInput, old, old);
-  worker.upkeep.pass();
+  await worker.upkeep.pass();
   await until(() => !fs.existsSync(orphanOutputs) && !fs.existsSync(orphanInput), 5_000, 'the sweep');
 });
 

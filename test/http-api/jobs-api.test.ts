@@ -17,7 +17,7 @@ afterAll(async () => {
   await worker?.stop();
   await sim?.close();
 });
-afterEach(() => {
+afterEach(async () => {
   worker.runner.resume();
   sim.setNodeDelay(2);
 });
@@ -140,7 +140,7 @@ describe('POST /run and GET /status', () => {
     const before = sim.prompts.length;
     const first = (await run({ workflow: saveWorkflow('shared_1') })).body.job_id;
     const sync = postJson(`${worker.url}/generate/sync`, { input: { workflow_json: saveWorkflow('shared_2') } });
-    await until(() => worker.store.counts().pending === 2, 5_000, 'sync job queued');
+    await until(async () => (await worker.store.counts()).pending === 2, 5_000, 'sync job queued');
     const third = (await run({ workflow: saveWorkflow('shared_3') })).body.job_id;
     worker.runner.resume();
     expect((await sync).status).toBe(200);
@@ -262,7 +262,7 @@ describe('GET /stats and DELETE /admin/job', () => {
     await waitForStatus(worker.url, failedId);
     const stats = await callJson('GET', `${worker.url}/stats`);
     expect(stats.status).toBe(200);
-    const counts = worker.store.counts();
+    const counts = await worker.store.counts();
     expect(stats.body).toEqual({
       total_jobs: Object.values(counts).reduce((a, b) => a + b, 0),
       pending_jobs: counts.pending,
@@ -410,7 +410,7 @@ test('GET /health: job counts and the database path; 503 when the database is un
       job_stats: { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0, total: 0 },
     });
     own.runner.pause();
-    own.store.close();
+    await own.store.close();
     const broken = await callJson('GET', `${own.url}/health`);
     expect(broken.status).toBe(503);
     expect(broken.body).toMatchObject({ status: 'unhealthy', job_stats: null });

@@ -51,7 +51,7 @@ function previousProcess(clock?: () => number): { store: SqliteJobStore; dbPath:
 /** Claims the job as the old runner did and, if asked, submits its prompt as it would have. */
 async function leftRunning(store: SqliteJobStore, submit: boolean): Promise<string> {
   const promptId = randomUUID();
-  const job = store.claimNext(promptId);
+  const job = await store.claimNext(promptId);
   if (!job) throw new Error('nothing to claim');
   if (submit) {
     const res = await postJson(`${sim.url}/prompt`, {
@@ -75,7 +75,7 @@ const start = (dbPath: string, env: Record<string, string> = {}, ready = true) =
 
 test('finished in /history while the worker was down: outputs collected, nothing resubmitted', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({
+  await store.insert({
     id: 'done-while-down',
     source: 'http',
     contract: 'worker-comfyui',
@@ -84,7 +84,7 @@ test('finished in /history while the worker was down: outputs collected, nothing
   });
   const promptId = await leftRunning(store, true);
   await until(async () => (await historyOf(promptId)) !== undefined, 5_000, 'prompt finished');
-  store.close();
+  await store.close();
 
   worker = await start(dbPath);
   const final = await waitForStatus(worker.url, 'done-while-down');
@@ -97,16 +97,22 @@ test('finished in /history while the worker was down: outputs collected, nothing
 test('still running in ComfyUI: watched to its end in the runner slot; the next job waits for it', async () => {
   sim.setNodeDelay({ ImageScale: 1_500, '*': 2 });
   const { store, dbPath } = previousProcess();
-  store.insert({
+  await store.insert({
     id: 'still-running',
     source: 'http',
     contract: 'worker-comfyui',
     sync: false,
     spec: spec(slowWorkflow('resumed')),
   });
-  store.insert({ id: 'behind', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('behind')) });
+  await store.insert({
+    id: 'behind',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('behind')),
+  });
   const promptId = await leftRunning(store, true);
-  store.close();
+  await store.close();
 
   worker = await start(dbPath);
   const running = await waitForStatus(worker.url, 'still-running', ['running', 'completed']);
@@ -125,27 +131,45 @@ test('still running in ComfyUI: watched to its end in the runner slot; the next 
 
 test('unknown to ComfyUI: run again once, ahead of the jobs that were waiting', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'never-sent', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('again')) });
-  store.insert({ id: 'waiting', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('waiting')) });
+  await store.insert({
+    id: 'never-sent',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('again')),
+  });
+  await store.insert({
+    id: 'waiting',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('waiting')),
+  });
   const lostPrompt = await leftRunning(store, false);
-  store.close();
+  await store.close();
 
   worker = await start(dbPath);
   expect((await waitForStatus(worker.url, 'never-sent')).status).toBe('completed');
   await waitForStatus(worker.url, 'waiting');
   expect(submittedPrefixes(sim.prompts).map((p) => p.replace(/_[0-9a-f]{8}$/, ''))).toEqual(['again', 'waiting']);
   expect(sim.prompts.map((p) => p.prompt_id)).not.toContain(lostPrompt);
-  expect(worker.store.get('never-sent')?.attempts).toBe(2);
+  expect((await worker.store.get('never-sent'))?.attempts).toBe(2);
 });
 
 test('unknown to ComfyUI after it was already run again once: failed with a clear reason, not sent', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'twice-lost', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('twice')) });
+  await store.insert({
+    id: 'twice-lost',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('twice')),
+  });
   await leftRunning(store, false);
-  store.requeue('twice-lost');
+  await store.requeue('twice-lost');
   await leftRunning(store, false);
-  expect(store.get('twice-lost')?.attempts).toBe(2);
-  store.close();
+  expect((await store.get('twice-lost'))?.attempts).toBe(2);
+  await store.close();
 
   worker = await start(dbPath);
   const final = await waitForStatus(worker.url, 'twice-lost');
@@ -162,10 +186,10 @@ test("finished with an execution error in /history: failed with ComfyUI's error"
     '3': { class_type: 'ImageBlend', inputs: { image1: ['1', 0], image2: ['2', 0], blend_factor: 0.5, blend_mode: 'normal' } },
     '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: 'blend' } },
   };
-  store.insert({ id: 'errored', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(wf) });
+  await store.insert({ id: 'errored', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(wf) });
   const promptId = await leftRunning(store, true);
   await until(async () => (await historyOf(promptId)) !== undefined, 5_000, 'prompt finished');
-  store.close();
+  await store.close();
 
   worker = await start(dbPath);
   const final = await waitForStatus(worker.url, 'errored');
@@ -178,9 +202,9 @@ test('still queued but past its deadline: its prompt is taken out of ComfyUI and
   sim.setNodeDelay({ ImageScale: 1_000, '*': 2 });
   let now = Date.now() - 3_600_000;
   const { store, dbPath } = previousProcess(() => now);
-  store.insert({ id: 'late', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(slowWorkflow('late')) });
+  await store.insert({ id: 'late', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(slowWorkflow('late')) });
   const promptId = await leftRunning(store, true);
-  store.close();
+  await store.close();
   now = Date.now();
 
   worker = await start(dbPath, { JOB_TIMEOUT_S: '600' });
@@ -194,9 +218,15 @@ test('still queued but past its deadline: its prompt is taken out of ComfyUI and
 
 test('pending synchronous jobs are cancelled at startup (their caller is gone); pending async ones run', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'sync-orphan', source: 'http', contract: 'wrapper', sync: true, spec: spec(saveWorkflow('orphan')) });
-  store.insert({ id: 'async-kept', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('kept')) });
-  store.close();
+  await store.insert({ id: 'sync-orphan', source: 'http', contract: 'wrapper', sync: true, spec: spec(saveWorkflow('orphan')) });
+  await store.insert({
+    id: 'async-kept',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('kept')),
+  });
+  await store.close();
 
   worker = await start(dbPath);
   expect((await waitForStatus(worker.url, 'async-kept')).status).toBe('completed');
@@ -209,10 +239,22 @@ test('pending synchronous jobs are cancelled at startup (their caller is gone); 
 
 test('ComfyUI down at startup: recovery waits for it; ComfyUI lost the prompt, so it runs again once', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({ id: 'left-a', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('left_a')) });
+  await store.insert({
+    id: 'left-a',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('left_a')),
+  });
   await leftRunning(store, true);
-  store.insert({ id: 'left-b', source: 'http', contract: 'worker-comfyui', sync: false, spec: spec(saveWorkflow('left_b')) });
-  store.close();
+  await store.insert({
+    id: 'left-b',
+    source: 'http',
+    contract: 'worker-comfyui',
+    sync: false,
+    spec: spec(saveWorkflow('left_b')),
+  });
+  await store.close();
   await until(async () => (await historyOf(sim.prompts[0]!.prompt_id)) !== undefined, 5_000, 'prompt finished');
   await sim.crash();
 
@@ -222,7 +264,7 @@ test('ComfyUI down at startup: recovery waits for it; ComfyUI lost the prompt, s
   // ComfyUI restarted and lost its history: the job is unknown to it and runs again, once.
   await sim.restart();
   expect((await waitForStatus(worker.url, 'left-a')).status).toBe('completed');
-  expect(worker.store.get('left-a')?.attempts).toBe(2);
+  expect((await worker.store.get('left-a'))?.attempts).toBe(2);
   await waitForStatus(worker.url, 'left-b');
   const prompts = submittedPrefixes(sim.prompts).map((p) => p.replace(/_[0-9a-f]{8}$/, ''));
   expect(prompts).toEqual(['left_a', 'left_a', 'left_b']);
@@ -231,7 +273,7 @@ test('ComfyUI down at startup: recovery waits for it; ComfyUI lost the prompt, s
 
 test('a leftover cancelled while ComfyUI is away ends at once and is not recovered later', async () => {
   const { store, dbPath } = previousProcess();
-  store.insert({
+  await store.insert({
     id: 'cancel-me',
     source: 'http',
     contract: 'worker-comfyui',
@@ -239,7 +281,7 @@ test('a leftover cancelled while ComfyUI is away ends at once and is not recover
     spec: spec(saveWorkflow('cancel_me')),
   });
   await leftRunning(store, false);
-  store.close();
+  await store.close();
   await sim.crash();
 
   worker = await start(dbPath, {}, false);

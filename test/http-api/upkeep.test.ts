@@ -22,7 +22,7 @@ const runJob = async (worker: TestWorker, prefix: string) =>
   (await postJson(`${worker.url}/run`, { workflow: saveWorkflow(prefix) })).body.job_id as string;
 
 /** A job marked running without the runner, as a previous process would have left it. */
-function leftoverRunning(worker: TestWorker, id: string): void {
+async function leftoverRunning(worker: TestWorker, id: string): Promise<void> {
   const job: NewJob = {
     id,
     source: 'http',
@@ -37,8 +37,8 @@ function leftoverRunning(worker: TestWorker, id: string): void {
       allowPartial: false,
     },
   };
-  worker.store.insert(job);
-  expect(worker.store.claimNext('00000000-0000-4000-8000-000000000000')?.id).toBe(id);
+  await worker.store.insert(job);
+  expect((await worker.store.claimNext('00000000-0000-4000-8000-000000000000'))?.id).toBe(id);
 }
 
 function fileCount(dbPath: string, jobId: string): number {
@@ -118,7 +118,7 @@ describe('on demand', () => {
 
   test('reset-stuck with a threshold; a job a previous process left running is failed at once', async () => {
     worker.runner.pause();
-    leftoverRunning(worker, 'left-1');
+    await leftoverRunning(worker, 'left-1');
     now += 30 * 60_000;
     expect((await postJson(`${worker.url}/admin/reset-stuck?max_running_time_hours=1`, {})).body.reset).toBe(0);
     const res = await postJson(`${worker.url}/admin/reset-stuck?max_running_time_hours=0.25`, {});
@@ -140,7 +140,7 @@ test('in the background: every CLEANUP_INTERVAL_S, old jobs deleted and stuck on
     const done = await runJob(worker, 'bg_done');
     await waitForStatus(worker.url, done);
     worker.runner.pause();
-    leftoverRunning(worker, 'bg-stuck');
+    await leftoverRunning(worker, 'bg-stuck');
     await new Promise((r) => setTimeout(r, 500));
     expect((await callJson('GET', `${worker.url}/status/${done}`)).status).toBe(200);
     expect((await callJson('GET', `${worker.url}/status/bg-stuck`)).body.status).toBe('running');

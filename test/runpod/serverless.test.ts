@@ -288,7 +288,7 @@ describe('the loop', () => {
     fake.stopJob('stopped');
     const result = await fake.resultFor('stopped');
     expect(result.body).toEqual({ error: "Job stopped at RunPod's request (job-stop)" });
-    expect(worker.queue.get('stopped')?.status).toBe('cancelled');
+    expect((await worker.queue.get('stopped'))?.status).toBe('cancelled');
     // ComfyUI ends the prompt as interrupted (at the end of the running node).
     const promptId = sim.prompts[0]!.prompt_id;
     let last: string | undefined;

@@ -28,7 +28,14 @@ test('stop: the running request is answered, the queued ones get a 503, all repo
   const running = send(501, 1);
   await until(() => sim.prompts.length === 1, 5_000, 'the first prompt');
   const queued = [send(502, 2), send(503, 3)];
-  await until(() => worker.queue.counts().pending + worker.queue.counts().running === 3, 5_000, 'all three admitted');
+  await until(
+    async () => {
+      const counts = await worker.queue.counts();
+      return counts.pending + counts.running === 3;
+    },
+    5_000,
+    'all three admitted',
+  );
   await worker.stop();
 
   expect((await running).status).toBe(200);

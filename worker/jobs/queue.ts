@@ -14,6 +14,9 @@ import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, ty
 
 export type { RecentJob, StatusCounts };
 
+/** An inline output's bytes (undefined if not kept, or gone). */
+export type InlineFiles = (output: JobOutput) => Base64Source | undefined;
+
 interface Waiter {
   resolve(job: JobRecord): void;
   reject(err: unknown): void;
@@ -71,23 +74,24 @@ export class JobQueue {
    * so that caller gets an answer instead of a dropped connection. Async jobs stay pending for
    * the next process.
    */
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = new WorkerError(503, 'worker_stopping', 'The worker is stopping; retry shortly (on another worker)', {
+    const closed = new WorkerError(503, 'worker_stopping', 'The worker is stopping; retry shortly (on another worker)', {
       headers: { 'Retry-After': '5' },
     });
-    const error = this.closed.toBody();
-    for (const job of this.store.pendingSync()) {
-      if (!this.store.finish(job.id, 'failed', { error })) continue;
-      const final = this.store.get(job.id);
+    this.closed = closed;
+    const error = closed.toBody();
+    for (const job of await this.store.pendingSync()) {
+      if (!(await this.store.finish(job.id, 'failed', { error }))) continue;
+      const final = await this.store.get(job.id);
       if (final) this.events.emit('finished', final);
     }
     // Callers waiting on a job that stays queued for the next process (RunPod's /runsync) are
     // answered now with how it stands.
-    for (const [id, set] of this.waiters) {
-      if (this.store.get(id)?.status !== 'pending') continue;
-      this.waiters.delete(id);
-      for (const waiter of set) waiter.reject(this.closed);
+    for (const [id, set] of [...this.waiters]) {
+      if ((await this.store.get(id))?.status !== 'pending') continue;
+      if (this.waiters.get(id) === set) this.waiters.delete(id);
+      for (const waiter of set) waiter.reject(closed);
     }
   }
 
@@ -102,21 +106,21 @@ export class JobQueue {
   }
 
   /** Stores the job and wakes the runner. 503 with Retry-After when MAX_QUEUE_SIZE jobs wait. */
-  submit(job: NewJob): JobRecord {
+  async submit(job: NewJob): Promise<JobRecord> {
     if (this.closed) throw this.closed;
-    if (this.store.pendingCount() >= this.maxQueueSize) {
+    if ((await this.store.pendingCount()) >= this.maxQueueSize) {
       throw new WorkerError(503, 'queue_full', `The queue is full (${this.maxQueueSize} jobs waiting); retry shortly`, {
         headers: { 'Retry-After': '5' },
       });
     }
     let record: JobRecord;
     try {
-      record = this.store.insert(job);
+      record = await this.store.insert(job);
     } catch (err) {
       if (!(err instanceof WorkerError) || err.code !== 'conflict') throw err;
-      const existing = this.reuseId(job);
+      const existing = await this.reuseId(job);
       if (existing) return existing;
-      record = this.store.insert(job);
+      record = await this.store.insert(job);
     }
     this.events.emit('submitted', record);
     this.runner.wake();
@@ -129,15 +133,15 @@ export class JobQueue {
    * ended job gives way to the new one, as the api-wrapper's overwrite did. Otherwise 409.
    * Returns the job to join, or undefined when the id is free again.
    */
-  private reuseId(job: NewJob): JobRecord | undefined {
-    const existing = this.store.get(job.id);
+  private async reuseId(job: NewJob): Promise<JobRecord | undefined> {
+    const existing = await this.store.get(job.id);
     if (!existing) return undefined;
     if (!TERMINAL_STATUSES.includes(existing.status)) {
       // Only a retry of the same kind of request joins: never an async job, nor another door's.
       if (job.sync && existing.sync && existing.source === job.source && existing.contract === job.contract) return existing;
       throw new WorkerError(409, 'conflict', `A job with id ${job.id} is still ${existing.status}`, { field: 'request_id' });
     }
-    if (this.store.hasUndeliveredWebhook(job.id) || !this.store.deleteFinished(job.id)) {
+    if ((await this.store.hasUndeliveredWebhook(job.id)) || !(await this.store.deleteFinished(job.id))) {
       throw new WorkerError(409, 'conflict', `The job with id ${job.id} is still delivering its webhook; retry shortly`, {
         field: 'request_id',
       });
@@ -145,13 +149,13 @@ export class JobQueue {
     return undefined;
   }
 
-  get(id: string): JobRecord | undefined {
+  get(id: string): Promise<JobRecord | undefined> {
     return this.store.get(id);
   }
 
   /** The job, or a 404 naming it. */
-  require(id: string): JobRecord {
-    const job = this.store.get(id);
+  async require(id: string): Promise<JobRecord> {
+    const job = await this.store.get(id);
     if (!job) throw notFound(`Job ${id} not found`);
     return job;
   }
@@ -164,51 +168,71 @@ export class JobQueue {
     return this.store.files.spool();
   }
 
-  /** An inline output's bytes, to stream as base64 into an answer; undefined if not kept (or gone). */
-  inlineFile(job: JobRecord, output: JobOutput): Base64Source | undefined {
-    const stored = output.blob === undefined ? undefined : this.store.file(job.id, output.blob);
-    if (!stored) return undefined;
-    if ('bytes' in stored) return { size: stored.bytes.length, open: () => Readable.from([stored.bytes]) };
-    let size: number;
-    try {
-      size = fs.statSync(stored.path).size;
-    } catch {
-      return undefined; // deleted with its job since the record was read
+  /**
+   * The job's inline outputs' bytes, to stream as base64 into an answer: looked up once here, so
+   * the answer is then rendered without waiting. An output not kept (or gone) gives undefined.
+   */
+  async inlineFiles(job: JobRecord): Promise<InlineFiles> {
+    const found = new Map<number, Base64Source>();
+    for (const output of job.result?.outputs ?? []) {
+      if (output.blob === undefined || found.has(output.blob)) continue;
+      const stored = await this.store.file(job.id, output.blob);
+      if (!stored) continue;
+      if ('bytes' in stored) {
+        const bytes = stored.bytes;
+        found.set(output.blob, { size: bytes.length, open: () => Readable.from([bytes]) });
+        continue;
+      }
+      let size: number;
+      try {
+        size = fs.statSync(stored.path).size;
+      } catch {
+        continue; // deleted with its job since the record was read
+      }
+      const file = stored.path;
+      found.set(output.blob, { size, open: () => fs.createReadStream(file, { highWaterMark: READ_BYTES }) });
     }
-    return { size, open: () => fs.createReadStream(stored.path, { highWaterMark: READ_BYTES }) };
+    return (output) => (output.blob === undefined ? undefined : found.get(output.blob));
   }
 
   /**
-   * Base64 of an inline output's bytes, in memory: for webhook bodies, which are built whole
-   * (answers stream them with inlineFile).
+   * Base64 of the job's inline outputs, in memory: for webhook bodies, which are built whole
+   * (answers stream them with inlineFiles).
    */
-  inlineData(job: JobRecord, output: JobOutput): string | undefined {
-    const stored = output.blob === undefined ? undefined : this.store.file(job.id, output.blob);
-    if (!stored) return undefined;
-    if ('bytes' in stored) return stored.bytes.toString('base64');
-    try {
-      return fs.readFileSync(stored.path).toString('base64');
-    } catch {
-      return undefined;
+  async inlineData(job: JobRecord): Promise<(output: JobOutput) => string | undefined> {
+    const data = new Map<number, string>();
+    for (const output of job.result?.outputs ?? []) {
+      if (output.blob === undefined || data.has(output.blob)) continue;
+      const stored = await this.store.file(job.id, output.blob);
+      if (!stored) continue;
+      if ('bytes' in stored) data.set(output.blob, stored.bytes.toString('base64'));
+      else {
+        try {
+          data.set(output.blob, (await fs.promises.readFile(stored.path)).toString('base64'));
+        } catch {
+          // deleted with its job since the record was read
+        }
+      }
     }
+    return (output) => (output.blob === undefined ? undefined : data.get(output.blob));
   }
 
-  counts(): StatusCounts {
+  counts(): Promise<StatusCounts> {
     return this.store.counts();
   }
 
   /** The latest jobs, newest first. */
-  recent(limit: number): RecentJob[] {
+  recent(limit: number): Promise<RecentJob[]> {
     return this.store.recent(limit);
   }
 
   /** Deletes one ended job and its files; false if it is pending, running or unknown. */
-  deleteFinished(id: string): boolean {
+  deleteFinished(id: string): Promise<boolean> {
     return this.store.deleteFinished(id);
   }
 
   /** The state of a job's final webhook delivery, if it has one. */
-  webhookState(id: string): DeliveryState | undefined {
+  webhookState(id: string): Promise<DeliveryState | undefined> {
     return this.store.webhooks.state(id);
   }
 
@@ -229,8 +253,8 @@ export class JobQueue {
     return this.runner.progressOf(id);
   }
 
-  queuePosition(job: JobRecord): number | undefined {
-    return job.status === 'pending' ? this.store.queuePosition(job) : undefined;
+  async queuePosition(job: JobRecord): Promise<number | undefined> {
+    return job.status === 'pending' ? await this.store.queuePosition(job) : undefined;
   }
 
   /**
@@ -268,11 +292,15 @@ export class JobQueue {
   /** Resolves with the job's final state. The signal ends the wait (not the job). */
   wait(id: string, signal?: AbortSignal): Promise<JobRecord> {
     return new Promise((resolve, reject) => {
-      const job = this.store.get(id);
-      if (!job) return reject(notFound(`Job ${id} not found`));
-      if (TERMINAL_STATUSES.includes(job.status)) return resolve(job);
+      // The waiter is in place before the store is read, so an end between the two is not missed.
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
+      const waiting = set;
+      const leave = () => {
+        waiting.delete(waiter);
+        if (waiting.size === 0 && this.waiters.get(id) === waiting) this.waiters.delete(id);
+        signal?.removeEventListener('abort', onAbort);
+      };
       const waiter: Waiter = {
         resolve: (final) => {
           signal?.removeEventListener('abort', onAbort);
@@ -284,13 +312,27 @@ export class JobQueue {
         },
       };
       const onAbort = () => {
-        set.delete(waiter);
-        if (set.size === 0) this.waiters.delete(id);
+        leave();
         reject(signal?.reason);
       };
-      set.add(waiter);
+      waiting.add(waiter);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.store.get(id).then(
+        (job) => {
+          if (!job) {
+            leave();
+            reject(notFound(`Job ${id} not found`));
+          } else if (TERMINAL_STATUSES.includes(job.status)) {
+            leave();
+            resolve(job);
+          }
+        },
+        (err: unknown) => {
+          leave();
+          reject(err);
+        },
+      );
     });
   }
 
@@ -299,14 +341,14 @@ export class JobQueue {
    * cancelled shortly after, reported through `finished`); one a previous process left running,
    * not yet recovered, at once.
    */
-  cancel(id: string, reason: WorkerError): CancelOutcome {
-    const job = this.require(id);
-    if (job.status === 'pending' && this.store.cancelPending(id, reason.toBody())) {
-      const final = this.store.get(id);
+  async cancel(id: string, reason: WorkerError): Promise<CancelOutcome> {
+    const job = await this.require(id);
+    if (job.status === 'pending' && (await this.store.cancelPending(id, reason.toBody()))) {
+      const final = await this.store.get(id);
       if (final) this.events.emit('finished', final);
       return 'cancelled';
     }
-    const stopped = this.runner.stopJob(id, reason);
+    const stopped = await this.runner.stopJob(id, reason);
     if (stopped === 'aborting') return 'cancelling';
     if (stopped === 'ended') return 'cancelled';
     return 'already_finished';

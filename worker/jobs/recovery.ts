@@ -85,17 +85,17 @@ export function createRecovery(deps: RecoveryDeps): Recovery {
  * At startup, before the door opens: cancels pending synchronous jobs, whose callers went away
  * with the previous process. Returns how many were cancelled.
  */
-export function cancelOrphanedSyncJobs(store: JobStore, events: JobEvents, logger: Logger): number {
+export async function cancelOrphanedSyncJobs(store: JobStore, events: JobEvents, logger: Logger): Promise<number> {
   const reason = new WorkerError(
     499,
     'client_disconnected',
     'Cancelled at startup: the worker restarted before this synchronous job ran, and the caller waiting for it is gone; submit it again',
   );
   let cancelled = 0;
-  for (const job of store.pendingSync()) {
-    if (!store.cancelPending(job.id, reason.toBody())) continue;
+  for (const job of await store.pendingSync()) {
+    if (!(await store.cancelPending(job.id, reason.toBody()))) continue;
     cancelled++;
-    const final = store.get(job.id);
+    const final = await store.get(job.id);
     if (final) events.emit('finished', final);
   }
   if (cancelled > 0) logger.warn({ cancelled }, 'cancelled synchronous jobs whose callers left with the previous process');

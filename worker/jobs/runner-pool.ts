@@ -82,10 +82,10 @@ export class RunnerPool {
   }
 
   /** Stops a job wherever it runs; a leftover of a previous process through the backend that has it. */
-  stopJob(jobId: string, reason: WorkerError): StopOutcome {
+  async stopJob(jobId: string, reason: WorkerError): Promise<StopOutcome> {
     if (this.abortRunning(jobId, reason)) return 'aborting';
     for (const runner of this.runners) {
-      const outcome = runner.stopJob(jobId, reason);
+      const outcome = await runner.stopJob(jobId, reason);
       if (outcome !== false) return outcome;
     }
     return false;

@@ -162,16 +162,16 @@ export class Runner {
    * interrupted); one a previous process left running that recovery has not reached yet (ComfyUI
    * still away) is ended at once and its prompt taken out of ComfyUI if it can be reached.
    */
-  stopJob(jobId: string, reason: WorkerError): StopOutcome {
+  async stopJob(jobId: string, reason: WorkerError): Promise<StopOutcome> {
     if (this.abortRunning(jobId, reason)) return 'aborting';
     const { store, comfy } = this.opts;
-    const job = store.get(jobId);
+    const job = await store.get(jobId);
     if (job?.status !== 'running') return false;
     // Another backend's runner has it (its prompt is on that ComfyUI).
     if (this.opts.siblings && !this.opts.siblings.owns(job)) return false;
-    if (!store.finish(jobId, statusFor(reason), { error: reason.toBody() })) return false;
+    if (!(await store.finish(jobId, statusFor(reason), { error: reason.toBody() }))) return false;
     if (job.promptId !== null) void comfy.cancelPrompt(job.promptId);
-    this.emitFinished(jobId);
+    await this.emitFinished(jobId);
     return 'ended';
   }
 
@@ -202,7 +202,7 @@ export class Runner {
           // The GPU needs a restart: answer waiting callers now (unless another backend can), keep
           // async jobs for a healthy process (the platform replaces this one; /health says why).
           if (!this.opts.siblings?.readyElsewhere())
-            this.failWaitingSyncJobs(
+            await this.failWaitingSyncJobs(
               new WorkerError(503, 'comfy_unavailable', `GPU fault, the machine needs a restart: ${gpuFault}`),
             );
           await this.idle();
@@ -213,7 +213,7 @@ export class Runner {
         } else if (!this.canTakeAnother()) {
           await this.idle();
         } else {
-          const job = this.opts.store.claimNext(randomUUID(), this.backend);
+          const job = await this.opts.store.claimNext(randomUUID(), this.backend);
           if (job) {
             this.opts.events.emit('taken', job);
             this.launch(job);
@@ -250,7 +250,7 @@ export class Runner {
   private async waitForComfy(): Promise<void> {
     const { store, readyTimeoutMs, logger } = this.opts;
     const waitFrom = store.now() * 1000;
-    const oldest = store.pendingSync()[0];
+    const oldest = (await store.pendingSync())[0];
     const timeoutMs = oldest === undefined ? readyTimeoutMs : oldest.createdAt * 1000 + readyTimeoutMs - waitFrom;
     try {
       await this.opts.comfy.waitUntilReady(Math.max(0, timeoutMs), this.stopController.signal);
@@ -261,7 +261,7 @@ export class Runner {
       if (this.opts.siblings?.readyElsewhere()) return;
       const error = toWorkerError(err);
       const now = store.now() * 1000;
-      const due = store.pendingSync().filter((job) => job.createdAt * 1000 + readyTimeoutMs <= now + 1);
+      const due = (await store.pendingSync()).filter((job) => job.createdAt * 1000 + readyTimeoutMs <= now + 1);
       if (due.length === 0) return;
       const timeoutS = Math.round(readyTimeoutMs / 100) / 10;
       logger.error(
@@ -275,14 +275,14 @@ export class Runner {
         { headers: { 'Retry-After': '5' } },
       );
       for (const job of due) {
-        if (store.finish(job.id, 'failed', { error: failure.toBody() })) this.emitFinished(job.id);
+        if (await store.finish(job.id, 'failed', { error: failure.toBody() })) await this.emitFinished(job.id);
       }
     }
   }
 
-  private failWaitingSyncJobs(error: WorkerError): void {
-    for (const job of this.opts.store.pendingSync()) {
-      if (this.opts.store.finish(job.id, 'failed', { error: error.toBody() })) this.emitFinished(job.id);
+  private async failWaitingSyncJobs(error: WorkerError): Promise<void> {
+    for (const job of await this.opts.store.pendingSync()) {
+      if (await this.opts.store.finish(job.id, 'failed', { error: error.toBody() })) await this.emitFinished(job.id);
     }
   }
 
@@ -293,12 +293,12 @@ export class Runner {
    */
   private async recoverLeftovers(): Promise<void> {
     const { recovery, store, logger } = this.opts;
-    for (const job of store.running()) {
+    for (const job of await store.running()) {
       if (!recovery) break;
       if (this.opts.siblings && !this.opts.siblings.owns(job)) continue;
       if (this.stopping || this.paused) return;
       const plan = await recovery.plan(job);
-      if (store.get(job.id)?.status !== 'running') {
+      if ((await store.get(job.id))?.status !== 'running') {
         // Cancelled or reset while we looked: make sure ComfyUI drops it too.
         if (plan.kind === 'resume' && job.promptId !== null) await this.opts.comfy.cancelPrompt(job.promptId);
         continue;
@@ -308,9 +308,9 @@ export class Runner {
         // One at a time, in order: a second prompt left queued runs in ComfyUI meanwhile anyway.
         await this.launch(job, plan.execute, plan.timeoutMs).done;
       } else if (plan.kind === 'requeue') {
-        store.requeue(job.id);
-      } else if (store.finish(job.id, 'failed', { error: plan.error.toBody() })) {
-        this.emitFinished(job.id);
+        await store.requeue(job.id);
+      } else if (await store.finish(job.id, 'failed', { error: plan.error.toBody() })) {
+        await this.emitFinished(job.id);
       }
     }
     this.recovered = true;
@@ -333,11 +333,9 @@ export class Runner {
         if (queuedBehind) {
           // /status, delayTime and recovery's deadline count from when its work started.
           job.startedAt = this.opts.store.now();
-          try {
-            this.opts.store.markStarted(job.id, job.startedAt);
-          } catch (err) {
-            this.opts.logger.warn({ err, jobId: job.id }, 'could not record when a job started');
-          }
+          this.opts.store
+            .markStarted(job.id, job.startedAt)
+            .catch((err: unknown) => this.opts.logger.warn({ err, jobId: job.id }, 'could not record when a job started'));
         }
         // Its work starts now, as observers (the Vast ledger's work_started_at) see it.
         this.opts.events.emit('started', job);
@@ -372,7 +370,7 @@ export class Runner {
     let final: JobRecord | undefined;
     logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started');
     try {
-      const secrets = store.secretsOf(job.id);
+      const secrets = await store.secretsOf(job.id);
       const { result, files } = await execute(job, secrets, controller.signal, (event) => {
         if (event.type === 'execution_start' && !flight.executing) {
           flight.executing = true;
@@ -386,7 +384,7 @@ export class Runner {
       const waitedMs = wait === undefined ? 0 : wait.to - Math.max(wait.from, job.createdAt * 1000);
       if (waitedMs > 0) result.timings.comfy_wait_ms = Math.round(waitedMs);
       const at = store.now();
-      if (store.finish(job.id, 'completed', { result, files, at })) {
+      if (await store.finish(job.id, 'completed', { result, files, at })) {
         final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };
       }
       logger.info({ jobId: job.id, ms: result.timings.total_ms, outputs: result.outputs.length }, 'job completed');
@@ -396,7 +394,7 @@ export class Runner {
         // ComfyUI lost the prompt while it waited in its queue (it restarted): nothing ran, so the
         // job goes back to its place in ours and is submitted again, once.
         logger.warn({ jobId: job.id, promptId: job.promptId }, 'ComfyUI lost a queued prompt before it ran; requeued');
-        store.requeue(job.id);
+        await store.requeue(job.id);
         this.inFlight.delete(job.id);
         this.wake();
         this.opts.siblings?.activity();
@@ -406,7 +404,7 @@ export class Runner {
       if (error.code === 'internal') logger.error({ jobId: job.id, err }, 'job failed unexpectedly');
       else logger.warn({ jobId: job.id, code: error.code, status: error.status, msg: error.message }, `job ${status}`);
       const at = store.now();
-      if (store.finish(job.id, status, { error: error.toBody(), at })) {
+      if (await store.finish(job.id, status, { error: error.toBody(), at })) {
         final = { ...job, spec: { ...job.spec, images: [] }, status, result: null, error: error.toBody(), completedAt: at };
       }
     } finally {
@@ -414,7 +412,7 @@ export class Runner {
       // Nothing of ours is ahead of the oldest job left: it may start now, so its clock runs.
       this.inFlight.values().next().value?.armDeadline();
     }
-    this.emitFinished(job.id, final);
+    await this.emitFinished(job.id, final);
     // The answer is out; before another job is taken, let an interrupted prompt leave ComfyUI.
     if (controller.signal.aborted && job.promptId !== null) {
       this.releasing++;
@@ -435,8 +433,8 @@ export class Runner {
     );
   }
 
-  private emitFinished(jobId: string, known?: JobRecord): void {
-    const final = known ?? this.opts.store.get(jobId);
+  private async emitFinished(jobId: string, known?: JobRecord): Promise<void> {
+    const final = known ?? (await this.opts.store.get(jobId));
     if (final) this.opts.events.emit('finished', final);
   }
 }

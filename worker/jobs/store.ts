@@ -1,4 +1,5 @@
-// The seam between the job logic and where jobs are kept. Everything in jobs/ works against this
+// The seam between the job logic and where jobs are kept. Asynchronous, so a store across the
+// network (Redis) can sit behind it as well as the embedded SQLite one. Everything in jobs/ works against this
 // interface; a backend (jobs/sqlite/ today) implements it together with its webhook outbox, so
 // that ending a job and arming its webhook are one atomic step. Nothing above jobs/ sees it.
 import type { KeptFile, OutputSink } from '../delivery/types';
@@ -35,12 +36,12 @@ export interface JobStore {
    * Stores a new pending job. A second job with the same id is a 409. Its input images end up in
    * files (spooled ones are adopted, text ones written), never in the record.
    */
-  insert(job: NewJob): JobRecord;
-  get(id: string): JobRecord | undefined;
+  insert(job: NewJob): Promise<JobRecord>;
+  get(id: string): Promise<JobRecord | undefined>;
   /** The job's credentials, while it is not finished. */
-  secretsOf(id: string): JobSecrets;
+  secretsOf(id: string): Promise<JobSecrets>;
   /** Atomically marks the oldest pending job running with the given prompt id, on this backend. */
-  claimNext(promptId: string, backend?: string): JobRecord | undefined;
+  claimNext(promptId: string, backend?: string): Promise<JobRecord | undefined>;
   /**
    * Ends a pending or running job and arms its webhook. Returns false if it had already ended
    * (first writer wins). The outputs kept for inline delivery (files in the job's outputs folder)
@@ -52,36 +53,36 @@ export interface JobStore {
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
     outcome: { result?: JobResult; error?: ErrorBody; files?: KeptFile[]; at?: number },
-  ): boolean;
+  ): Promise<boolean>;
   /** A running job's work started now (its prompt left ComfyUI's queue): its started_at. */
-  markStarted(id: string, at: number): void;
+  markStarted(id: string, at: number): Promise<void>;
   /** Cancels a job only if it has not started; false otherwise. */
-  cancelPending(id: string, error: ErrorBody): boolean;
+  cancelPending(id: string, error: ErrorBody): Promise<boolean>;
   /** Puts a job a previous process left running back at its place in the queue. */
-  requeue(id: string): boolean;
+  requeue(id: string): Promise<boolean>;
   /** The latest jobs, newest first. */
-  recent(limit: number): RecentJob[];
+  recent(limit: number): Promise<RecentJob[]>;
   /** Deletes ended jobs that ended before `cutoff` (epoch s) and have no delivery left to make. */
-  deleteFinishedBefore(cutoff: number): number;
+  deleteFinishedBefore(cutoff: number): Promise<number>;
   /** Jobs running since before `cutoff` (epoch s). */
-  runningSince(cutoff: number): JobRecord[];
+  runningSince(cutoff: number): Promise<JobRecord[]>;
   /** The job has a webhook that is not delivered yet (nor given up on). */
-  hasUndeliveredWebhook(id: string): boolean;
+  hasUndeliveredWebhook(id: string): Promise<boolean>;
   /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
-  deleteFinished(id: string): boolean;
+  deleteFinished(id: string): Promise<boolean>;
   /** A job's output kept for inline delivery. */
-  file(id: string, index: number): StoredFile | undefined;
+  file(id: string, index: number): Promise<StoredFile | undefined>;
   /** Where the running job's outputs kept for inline delivery are written. */
   outputSink(job: JobRecord): OutputSink;
   /** Deletes files no job refers to (left by a crash); how many. */
   sweepFiles(): Promise<number>;
   /** How many pending jobs are ahead of this one. */
-  queuePosition(job: JobRecord): number;
-  pendingCount(): number;
-  counts(): StatusCounts;
+  queuePosition(job: JobRecord): Promise<number>;
+  pendingCount(): Promise<number>;
+  counts(): Promise<StatusCounts>;
   /** Jobs a previous process left running. */
-  running(): JobRecord[];
+  running(): Promise<JobRecord[]>;
   /** Pending jobs whose caller waits on an open connection. */
-  pendingSync(): JobRecord[];
-  close(): void;
+  pendingSync(): Promise<JobRecord[]>;
+  close(): Promise<void>;
 }

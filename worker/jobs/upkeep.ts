@@ -34,9 +34,9 @@ export class Upkeep {
    */
   start(): void {
     if (this.timer) return;
-    this.safely(() => this.cleanup(this.opts.retentionHours));
+    void this.safely(() => this.cleanup(this.opts.retentionHours));
     void this.sweep();
-    this.timer = setInterval(() => this.pass(), this.opts.intervalS * 1000);
+    this.timer = setInterval(() => void this.pass(), this.opts.intervalS * 1000);
     this.timer.unref();
   }
 
@@ -46,10 +46,10 @@ export class Upkeep {
   }
 
   /** One scheduled pass. */
-  pass(): void {
-    this.safely(() => this.cleanup(this.opts.retentionHours));
-    this.safely(() => this.resetStuck(this.opts.stuckHours));
-    void this.sweep();
+  async pass(): Promise<void> {
+    await this.safely(() => this.cleanup(this.opts.retentionHours));
+    await this.safely(() => this.resetStuck(this.opts.stuckHours));
+    await this.sweep();
   }
 
   /** Deletes the files no job refers to (a crash between writing and recording them). */
@@ -65,8 +65,8 @@ export class Upkeep {
   }
 
   /** Deletes completed, failed and cancelled jobs that ended more than `maxAgeHours` ago. */
-  cleanup(maxAgeHours: number): number {
-    const deleted = this.opts.store.deleteFinishedBefore(this.opts.store.now() - maxAgeHours * HOUR_S);
+  async cleanup(maxAgeHours: number): Promise<number> {
+    const deleted = await this.opts.store.deleteFinishedBefore(this.opts.store.now() - maxAgeHours * HOUR_S);
     if (deleted > 0) this.opts.logger.info({ deleted, maxAgeHours }, 'deleted old jobs');
     return deleted;
   }
@@ -76,24 +76,24 @@ export class Upkeep {
    * runner (its prompt interrupted, the job failed when the runner lets go of it); one left by a
    * previous process is failed at once and its prompt taken out of ComfyUI.
    */
-  resetStuck(maxRunningHours: number): number {
+  async resetStuck(maxRunningHours: number): Promise<number> {
     const { store, runner, logger } = this.opts;
     let reset = 0;
-    for (const job of store.runningSince(store.now() - maxRunningHours * HOUR_S)) {
+    for (const job of await store.runningSince(store.now() - maxRunningHours * HOUR_S)) {
       const reason = new WorkerError(
         504,
         'timeout',
         `Job timed out (stuck in running state for more than ${maxRunningHours} h); its prompt was interrupted`,
       );
-      if (runner.stopJob(job.id, reason) !== false) reset++;
+      if ((await runner.stopJob(job.id, reason)) !== false) reset++;
     }
     if (reset > 0) logger.warn({ reset, maxRunningHours }, 'failed stuck jobs');
     return reset;
   }
 
-  private safely(operation: () => number): void {
+  private async safely(operation: () => Promise<number>): Promise<void> {
     try {
-      operation();
+      await operation();
     } catch (err) {
       // A failed pass (disk full, database locked for too long) is retried at the next interval.
       this.opts.logger.error({ err }, 'job database upkeep failed');

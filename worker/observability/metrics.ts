@@ -7,11 +7,11 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** Where the gauges read their values, at scrape time. */
 export interface MetricsSources {
   /** Jobs pending or running. */
-  queueDepth(): number;
+  queueDepth(): Promise<number>;
   /** Each ComfyUI backend and whether its websocket is open. */
   comfyUp(): Array<{ backend: string; up: boolean }>;
   /** Final webhook deliveries by state. */
-  webhookStates(): Record<string, number>;
+  webhookStates(): Promise<Record<string, number>>;
 }
 
 /** Labels of a job: the door that accepted it and the contract it is answered in. */
@@ -87,16 +87,16 @@ export class Metrics {
       help: 'Final webhook deliveries by state (waiting for the job, pending, delivered, failed)',
       labelNames: ['state'],
       registers,
-      collect() {
-        for (const [state, n] of Object.entries(sources.webhookStates())) this.set({ state }, n);
+      async collect() {
+        for (const [state, n] of Object.entries(await sources.webhookStates())) this.set({ state }, n);
       },
     });
     new Gauge({
       name: 'comfyui_worker_queue_depth',
       help: 'Jobs pending or running',
       registers,
-      collect() {
-        this.set(sources.queueDepth());
+      async collect() {
+        this.set(await sources.queueDepth());
       },
     });
     new Gauge({

@@ -27,19 +27,19 @@ export interface DeliveryState {
 
 export interface WebhookOutbox {
   /** A delivery waiting for its job to end (called when the job is stored). */
-  add(jobId: string, target: WebhookTarget, secret: string | undefined, now: number): void;
+  add(jobId: string, target: WebhookTarget, secret: string | undefined, now: number): Promise<void>;
   /** The job ended: its delivery is due now (called in the transaction that ends the job). */
-  arm(jobId: string, now: number): void;
+  arm(jobId: string, now: number): Promise<void>;
   /** The job has a delivery not yet made nor given up on. */
-  hasUndelivered(jobId: string): boolean;
-  due(now: number, limit: number): DueDelivery[];
+  hasUndelivered(jobId: string): Promise<boolean>;
+  due(now: number, limit: number): Promise<DueDelivery[]>;
   /** When the next pending delivery is due (epoch seconds), if any. */
-  nextDueAt(): number | undefined;
-  state(jobId: string): DeliveryState | undefined;
+  nextDueAt(): Promise<number | undefined>;
+  state(jobId: string): Promise<DeliveryState | undefined>;
   /** The target of a job's webhook (for progress events while it runs). */
-  target(jobId: string): DueDelivery | undefined;
-  recordDelivered(jobId: string, now: number): void;
+  target(jobId: string): Promise<DueDelivery | undefined>;
+  recordDelivered(jobId: string, now: number): Promise<void>;
   /** Another attempt at `next` (epoch seconds), or the final failure when `next` is undefined. */
-  recordFailure(jobId: string, error: string, now: number, next: number | undefined): void;
-  counts(): Record<DeliveryStatus, number>;
+  recordFailure(jobId: string, error: string, now: number, next: number | undefined): Promise<void>;
+  counts(): Promise<Record<DeliveryStatus, number>>;
 }

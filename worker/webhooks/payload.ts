@@ -33,15 +33,15 @@ export interface ContractView {
   timings?: Record<string, number>;
 }
 
-export type ContractRenderer<J extends WebhookJob> = (job: J) => ContractView;
+export type ContractRenderer<J extends WebhookJob> = (job: J) => ContractView | Promise<ContractView>;
 
-export function finalBody<J extends WebhookJob>(
+export async function finalBody<J extends WebhookJob>(
   job: J,
   extra: Record<string, unknown>,
   render: ContractRenderer<J>,
   nowS: number,
-): WebhookBody {
-  const view = render(job);
+): Promise<WebhookBody> {
+  const view = await render(job);
   const body: WebhookBody = {
     event: job.status === 'completed' ? 'completed' : job.status === 'cancelled' ? 'cancelled' : 'failed',
     id: job.id,

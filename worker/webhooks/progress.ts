@@ -29,11 +29,23 @@ export interface ProgressOptions {
 export class ProgressNotifier {
   private readonly opts: ProgressOptions;
   private readonly clock: () => number;
-  private readonly running = new Map<string, { target: DueDelivery; lastSentMs: number }>();
+  /** Running jobs with a webhook; undefined while its target is being read. */
+  private readonly running = new Map<string, { target: DueDelivery; lastSentMs: number } | undefined>();
   private readonly listeners = {
     started: (job: WebhookJob) => {
-      const target = this.opts.outbox.target(job.id);
-      if (target && !target.secretUnreadable) this.running.set(job.id, { target, lastSentMs: -Infinity });
+      // Marked at once, so a 'finished' that comes before the target is read is not undone by it.
+      this.running.set(job.id, undefined);
+      this.opts.outbox.target(job.id).then(
+        (target) => {
+          if (!this.running.has(job.id)) return;
+          if (target && !target.secretUnreadable) this.running.set(job.id, { target, lastSentMs: -Infinity });
+          else this.running.delete(job.id);
+        },
+        (err: unknown) => {
+          this.running.delete(job.id);
+          this.opts.logger.warn({ err, jobId: job.id }, 'webhook target unreadable; no progress webhooks for this job');
+        },
+      );
     },
     progress: (job: WebhookJob, progress: unknown) => this.onProgress(job, progress),
     finished: (job: WebhookJob) => {

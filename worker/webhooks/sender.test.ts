@@ -26,14 +26,14 @@ test('a delivery that fails for a reason of ours (not the receiver) is retried a
     includeComfyResponse: false,
     allowPartial: false,
   };
-  store.insert({
+  await store.insert({
     id: 'j1',
     source: 'http',
     contract: 'wrapper',
     sync: false,
     spec: { ...spec, webhook: { url: 'http://127.0.0.1:9/h', extraParams: {}, signed: false } },
   });
-  store.finish('j1', 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
+  await store.finish('j1', 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
   let renders = 0;
   const outbox = store.webhooks;
   const sender = new WebhookSender({
@@ -54,7 +54,7 @@ test('a delivery that fails for a reason of ours (not the receiver) is retried a
     sender.start();
     await settle();
     expect(renders).toBe(1);
-    expect(outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(await outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
     // Not again within the minute...
     jest.advanceTimersByTime(59_999);
     await settle();
@@ -63,10 +63,10 @@ test('a delivery that fails for a reason of ours (not the receiver) is retried a
     jest.advanceTimersByTime(1);
     await settle();
     expect(renders).toBe(2);
-    expect(outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(await outbox.state('j1')).toMatchObject({ status: 'pending', attempts: 0 });
   } finally {
     sender.stop();
-    store.close();
+    await store.close();
     jest.useRealTimers();
   }
 });

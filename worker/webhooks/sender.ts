@@ -5,7 +5,7 @@
 import type { AxiosInstance } from 'axios';
 import type { Logger } from '../observability/logger';
 import { retryDelayS, type RetryPolicy } from './backoff';
-import type { WebhookOutbox } from './outbox';
+import type { DueDelivery, WebhookOutbox } from './outbox';
 import { finalBody, type ContractRenderer, type WebhookJob } from './payload';
 import { postWebhook } from './post';
 
@@ -15,7 +15,7 @@ const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /** Where the sender reads the jobs it reports on (the job store), and its clock (epoch s). */
 export interface WebhookJobSource<J extends WebhookJob> {
-  get(id: string): J | undefined;
+  get(id: string): Promise<J | undefined>;
   now(): number;
 }
 
@@ -50,6 +50,8 @@ export class WebhookSender<J extends WebhookJob> {
   private readonly cooling = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
+  private dispatching = false;
+  private again = false;
   /** Aborts attempts in flight at stop; they stay pending for the next process. */
   private aborter = new AbortController();
   // After the event's other listeners (a caller waiting for the answer) have had their turn: the
@@ -99,18 +101,30 @@ export class WebhookSender<J extends WebhookJob> {
 
   wake(): void {
     if (this.stopped || this.draining) return;
-    try {
-      this.dispatch();
-    } catch (err) {
-      // The database is unusable (closed, full): try again later rather than crash a timer.
-      this.opts.logger.error({ err }, 'webhook outbox unavailable; retrying in a minute');
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.wake(), 60_000);
-      this.timer.unref();
+    // One pass at a time: a wake during a pass runs another pass after it.
+    if (this.dispatching) {
+      this.again = true;
+      return;
     }
+    this.dispatching = true;
+    this.dispatch()
+      .catch((err: unknown) => {
+        // The outbox is unusable (database closed or full, Redis away): try again later rather than crash a timer.
+        this.opts.logger.error({ err }, 'webhook outbox unavailable; retrying in a minute');
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.wake(), 60_000);
+        this.timer.unref();
+      })
+      .finally(() => {
+        this.dispatching = false;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
   }
 
-  private dispatch(): void {
+  private async dispatch(): Promise<void> {
     clearTimeout(this.timer);
     const now = this.opts.store.now();
     const free = MAX_IN_FLIGHT - this.inFlight.size;
@@ -118,7 +132,9 @@ export class WebhookSender<J extends WebhookJob> {
       const nowMs = Date.now();
       for (const [jobId, until] of this.cooling) if (until <= nowMs) this.cooling.delete(jobId);
       const busy = this.inFlight.size + this.cooling.size;
-      const due = this.opts.outbox.due(now, free + busy).filter((d) => !this.inFlight.has(d.jobId) && !this.cooling.has(d.jobId));
+      const due = (await this.opts.outbox.due(now, free + busy)).filter(
+        (d) => !this.inFlight.has(d.jobId) && !this.cooling.has(d.jobId),
+      );
       for (const delivery of due.slice(0, free)) {
         this.inFlight.add(delivery.jobId);
         const attempt = this.send(delivery)
@@ -139,12 +155,12 @@ export class WebhookSender<J extends WebhookJob> {
         this.attempts.add(attempt);
       }
     }
-    this.schedule();
+    await this.schedule();
   }
 
-  private schedule(): void {
-    const next = this.opts.outbox.nextDueAt();
-    if (next === undefined || this.stopped) return;
+  private async schedule(): Promise<void> {
+    const next = await this.opts.outbox.nextDueAt();
+    if (next === undefined || this.stopped || this.again) return;
     let waitMs = Math.min(Math.max(0, (next - this.opts.store.now()) * 1000), LONGEST_TIMER_MS);
     // Rows that are due but already in flight are rescheduled when their attempt ends.
     if (waitMs === 0 && this.inFlight.size > 0) return;
@@ -154,18 +170,18 @@ export class WebhookSender<J extends WebhookJob> {
     this.timer.unref();
   }
 
-  private async send(delivery: ReturnType<WebhookOutbox['due']>[number]): Promise<void> {
+  private async send(delivery: DueDelivery): Promise<void> {
     const { outbox, store, policy, logger } = this.opts;
-    const job = store.get(delivery.jobId);
+    const job = await store.get(delivery.jobId);
     if (!job) return;
     if (delivery.secretUnreadable) {
       const reason = 'its target was sealed with another JOB_SECRETS_KEY; not sent';
-      outbox.recordFailure(delivery.jobId, reason, store.now(), undefined);
+      await outbox.recordFailure(delivery.jobId, reason, store.now(), undefined);
       logger.error({ jobId: delivery.jobId }, `webhook not delivered: ${reason}`);
       this.opts.onResult?.('failed');
       return;
     }
-    const body = finalBody(job, delivery.extraParams, this.opts.render, store.now());
+    const body = await finalBody(job, delivery.extraParams, this.opts.render, store.now());
     const secret = delivery.signed ? (delivery.secret ?? this.opts.envSecret) : undefined;
     const timeoutMs = (delivery.timeoutS ?? this.opts.timeoutS) * 1000;
     const error = await postWebhook(this.opts.client, delivery.url, body, secret, timeoutMs, this.aborter.signal);
@@ -173,7 +189,7 @@ export class WebhookSender<J extends WebhookJob> {
     const now = store.now();
     const attempt = delivery.attempts + 1;
     if (error === undefined) {
-      outbox.recordDelivered(delivery.jobId, now);
+      await outbox.recordDelivered(delivery.jobId, now);
       logger.info({ jobId: delivery.jobId, attempt }, 'webhook delivered');
       this.opts.onResult?.('delivered');
       return;
@@ -181,14 +197,14 @@ export class WebhookSender<J extends WebhookJob> {
     const retriesDone = attempt - 1;
     if (retriesDone < policy.retries) {
       const next = now + retryDelayS(policy, retriesDone + 1);
-      outbox.recordFailure(delivery.jobId, error, now, next);
+      await outbox.recordFailure(delivery.jobId, error, now, next);
       logger.warn(
         { jobId: delivery.jobId, attempt, error, retryInS: Math.round((next - now) * 10) / 10 },
         'webhook failed; will retry',
       );
       this.opts.onResult?.('retrying');
     } else {
-      outbox.recordFailure(delivery.jobId, error, now, undefined);
+      await outbox.recordFailure(delivery.jobId, error, now, undefined);
       logger.error({ jobId: delivery.jobId, attempts: attempt, error }, 'webhook delivery failed for good');
       this.opts.onResult?.('failed');
     }

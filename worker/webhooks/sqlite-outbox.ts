@@ -64,7 +64,16 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
     };
   }
 
-  add(jobId: string, target: WebhookTarget, secret: string | undefined, now: number): void {
+  async add(jobId: string, target: WebhookTarget, secret: string | undefined, now: number): Promise<void> {
+    this.addNow(jobId, target, secret, now);
+  }
+
+  async arm(jobId: string, now: number): Promise<void> {
+    this.armNow(jobId, now);
+  }
+
+  /** add(), synchronously: the job store calls it inside the transaction that stores the job. */
+  addNow(jobId: string, target: WebhookTarget, secret: string | undefined, now: number): void {
     // The URL is sealed too: it may carry a token.
     this.stmt.add.run({
       job_id: jobId,
@@ -77,30 +86,31 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
     });
   }
 
-  arm(jobId: string, now: number): void {
+  /** arm(), synchronously: the job store calls it inside the transaction that ends the job. */
+  armNow(jobId: string, now: number): void {
     this.stmt.arm.run({ id: jobId, now });
   }
 
-  hasUndelivered(jobId: string): boolean {
+  async hasUndelivered(jobId: string): Promise<boolean> {
     return this.stmt.undelivered.get(jobId) !== undefined;
   }
 
-  due(now: number, limit: number): DueDelivery[] {
+  async due(now: number, limit: number): Promise<DueDelivery[]> {
     return (this.stmt.due.all(now, limit) as Row[]).map((row) => this.toDelivery(row));
   }
 
   /** When the next pending delivery is due (epoch seconds), if any. */
-  nextDueAt(): number | undefined {
+  async nextDueAt(): Promise<number | undefined> {
     return (this.stmt.next.get() as { at: number | null }).at ?? undefined;
   }
 
-  state(jobId: string): DeliveryState | undefined {
+  async state(jobId: string): Promise<DeliveryState | undefined> {
     const row = this.stmt.get.get(jobId) as Row | undefined;
     return row && { status: row.status, attempts: row.attempts, last_error: row.last_error };
   }
 
   /** The target of a job's webhook (for progress events while it runs). */
-  target(jobId: string): DueDelivery | undefined {
+  async target(jobId: string): Promise<DueDelivery | undefined> {
     const row = this.stmt.get.get(jobId) as Row | undefined;
     return row && this.toDelivery(row);
   }
@@ -127,17 +137,17 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
     };
   }
 
-  recordDelivered(jobId: string, now: number): void {
+  async recordDelivered(jobId: string, now: number): Promise<void> {
     this.stmt.delivered.run({ id: jobId, now });
   }
 
   /** Another attempt at `next` (epoch seconds), or the final failure when `next` is undefined. */
-  recordFailure(jobId: string, error: string, now: number, next: number | undefined): void {
+  async recordFailure(jobId: string, error: string, now: number, next: number | undefined): Promise<void> {
     if (next === undefined) this.stmt.failed.run({ id: jobId, error, now });
     else this.stmt.retry.run({ id: jobId, error, next });
   }
 
-  counts(): Record<DeliveryStatus, number> {
+  async counts(): Promise<Record<DeliveryStatus, number>> {
     const counts: Record<DeliveryStatus, number> = { waiting: 0, pending: 0, delivered: 0, failed: 0 };
     for (const row of this.stmt.counts.all() as Array<{ status: DeliveryStatus; n: number }>) counts[row.status] = row.n;
     return counts;

@@ -28,7 +28,9 @@ export async function answerWhenFinished(queue: JobQueue, job: JobRecord, res: R
     gone.abort();
     // A retry with the same request_id may be waiting for this job too: it keeps it alive.
     if (queue.hasWaiters(job.id)) return;
-    queue.cancel(job.id, new WorkerError(499, 'client_disconnected', 'Request cancelled due to client disconnection'));
+    queue
+      .cancel(job.id, new WorkerError(499, 'client_disconnected', 'Request cancelled due to client disconnection'))
+      .catch(() => undefined); // gone meanwhile, or the store is away: the job runs to its end
   };
   res.on('close', onClose);
   let final: JobRecord;
@@ -47,10 +49,11 @@ export async function answerWhenFinished(queue: JobQueue, job: JobRecord, res: R
 /** The job's Result with its inline outputs streamed from their files (never whole in memory). */
 export async function sendResult(queue: JobQueue, job: JobRecord, res: Response): Promise<void> {
   const body = new StreamedJson();
+  const files = await queue.inlineFiles(job);
   const result = toWrapperResult(
     job,
     (output) => {
-      const file = queue.inlineFile(job, output);
+      const file = files(output);
       return file && body.base64(file);
     },
     queue.progress(job.id),

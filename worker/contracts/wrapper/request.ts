@@ -9,6 +9,7 @@ import { SpooledImage, checkInputImages, type InputImage } from '../../comfy/inp
 import type { Workflow } from '../../comfy/types';
 import { parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
+import { assertPublicHttpUrl } from '../../net/address-guard';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
 import { parseBoolWord } from '../../util/words';
@@ -88,8 +89,20 @@ export async function parseWrapperRequest(
 
   const workflow = buildWorkflow(input, ctx, field);
   const images: InputImage[] = [...(input.images ?? [])];
-  const withUrls = extractUrlInputs(replaceRandomInts(workflow), images);
   await checkInputImages(images, `${field}.images`, ctx.inputs);
+  const { workflow: withUrls, found } = extractUrlInputs(replaceRandomInts(workflow), images);
+  // A URL found in the workflow is refused under the field the client wrote it in, not under
+  // the `images` entry it became.
+  for (const { url, node, input: name } of found) {
+    const key = provided(input.modifier) ? ctx.modifiers.keyFor(input.modifier as string, node, name) : undefined;
+    const where =
+      key !== undefined
+        ? `${field}.modifications.${key}`
+        : provided(input.workflow_json)
+          ? `${field}.workflow_json.${node}.inputs.${name}`
+          : `${field}.modifier`;
+    await assertPublicHttpUrl(url, where, { allowPrivate: ctx.inputs.allowPrivateUrls });
+  }
 
   const delivery = await parseDelivery(
     { s3: { value: raw.s3, field: `${field}.s3` }, webhook: { value: raw.webhook, field: `${field}.webhook` } },
@@ -159,8 +172,12 @@ export function replaceRandomInts(workflow: Workflow): Workflow {
  * for example). Here each http(s) URL becomes an input image (fetched and uploaded when the job
  * runs, with the same guards as `images`) and the workflow refers to it by file name.
  */
-function extractUrlInputs(workflow: Workflow, images: InputImage[]): Workflow {
+function extractUrlInputs(
+  workflow: Workflow,
+  images: InputImage[],
+): { workflow: Workflow; found: Array<{ url: string; node: string; input: string }> } {
   const byUrl = new Map(images.map((i) => [i.image, i.name]));
+  const found: Array<{ url: string; node: string; input: string }> = [];
   const out: Workflow = {};
   for (const [id, node] of Object.entries(workflow)) {
     const inputs: Record<string, unknown> = {};
@@ -172,13 +189,14 @@ function extractUrlInputs(workflow: Workflow, images: InputImage[]): Workflow {
           fileName = `url_${createHash('md5').update(value).digest('hex')}${/^\.[a-z0-9]{1,5}$/.test(ext) ? ext : '.png'}`;
           images.push({ name: fileName, image: value });
           byUrl.set(value, fileName);
+          found.push({ url: value, node: id, input: name });
         }
         inputs[name] = fileName;
       } else inputs[name] = value;
     }
     out[id] = { ...node, inputs };
   }
-  return out;
+  return { workflow: out, found };
 }
 
 function safeExtension(url: string): string {

@@ -39,8 +39,9 @@ function progressMessage(job: JobRecord, progress: JobProgress | undefined, fall
   return job.promptId ? fallback : 'Generation started';
 }
 
-export function statusEvent(queue: JobQueue, job: JobRecord, startedMs: number): StatusEvent {
-  const counts = queue.counts();
+export async function statusEvent(queue: JobQueue, job: JobRecord, startedMs: number): Promise<StatusEvent> {
+  const counts = await queue.counts();
+  const position = await queue.queuePosition(job);
   const progress = job.status === 'running' ? queue.progress(job.id) : undefined;
   const base = toWrapperResult(job, () => undefined, progress);
   const pending = job.status === 'pending';
@@ -54,7 +55,7 @@ export function statusEvent(queue: JobQueue, job: JobRecord, startedMs: number):
     queue_position: {
       current_queue: pending ? 'preprocess' : 'generation',
       // Jobs ahead of it (0: it is next), as /status's queue_position.
-      position: pending ? (queue.queuePosition(job) ?? 0) : 0,
+      position: position ?? 0,
       queue_size: pending ? counts.pending : counts.running,
       estimated_wait_time: null,
     },
@@ -83,14 +84,34 @@ export async function streamJob(queue: JobQueue, job: JobRecord, res: Response, 
   send({ request_id: job.id, status: 'queued', message: 'Request queued', timestamp: startedMs / 1000 });
 
   let last = '';
-  const update = () => {
-    const current = queue.get(job.id);
+  /** The job has ended: the last event is the final one, no status event after it. */
+  let finished = false;
+  // One read at a time: a change during a read is looked at once it is done (events stay in order).
+  let reading: Promise<void> | undefined;
+  let again = false;
+  const read = async () => {
+    const current = await queue.get(job.id);
     if (!current || TERMINAL_STATUSES.includes(current.status)) return;
-    const event = statusEvent(queue, current, startedMs);
+    const event = await statusEvent(queue, current, startedMs);
     const key = changeKey(event);
-    if (key === last) return;
+    if (key === last || finished) return;
     last = key;
     send(event);
+  };
+  const update = () => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = read()
+      .catch(() => undefined) // the store away for a moment: the next change tries again
+      .finally(() => {
+        reading = undefined;
+        if (again) {
+          again = false;
+          update();
+        }
+      });
   };
   const unwatch = queue.watch(job.id, update);
   const keepalive = setInterval(() => {
@@ -101,7 +122,9 @@ export async function streamJob(queue: JobQueue, job: JobRecord, res: Response, 
     if (res.writableEnded) return;
     gone.abort();
     if (!opts.cancelOnDisconnect || queue.hasWaiters(job.id)) return;
-    queue.cancel(job.id, new WorkerError(499, 'client_disconnected', 'Request cancelled due to client disconnection'));
+    queue
+      .cancel(job.id, new WorkerError(499, 'client_disconnected', 'Request cancelled due to client disconnection'))
+      .catch(() => undefined); // gone meanwhile, or the store is away: the job runs to its end
   };
   res.on('close', onClose);
   let final: JobRecord;
@@ -110,17 +133,22 @@ export async function streamJob(queue: JobQueue, job: JobRecord, res: Response, 
     final = await queue.wait(job.id, gone.signal);
   } catch (err) {
     if (gone.signal.aborted) return;
+    await reading;
     send({ request_id: job.id, status: 'error', message: `Stream error: ${toWorkerError(err).message}` });
     res.end();
     return;
   } finally {
+    finished = true;
     unwatch();
     clearInterval(keepalive);
     res.off('close', onClose);
   }
+  // A status read under way ends before the last event goes out.
+  await reading;
   const body = new StreamedJson();
+  const files = await queue.inlineFiles(final);
   const result = toWrapperResult(final, (output) => {
-    const file = queue.inlineFile(final, output);
+    const file = files(output);
     return file && body.base64(file);
   });
   const event = { request_id: job.id, status: 'final_result', result, elapsed_time: (Date.now() - startedMs) / 1000 };

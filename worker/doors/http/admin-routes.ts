@@ -9,21 +9,21 @@ import { queryNumber } from './query';
 export function adminRoutes(deps: Pick<DoorContext, 'config' | 'jobs' | 'upkeep'>): Router {
   const router = Router();
 
-  router.post('/cleanup', (req, res) => {
+  router.post('/cleanup', async (req, res) => {
     const hours = queryNumber(req.query.max_age_hours, 'max_age_hours', deps.config.upkeep.retentionHours);
-    const deleted = deps.upkeep.cleanup(hours);
+    const deleted = await deps.upkeep.cleanup(hours);
     res.json({ message: `Cleaned up ${deleted} old jobs`, deleted });
   });
 
-  router.post('/reset-stuck', (req, res) => {
+  router.post('/reset-stuck', async (req, res) => {
     const hours = queryNumber(req.query.max_running_time_hours, 'max_running_time_hours', deps.config.upkeep.stuckHours);
-    const reset = deps.upkeep.resetStuck(hours);
+    const reset = await deps.upkeep.resetStuck(hours);
     res.json({ message: `Reset ${reset} stuck jobs`, reset });
   });
 
-  router.delete('/job/:jobId', (req, res) => {
-    const job = deps.jobs.require(req.params.jobId);
-    if (!deps.jobs.deleteFinished(job.id)) {
+  router.delete('/job/:jobId', async (req, res) => {
+    const job = await deps.jobs.require(req.params.jobId);
+    if (!(await deps.jobs.deleteFinished(job.id))) {
       throw invalidField(
         'job_id',
         `Can only delete completed, failed or cancelled jobs; job ${job.id} is ${job.status} (cancel it with POST /cancel/${job.id})`,

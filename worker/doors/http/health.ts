@@ -13,7 +13,7 @@ export function healthRoutes(deps: Pick<DoorContext, 'backend' | 'jobs'>): Route
     let counts;
     let databaseError: string | undefined;
     try {
-      counts = deps.jobs.counts();
+      counts = await deps.jobs.counts();
     } catch (err) {
       databaseError = (err as Error).message;
     }

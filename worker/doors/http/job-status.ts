@@ -31,7 +31,7 @@ function resultOf(job: JobRecord, fileData: FileData): unknown {
 }
 
 /** @param fileData what goes in place of an inline output's base64 (a streamed placeholder) */
-export function statusBody(job: JobRecord, queue: JobQueue, fileData: FileData): StatusBody {
+export async function statusBody(job: JobRecord, queue: JobQueue, fileData: FileData): Promise<StatusBody> {
   const body: StatusBody = {
     job_id: job.id,
     status: job.status,
@@ -44,8 +44,8 @@ export function statusBody(job: JobRecord, queue: JobQueue, fileData: FileData):
   };
   if (job.error?.details !== undefined) body.error_details = job.error.details;
   if (job.status === 'running') body.progress = queue.progress(job.id) ?? null;
-  if (job.status === 'pending') body.queue_position = queue.queuePosition(job);
-  const hook = queue.webhookState(job.id);
+  if (job.status === 'pending') body.queue_position = await queue.queuePosition(job);
+  const hook = await queue.webhookState(job.id);
   // The URL is left out: it may carry a token.
   if (hook) body.webhook = { status: hook.status, attempts: hook.attempts, last_error: hook.last_error };
   return body;

@@ -28,27 +28,28 @@ export function jobsRoutes(deps: Pick<DoorContext, 'jobs' | 'contracts'>): Route
   /** Stores a job and answers at once; the job waits for ComfyUI if it is not ready yet. */
   router.post('/run', async (req, res) => {
     const { id, contract, spec, secrets } = await parseRunRequest(req.body, deps.contracts, req.headers);
-    const job = jobs.submit({ id, source: 'http', contract, sync: false, spec, secrets });
+    const job = await jobs.submit({ id, source: 'http', contract, sync: false, spec, secrets });
     res.json({ job_id: job.id, status: job.status });
   });
 
   router.get('/status/:jobId', async (req, res) => {
-    const job = jobs.require(req.params.jobId);
+    const job = await jobs.require(req.params.jobId);
     // Inline outputs are streamed from their files into the answer.
     const body = new StreamedJson();
+    const files = await jobs.inlineFiles(job);
     await body.send(
       res,
       200,
-      statusBody(job, jobs, (output) => {
-        const file = jobs.inlineFile(job, output);
+      await statusBody(job, jobs, (output) => {
+        const file = files(output);
         return file && body.base64(file);
       }),
     );
   });
 
-  router.get('/stats', (req, res) => {
+  router.get('/stats', async (req, res) => {
     const includeRecent = queryBool(req.query.include_recent, 'include_recent', false);
-    const counts = jobs.counts();
+    const counts = await jobs.counts();
     res.json({
       total_jobs: Object.values(counts).reduce((a, b) => a + b, 0),
       pending_jobs: counts.pending,
@@ -56,7 +57,7 @@ export function jobsRoutes(deps: Pick<DoorContext, 'jobs' | 'contracts'>): Route
       completed_jobs: counts.completed,
       failed_jobs: counts.failed,
       cancelled_jobs: counts.cancelled,
-      ...(includeRecent ? { recent_jobs: jobs.recent(RECENT_JOBS).map(recentBody) } : {}),
+      ...(includeRecent ? { recent_jobs: (await jobs.recent(RECENT_JOBS)).map(recentBody) } : {}),
     });
   });
 

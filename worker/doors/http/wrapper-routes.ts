@@ -29,7 +29,7 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
     // The caller may have gone while the request was checked (URL lookups): run nothing for nobody.
     if (req.socket.destroyed) return;
-    const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: true, spec, secrets });
+    const job = await queue.submit({ id, source: 'http', contract: WRAPPER, sync: true, spec, secrets });
     await answerWhenFinished(queue, job, res);
   });
 
@@ -42,19 +42,19 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
     if (req.socket.destroyed && cancelOnDisconnect) return;
     // A job that outlives its caller is an async one: it waits for ComfyUI and survives a restart.
-    const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: cancelOnDisconnect, spec, secrets });
+    const job = await queue.submit({ id, source: 'http', contract: WRAPPER, sync: cancelOnDisconnect, spec, secrets });
     await streamJob(queue, job, res, { cancelOnDisconnect });
   });
 
   /** Admits a job and answers 202 at once; it waits in the queue even while ComfyUI is away. */
   router.post('/generate', async (req, res) => {
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
-    const job = queue.submit({ id, source: 'http', contract: WRAPPER, sync: false, spec, secrets });
+    const job = await queue.submit({ id, source: 'http', contract: WRAPPER, sync: false, spec, secrets });
     res.status(202).json(toWrapperResult(job, () => undefined));
   });
 
   router.get('/result/:id', async (req, res) => {
-    const job = queue.get(req.params.id);
+    const job = await queue.get(req.params.id);
     if (!job) {
       const missing: WrapperResult = {
         id: req.params.id,
@@ -72,7 +72,7 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
 
   router.post('/cancel/:id', async (req, res) => {
     const id = req.params.id;
-    const job = queue.get(id);
+    const job = await queue.get(id);
     if (!job) {
       res.status(404).json({ error: `Request ${id} not found` });
       return;
@@ -81,12 +81,12 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
       res.json({ message: `Request ${id} is already ${job.status}`, status: job.status });
       return;
     }
-    const outcome = queue.cancel(id, new WorkerError(499, 'cancelled', 'Request cancelled by client'));
+    const outcome = await queue.cancel(id, new WorkerError(499, 'cancelled', 'Request cancelled by client'));
     // A running job lets go within moments (its prompt is interrupted); report how it ended.
     const final =
       outcome === 'cancelling'
         ? await queue.wait(id, AbortSignal.timeout(CANCEL_SETTLE_MS)).catch(() => undefined)
-        : queue.get(id);
+        : await queue.get(id);
     if (final?.status === 'cancelled') {
       res.json({ message: `Successfully cancelled request ${id}`, status: 'cancelled' });
     } else if (final && TERMINAL_STATUSES.includes(final.status)) {
@@ -100,8 +100,8 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
    * One queue here, mapped onto the wrapper's three: admitted jobs waiting (where MAX_QUEUE_SIZE
    * applies, as for the wrapper's preprocess queue), the job in ComfyUI, and no post-processing queue.
    */
-  router.get('/queue-info', (_req, res) => {
-    const counts = queue.counts();
+  router.get('/queue-info', async (_req, res) => {
+    const counts = await queue.counts();
     res.json({ preprocess_queue_size: counts.pending, generation_queue_size: counts.running, postprocess_queue_size: 0 });
   });
 

@@ -11,19 +11,19 @@ import type { Logger } from '../../observability/logger';
 import type { DoorContext } from '../door';
 
 export interface RunpodJobs {
-  submit(job: NewJob): JobRecord;
-  get(id: string): JobRecord | undefined;
+  submit(job: NewJob): Promise<JobRecord>;
+  get(id: string): Promise<JobRecord | undefined>;
   /** Resolves with the job's final state; the signal ends the wait, not the job. */
   wait(id: string, signal?: AbortSignal): Promise<JobRecord>;
-  cancel(id: string, reason: WorkerError): CancelOutcome;
-  /** Base64 of an inline output's bytes. */
-  inlineData(job: JobRecord, output: JobOutput): string | undefined;
+  cancel(id: string, reason: WorkerError): Promise<CancelOutcome>;
+  /** Base64 of the job's inline outputs' bytes, by output. */
+  inlineData(job: JobRecord): Promise<(output: JobOutput) => string | undefined>;
   progress(id: string): JobProgress | undefined;
-  counts(): StatusCounts;
+  counts(): Promise<StatusCounts>;
   /** Running jobs whose prompt still waits in ComfyUI's queue: shown as IN_QUEUE. */
   waitingInBackend(): string[];
   /** Ids of the queued jobs (pending, or waiting in ComfyUI's queue) of this door, oldest first. */
-  pendingOf(source: JobSource): string[];
+  pendingOf(source: JobSource): Promise<string[]>;
 }
 
 export interface RunpodContext {
@@ -51,20 +51,20 @@ export function fromDoor(door: DoorContext): RunpodContext {
       get: (id) => jobs.get(id),
       wait: (id, signal) => jobs.wait(id, signal),
       cancel: (id, reason) => jobs.cancel(id, reason),
-      inlineData: (job, output) => jobs.inlineData(job, output),
+      inlineData: (job) => jobs.inlineData(job),
       progress: (id) => jobs.progress(id),
       counts: () => jobs.counts(),
       waitingInBackend: () => jobs.waitingInBackend(),
-      pendingOf(source) {
+      async pendingOf(source) {
         // The facade has no query by source; this is for /purge-queue of the local test API only.
-        const total = Object.values(jobs.counts()).reduce((a, b) => a + b, 0);
+        const total = Object.values(await jobs.counts()).reduce((a, b) => a + b, 0);
         const waiting = new Set(jobs.waitingInBackend());
-        return jobs
-          .recent(total)
-          .filter((job) => job.status === 'pending' || waiting.has(job.id))
-          .map((job) => job.id)
-          .filter((id) => jobs.get(id)?.source === source)
-          .reverse();
+        const ids: string[] = [];
+        for (const job of await jobs.recent(total)) {
+          if (job.status !== 'pending' && !waiting.has(job.id)) continue;
+          if ((await jobs.get(job.id))?.source === source) ids.push(job.id);
+        }
+        return ids.reverse();
       },
     },
   };

@@ -97,7 +97,10 @@ export class LocalApi {
     const url = this.webhooks.get(job.id);
     if (url === undefined) return;
     this.webhooks.delete(job.id);
-    this.notify(url, this.view(job));
+    void this.view(job).then(
+      (view) => this.notify(url, view),
+      (err: unknown) => this.logger.error({ requestId: job.id, err }, 'runpod: cannot build the webhook body'),
+    );
   };
 
   constructor(ctx: RunpodContext, opts: LocalApiOptions) {
@@ -107,14 +110,19 @@ export class LocalApi {
     ctx.events.on('finished', this.onFinished);
   }
 
-  private view(job: JobRecord): RunpodJobView {
+  private async view(job: JobRecord): Promise<RunpodJobView> {
     const waiting = job.status === 'running' && this.ctx.jobs.waitingInBackend().includes(job.id);
-    return jobView(job, this.ctx.jobs.inlineData, job.status === 'running' ? this.ctx.jobs.progress(job.id) : undefined, waiting);
+    return jobView(
+      job,
+      await this.ctx.jobs.inlineData(job),
+      job.status === 'running' ? this.ctx.jobs.progress(job.id) : undefined,
+      waiting,
+    );
   }
 
   /** A job of this door, or the refused one; undefined when unknown. */
-  private find(id: string): { job?: JobRecord; refused?: Refused } | undefined {
-    const job = this.ctx.jobs.get(id);
+  private async find(id: string): Promise<{ job?: JobRecord; refused?: Refused } | undefined> {
+    const job = await this.ctx.jobs.get(id);
     if (job?.source === 'runpod') return { job };
     this.expireRefused();
     const refused = this.refused.get(id);
@@ -159,7 +167,7 @@ export class LocalApi {
     const spec: JobSpec = { ...parsed.spec, meta: { ...parsed.spec.meta, runpod: { input: withoutCredentials(body.input) } } };
     if (hook !== undefined) this.webhooks.set(id, hook);
     try {
-      const job = this.ctx.jobs.submit({
+      const job = await this.ctx.jobs.submit({
         id,
         source: 'runpod',
         contract: WORKER_COMFYUI,
@@ -167,7 +175,7 @@ export class LocalApi {
         spec,
         secrets: parsed.secrets,
       });
-      return this.view(job);
+      return await this.view(job);
     } catch (err) {
       this.webhooks.delete(id);
       throw err;
@@ -223,46 +231,46 @@ export class LocalApi {
     const timer = setTimeout(() => stop.abort(), waitMs);
     try {
       const job = await this.ctx.jobs.wait(id, stop.signal).catch(() => this.ctx.jobs.get(id));
-      if (!res.destroyed && job) res.json(this.view(job));
+      if (!res.destroyed && job) res.json(await this.view(job));
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private status(id: string, res: Response): void {
-    const found = this.find(id);
+  private async status(id: string, res: Response): Promise<void> {
+    const found = await this.find(id);
     if (!found) {
       res.status(404).json({ id, status: 'FAILED', error: 'Job ID not found' });
       return;
     }
-    res.json(found.job ? this.view(found.job) : found.refused?.view);
+    res.json(found.job ? await this.view(found.job) : found.refused?.view);
   }
 
-  private cancel(id: string, res: Response): void {
-    const found = this.find(id);
+  private async cancel(id: string, res: Response): Promise<void> {
+    const found = await this.find(id);
     if (!found) {
       res.status(404).json({ id, status: 'FAILED', error: 'Job ID not found' });
       return;
     }
     if (found.job) {
-      const outcome = this.ctx.jobs.cancel(id, new WorkerError(499, 'cancelled', 'Job cancelled by the client (/cancel)'));
+      const outcome = await this.ctx.jobs.cancel(id, new WorkerError(499, 'cancelled', 'Job cancelled by the client (/cancel)'));
       if (outcome !== 'already_finished') {
         res.json({ id, status: 'CANCELLED' });
         return;
       }
-      res.json(this.view(this.ctx.jobs.get(id) ?? found.job));
+      res.json(await this.view((await this.ctx.jobs.get(id)) ?? found.job));
       return;
     }
     res.json(found.refused?.view);
   }
 
   private async retry(id: string, res: Response): Promise<void> {
-    const found = this.find(id);
+    const found = await this.find(id);
     if (!found) {
       res.status(404).json({ id, status: 'FAILED', error: 'Job ID not found' });
       return;
     }
-    const status = found.job ? this.view(found.job).status : found.refused?.view.status;
+    const status = found.job ? (await this.view(found.job)).status : found.refused?.view.status;
     if (status !== 'FAILED' && status !== 'TIMED_OUT') {
       res.status(400).json({ id, status, error: `Job ${id} is ${status}; only FAILED or TIMED_OUT jobs can be retried` });
       return;
@@ -281,8 +289,8 @@ export class LocalApi {
   private async purge(res: Response): Promise<void> {
     let removed = 0;
     const leaving: Array<Promise<unknown>> = [];
-    for (const id of this.ctx.jobs.pendingOf('runpod')) {
-      const outcome = this.ctx.jobs.cancel(id, new WorkerError(499, 'cancelled', 'Removed from the queue (/purge-queue)'));
+    for (const id of await this.ctx.jobs.pendingOf('runpod')) {
+      const outcome = await this.ctx.jobs.cancel(id, new WorkerError(499, 'cancelled', 'Removed from the queue (/purge-queue)'));
       if (outcome === 'cancelled') removed++;
       if (outcome === 'cancelling') {
         // Its prompt waited in ComfyUI's queue: it is taken out, and the job ends in a moment.
@@ -294,8 +302,8 @@ export class LocalApi {
     res.json({ removed, status: 'completed' });
   }
 
-  private health(res: Response): void {
-    const counts = this.ctx.jobs.counts();
+  private async health(res: Response): Promise<void> {
+    const counts = await this.ctx.jobs.counts();
     // A prompt handed to ComfyUI early, behind the running one, still counts as queued.
     const waiting = this.ctx.jobs.waitingInBackend().length;
     const busy = counts.running > 0;

@@ -17,12 +17,13 @@ export interface JobDoneBody {
   stopPod?: true;
 }
 
-export type InlineData = (job: JobRecord, output: JobOutput) => string | undefined;
+/** Base64 of one of the job's inline outputs (looked up beforehand). */
+export type InlineData = (output: JobOutput) => string | undefined;
 
 /** What worker-comfyui's handler would have returned for this finished job. */
 export function handlerOutput(job: JobRecord, inline: InlineData): HandlerOutput {
   if (job.status === 'completed' && job.result !== null) {
-    return { ...toWorkerComfyOutput(job.result, (output) => inline(job, output)) };
+    return { ...toWorkerComfyOutput(job.result, inline) };
   }
   return handlerError(
     job.error ?? { code: 'internal', message: `Job ${job.id} ended ${job.status} without a reason`, status: 500 },

@@ -187,7 +187,7 @@ export class ServerlessDoor {
     );
     for (const { id } of leftovers) {
       if (this.stopping) return;
-      const job = this.ctx.jobs.get(id);
+      const job = await this.ctx.jobs.get(id);
       this.logger.warn({ requestId: id, status: job?.status ?? 'not stored' }, 'runpod: answering a job taken before a restart');
       await this.run(id, async () => {
         if (job === undefined) {
@@ -278,7 +278,7 @@ export class ServerlessDoor {
       // The job still runs and is answered; only a crash before then would lose it.
       this.logger.error({ requestId: id, err: (err as Error).message }, 'runpod: cannot record the taken job');
     }
-    const existing = this.ctx.jobs.get(id);
+    const existing = await this.ctx.jobs.get(id);
     if (existing !== undefined && existing.source !== 'runpod') {
       const error = new WorkerError(409, 'conflict', `Job id ${id} is already used by a job of another door of this worker`);
       await this.post(id, handlerError(error.toBody()));
@@ -293,7 +293,7 @@ export class ServerlessDoor {
         await this.post(id, refused);
         return;
       }
-      if (this.stopping) this.ctx.jobs.cancel(id, stoppingBeforeStart());
+      if (this.stopping) await this.cancel(id, stoppingBeforeStart());
     }
     await this.follow(id);
   }
@@ -303,7 +303,7 @@ export class ServerlessDoor {
     try {
       // The top-level `webhook` is RunPod's to call, not ours: only the input is parsed.
       const { spec, secrets } = await parseWorkerComfyInput(job.input, this.ctx.contract, 'input');
-      this.ctx.jobs.submit({ id: job.id, source: 'runpod', contract: WORKER_COMFYUI, sync: false, spec, secrets });
+      await this.ctx.jobs.submit({ id: job.id, source: 'runpod', contract: WORKER_COMFYUI, sync: false, spec, secrets });
       this.logger.info({ requestId: job.id }, 'runpod: job taken');
       return undefined;
     } catch (err) {
@@ -337,7 +337,7 @@ export class ServerlessDoor {
     }
     const output =
       final !== undefined
-        ? handlerOutput(final, this.ctx.jobs.inlineData)
+        ? handlerOutput(final, await this.ctx.jobs.inlineData(final))
         : handlerError({ code: 'internal', message: `Job ${id} is no longer in the job store`, status: 500 });
     await this.post(id, output);
   }
@@ -452,14 +452,14 @@ export class ServerlessDoor {
       }
       if (Array.isArray(stop) && stop.map(String).includes(id)) {
         this.logger.info({ requestId: id }, 'runpod: job-stop: interrupting the job');
-        this.cancel(id, stoppedByRunpod());
+        await this.cancel(id, stoppedByRunpod());
       }
     }
   }
 
-  private cancel(id: string, reason: WorkerError): void {
+  private async cancel(id: string, reason: WorkerError): Promise<void> {
     try {
-      this.ctx.jobs.cancel(id, reason);
+      await this.ctx.jobs.cancel(id, reason);
     } catch (err) {
       this.logger.debug({ requestId: id, err: (err as Error).message }, 'runpod: nothing to cancel');
     }
@@ -475,12 +475,12 @@ export class ServerlessDoor {
       this.stopController.abort(new Error('stopping'));
       const current = this.current;
       if (current !== undefined) {
-        const job = this.ctx.jobs.get(current.id);
+        const job = await this.ctx.jobs.get(current.id);
         // The runner takes no job while the worker stops: a pending one cannot start in time.
-        if (job?.status === 'pending') this.cancel(current.id, stoppingBeforeStart());
+        if (job?.status === 'pending') await this.cancel(current.id, stoppingBeforeStart());
         else if (job?.status === 'running' && !(await this.endsWithin(current.id, this.opts.stopGraceMs))) {
           this.logger.warn({ requestId: current.id }, 'runpod: stopping: the job did not finish in time; interrupting it');
-          this.cancel(current.id, stoppingError(this.opts.stopGraceMs / 1000));
+          await this.cancel(current.id, stoppingError(this.opts.stopGraceMs / 1000));
         }
         await current.done;
       }

@@ -86,7 +86,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
         return;
       }
       spec.meta = { ...spec.meta, vast: { request_idx, reqnum, endpoint: envelope.auth.endpoint } };
-      const job = ctx.jobs.submit({ id, source: 'vast', contract: WRAPPER, sync: true, spec, secrets });
+      const job = await ctx.jobs.submit({ id, source: 'vast', contract: WRAPPER, sync: true, spec, secrets });
       entry.jobId = job.id;
       const final = await answerWhenFinished(ctx.jobs, job, res);
       if (final === undefined || final.status === 'cancelled') outcome = 'Cancelled';

@@ -46,14 +46,16 @@ const { SecretBox } = require(workerData.secretsModule);
 const store = new SqliteJobStore({ path: workerData.file, secrets: SecretBox.open({ keyFile: workerData.keyFile }) });
 parentPort.postMessage({ ready: true });
 Atomics.wait(workerData.start, 0, 0);
-const claimed = [];
-for (let i = 0; ; i++) {
-  const job = store.claimNext(workerData.tag + '-' + i);
-  if (!job) break;
-  claimed.push(job.id);
-}
-store.close();
-parentPort.postMessage({ claimed });
+(async () => {
+  const claimed = [];
+  for (let i = 0; ; i++) {
+    const job = await store.claimNext(workerData.tag + '-' + i);
+    if (!job) break;
+    claimed.push(job.id);
+  }
+  await store.close();
+  parentPort.postMessage({ claimed });
+})();
 `;
 /** An output of the running job kept for inline answers, as delivery writes it. */
 function keep(store: SqliteJobStore, job: JobRecord, index: number, text: string): KeptFile {
@@ -63,8 +65,8 @@ function keep(store: SqliteJobStore, job: JobRecord, index: number, text: string
 }
 
 /** Reads a kept output back, file or (old rows) bytes. */
-function read(store: SqliteJobStore, id: string, index: number): string | undefined {
-  const stored = store.file(id, index);
+async function read(store: SqliteJobStore, id: string, index: number): Promise<string | undefined> {
+  const stored = await store.file(id, index);
   if (!stored) return undefined;
   return ('bytes' in stored ? stored.bytes : fs.readFileSync(stored.path)).toString();
 }
@@ -79,7 +81,9 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
 }
 
 const opened: SqliteJobStore[] = [];
-afterAll(() => opened.forEach((s) => s.close()));
+afterAll(async () => {
+  for (const s of opened) await s.close();
+});
 function openStore(clock?: () => number): SqliteJobStore {
   const store = new SqliteJobStore({ path: path.join(dir, `jobs-${++n}.db`), secrets, clock });
   opened.push(store);
@@ -90,59 +94,59 @@ describe('SqliteJobStore', () => {
   test('insert, get, FIFO claim with prompt id, finish', async () => {
     let now = 1_700_000_000_000;
     const store = openStore(() => now);
-    const a = store.insert(newJob());
-    const b = store.insert(newJob());
+    const a = await store.insert(newJob());
+    const b = await store.insert(newJob());
     expect(a).toMatchObject({ status: 'pending', attempts: 0, promptId: null, createdAt: 1_700_000_000, startedAt: null });
     // A base64 image is decoded into a file when the job is stored.
     const input = a.spec.images[0]!.image as SpooledImage;
     expect(input).toBeInstanceOf(SpooledImage);
     expect(fs.readFileSync(input.path)).toEqual(Buffer.from('AAAA', 'base64'));
-    expect(store.get(a.id)?.spec.images).toEqual([{ name: 'a.png', image: new SpooledImage(input.path, 3) }]);
-    expect(store.queuePosition(b)).toBe(1);
+    expect((await store.get(a.id))?.spec.images).toEqual([{ name: 'a.png', image: new SpooledImage(input.path, 3) }]);
+    expect(await store.queuePosition(b)).toBe(1);
     now += 1500;
-    const claimed = store.claimNext('p-1');
+    const claimed = await store.claimNext('p-1');
     expect(claimed).toMatchObject({ id: a.id, status: 'running', promptId: 'p-1', attempts: 1, startedAt: 1_700_000_001.5 });
-    expect(store.queuePosition(store.get(b.id)!)).toBe(0);
+    expect(await store.queuePosition((await store.get(b.id))!)).toBe(0);
     expect(
-      store.finish(a.id, 'completed', {
+      await store.finish(a.id, 'completed', {
         result: { outputs: [], warnings: [], timings: {} as never },
         files: [keep(store, claimed!, 0, 'png')],
       }),
     ).toBe(true);
-    const done = store.get(a.id)!;
+    const done = (await store.get(a.id))!;
     expect(done.status).toBe('completed');
     expect(done.spec.images).toEqual([]); // inputs purged at the end
-    expect(read(store, a.id, 0)).toBe('png');
-    expect(store.file(a.id, 0)).toMatchObject({ size: 3, path: expect.stringContaining(`${store.files.root}/outputs/`) });
+    expect(await read(store, a.id, 0)).toBe('png');
+    expect(await store.file(a.id, 0)).toMatchObject({ size: 3, path: expect.stringContaining(`${store.files.root}/outputs/`) });
     await eventually(() => !fs.existsSync(input.path), 'the input file to be deleted');
     // First writer wins: a finished job is not finished again.
-    expect(store.finish(a.id, 'failed', { error: { code: 'internal', message: 'x', status: 500 } })).toBe(false);
-    expect(store.counts()).toEqual({ pending: 1, running: 0, completed: 1, failed: 0, cancelled: 0 });
+    expect(await store.finish(a.id, 'failed', { error: { code: 'internal', message: 'x', status: 500 } })).toBe(false);
+    expect(await store.counts()).toEqual({ pending: 1, running: 0, completed: 1, failed: 0, cancelled: 0 });
   });
 
-  test('failures are stored as failed with their error, never as completed', () => {
+  test('failures are stored as failed with their error, never as completed', async () => {
     const store = openStore();
-    const job = store.insert(newJob());
-    store.claimNext('p');
-    store.finish(job.id, 'failed', { error: { code: 'execution_error', message: 'boom', status: 500 } });
-    expect(store.get(job.id)).toMatchObject({ status: 'failed', error: { message: 'boom' }, result: null });
+    const job = await store.insert(newJob());
+    await store.claimNext('p');
+    await store.finish(job.id, 'failed', { error: { code: 'execution_error', message: 'boom', status: 500 } });
+    expect(await store.get(job.id)).toMatchObject({ status: 'failed', error: { message: 'boom' }, result: null });
   });
 
-  test('duplicate id is a 409', () => {
+  test('duplicate id is a 409', async () => {
     const store = openStore();
-    store.insert(newJob({ id: 'same' }));
-    expect(() => store.insert(newJob({ id: 'same' }))).toThrow(expect.objectContaining({ status: 409 }));
+    await store.insert(newJob({ id: 'same' }));
+    await expect(store.insert(newJob({ id: 'same' }))).rejects.toThrow(expect.objectContaining({ status: 409 }));
   });
 
-  test('cancelPending only cancels jobs that have not started', () => {
+  test('cancelPending only cancels jobs that have not started', async () => {
     const store = openStore();
-    const a = store.insert(newJob());
-    const b = store.insert(newJob());
-    store.claimNext('p');
+    const a = await store.insert(newJob());
+    const b = await store.insert(newJob());
+    await store.claimNext('p');
     const reason = { code: 'cancelled' as const, message: 'by client', status: 499 };
-    expect(store.cancelPending(a.id, reason)).toBe(false);
-    expect(store.cancelPending(b.id, reason)).toBe(true);
-    expect(store.get(b.id)).toMatchObject({ status: 'cancelled', error: reason });
+    expect(await store.cancelPending(a.id, reason)).toBe(false);
+    expect(await store.cancelPending(b.id, reason)).toBe(true);
+    expect(await store.get(b.id)).toMatchObject({ status: 'cancelled', error: reason });
   });
 
   test('claim is atomic across connections racing on one file', async () => {
@@ -150,7 +154,8 @@ describe('SqliteJobStore', () => {
     // same instant: every job is claimed exactly once, by the claimer whose prompt id it stores.
     const file = path.join(dir, 'shared.db');
     const seed = new SqliteJobStore({ path: file, secrets });
-    const ids = Array.from({ length: 400 }, () => seed.insert(newJob()).id);
+    const ids: string[] = [];
+    for (let i = 0; i < 400; i++) ids.push((await seed.insert(newJob())).id);
     const start = new Int32Array(new SharedArrayBuffer(4));
     const threads = ['a', 'b', 'c', 'd'].map(
       (tag) =>
@@ -182,35 +187,35 @@ describe('SqliteJobStore', () => {
     const all = claimed.flat();
     expect(all).toHaveLength(ids.length);
     expect(new Set(all)).toEqual(new Set(ids));
-    claimed.forEach((mine, k) => {
-      for (const id of mine) expect(seed.get(id)?.promptId).toMatch(new RegExp(`^${'abcd'[k]}-\\d+$`));
-    });
-    expect(seed.claimNext('x')).toBeUndefined();
-    seed.close();
+    for (const [k, mine] of claimed.entries()) {
+      for (const id of mine) expect((await seed.get(id))?.promptId).toMatch(new RegExp(`^${'abcd'[k]}-\\d+$`));
+    }
+    expect(await seed.claimNext('x')).toBeUndefined();
+    await seed.close();
   });
 
-  test('secrets are sealed at rest and purged when the job ends', () => {
+  test('secrets are sealed at rest and purged when the job ends', async () => {
     const store = openStore();
-    const job = store.insert(newJob({ secrets: { s3SecretAccessKey: 'TOP-SECRET-VALUE', webhookSecret: 'whsec' } }));
+    const job = await store.insert(newJob({ secrets: { s3SecretAccessKey: 'TOP-SECRET-VALUE', webhookSecret: 'whsec' } }));
     // A webhook secret is kept with the webhook delivery (none here), not with the job.
-    expect(store.secretsOf(job.id)).toEqual({ s3SecretAccessKey: 'TOP-SECRET-VALUE' });
+    expect(await store.secretsOf(job.id)).toEqual({ s3SecretAccessKey: 'TOP-SECRET-VALUE' });
     const onDisk = Buffer.concat([fs.readFileSync(store.path), fs.readFileSync(`${store.path}-wal`)]);
     expect(onDisk.includes('whsec')).toBe(false);
     expect(onDisk.includes('TOP-SECRET-VALUE')).toBe(false);
     expect(onDisk.includes('"spec"') || onDisk.includes('SaveImage')).toBe(true); // the rest is readable
-    store.claimNext('p');
-    store.finish(job.id, 'completed', {});
-    expect(store.secretsOf(job.id)).toEqual({});
+    await store.claimNext('p');
+    await store.finish(job.id, 'completed', {});
+    expect(await store.secretsOf(job.id)).toEqual({});
   });
 
-  test('a file that is not a database is a clear startup error', () => {
+  test('a file that is not a database is a clear startup error', async () => {
     const file = path.join(dir, 'garbage.db');
     fs.writeFileSync(file, 'this is not sqlite '.repeat(100));
     expect(() => new SqliteJobStore({ path: file, secrets })).toThrow(ConfigError);
     expect(() => new SqliteJobStore({ path: file, secrets })).toThrow(`SQLITE_DB_PATH: ${file} is not a SQLite database`);
   });
 
-  test('an unwritable location is a clear startup error', () => {
+  test('an unwritable location is a clear startup error', async () => {
     const blocker = path.join(dir, 'a-file');
     fs.writeFileSync(blocker, 'x');
     expect(() => new SqliteJobStore({ path: path.join(blocker, 'jobs.db'), secrets })).toThrow(
@@ -218,37 +223,38 @@ describe('SqliteJobStore', () => {
     );
   });
 
-  test('requeue puts a job left running back at the head of the queue, to be claimed with a new prompt id', () => {
+  test('requeue puts a job left running back at the head of the queue, to be claimed with a new prompt id', async () => {
     const store = openStore();
-    const a = store.insert(newJob());
-    const b = store.insert(newJob());
-    store.claimNext('first-prompt');
-    expect(store.requeue(a.id)).toBe(true);
-    expect(store.get(a.id)).toMatchObject({ status: 'pending', promptId: null, startedAt: null, attempts: 1 });
-    expect(store.requeue(a.id)).toBe(false); // only running jobs
-    expect(store.queuePosition(store.get(b.id)!)).toBe(1);
-    expect(store.claimNext('second-prompt')).toMatchObject({ id: a.id, promptId: 'second-prompt', attempts: 2 });
+    const a = await store.insert(newJob());
+    const b = await store.insert(newJob());
+    await store.claimNext('first-prompt');
+    expect(await store.requeue(a.id)).toBe(true);
+    expect(await store.get(a.id)).toMatchObject({ status: 'pending', promptId: null, startedAt: null, attempts: 1 });
+    expect(await store.requeue(a.id)).toBe(false); // only running jobs
+    expect(await store.queuePosition((await store.get(b.id))!)).toBe(1);
+    expect(await store.claimNext('second-prompt')).toMatchObject({ id: a.id, promptId: 'second-prompt', attempts: 2 });
   });
 
-  test('counts are kept per status through every transition and deletion', () => {
+  test('counts are kept per status through every transition and deletion', async () => {
     const store = openStore();
-    const ids = Array.from({ length: 6 }, () => store.insert(newJob()).id);
-    const first = store.claimNext('p1')!;
-    store.finish(ids[0]!, 'completed', { files: [keep(store, first, 0, 'x')] });
-    store.claimNext('p2');
-    store.finish(ids[1]!, 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
-    store.cancelPending(ids[2]!, { code: 'cancelled', message: 'x', status: 499 });
-    store.claimNext('p3');
-    store.requeue(ids[3]!);
-    store.claimNext('p4');
-    expect(store.deleteFinished(ids[0]!)).toBe(true);
-    expect(store.deleteFinished(ids[3]!)).toBe(false); // running
-    expect(store.deleteFinished(ids[4]!)).toBe(false); // pending
-    expect(store.counts()).toEqual({ pending: 2, running: 1, completed: 0, failed: 1, cancelled: 1 });
-    expect(store.pendingCount()).toBe(2);
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await store.insert(newJob())).id);
+    const first = (await store.claimNext('p1'))!;
+    await store.finish(ids[0]!, 'completed', { files: [keep(store, first, 0, 'x')] });
+    await store.claimNext('p2');
+    await store.finish(ids[1]!, 'failed', { error: { code: 'internal', message: 'x', status: 500 } });
+    await store.cancelPending(ids[2]!, { code: 'cancelled', message: 'x', status: 499 });
+    await store.claimNext('p3');
+    await store.requeue(ids[3]!);
+    await store.claimNext('p4');
+    expect(await store.deleteFinished(ids[0]!)).toBe(true);
+    expect(await store.deleteFinished(ids[3]!)).toBe(false); // running
+    expect(await store.deleteFinished(ids[4]!)).toBe(false); // pending
+    expect(await store.counts()).toEqual({ pending: 2, running: 1, completed: 0, failed: 1, cancelled: 1 });
+    expect(await store.pendingCount()).toBe(2);
   });
 
-  test('a version 1 database gets its counts on migration', () => {
+  test('a version 1 database gets its counts on migration', async () => {
     const file = path.join(dir, 'v1.db');
     const v1 = new Database(file);
     v1.exec(MIGRATIONS[0]!);
@@ -262,12 +268,12 @@ describe('SqliteJobStore', () => {
     v1.close();
     const store = new SqliteJobStore({ path: file, secrets });
     opened.push(store);
-    expect(store.counts()).toEqual({ pending: 2, running: 1, completed: 1, failed: 3, cancelled: 0 });
-    store.insert(newJob());
-    expect(store.pendingCount()).toBe(3);
+    expect(await store.counts()).toEqual({ pending: 2, running: 1, completed: 1, failed: 3, cancelled: 0 });
+    await store.insert(newJob());
+    expect(await store.pendingCount()).toBe(3);
   });
 
-  test("a version 3 database's door becomes a source and a contract", () => {
+  test("a version 3 database's door becomes a source and a contract", async () => {
     const file = path.join(dir, 'v3.db');
     const v3 = new Database(file);
     MIGRATIONS.slice(0, 3).forEach((sql) => v3.exec(sql));
@@ -279,57 +285,57 @@ describe('SqliteJobStore', () => {
     v3.close();
     const store = new SqliteJobStore({ path: file, secrets });
     opened.push(store);
-    const labels = (id: string) => {
-      const job = store.get(id);
+    const labels = async (id: string) => {
+      const job = await store.get(id);
       return [job?.source, job?.contract];
     };
-    expect(labels('http')).toEqual(['http', 'worker-comfyui']);
-    expect(labels('wrapper')).toEqual(['http', 'wrapper']);
-    expect(labels('vast')).toEqual(['vast', 'wrapper']);
-    expect(labels('runpod')).toEqual(['runpod', 'worker-comfyui']);
-    expect(labels('benchmark')).toEqual(['benchmark', 'wrapper']);
+    expect(await labels('http')).toEqual(['http', 'worker-comfyui']);
+    expect(await labels('wrapper')).toEqual(['http', 'wrapper']);
+    expect(await labels('vast')).toEqual(['vast', 'wrapper']);
+    expect(await labels('runpod')).toEqual(['runpod', 'worker-comfyui']);
+    expect(await labels('benchmark')).toEqual(['benchmark', 'wrapper']);
   });
 
   test('recent jobs newest first; old ended jobs deleted with their files; running since a time', async () => {
     let now = 1_700_000_000_000;
     const store = openStore(() => now);
-    const a = store.insert(newJob());
-    const b = store.insert(newJob());
-    const c = store.insert(newJob());
-    const running = store.claimNext('pa')!;
+    const a = await store.insert(newJob());
+    const b = await store.insert(newJob());
+    const c = await store.insert(newJob());
+    const running = (await store.claimNext('pa'))!;
     const kept = keep(store, running, 0, 'png');
-    store.finish(a.id, 'completed', { files: [kept] });
+    await store.finish(a.id, 'completed', { files: [kept] });
     now += 3_600_000;
-    store.claimNext('pb');
-    store.finish(b.id, 'failed', { error: { code: 'execution_error', message: 'boom', status: 500 } });
-    store.claimNext('pc');
-    expect(store.recent(2).map((j) => [j.id, j.status, j.error?.message ?? null])).toEqual([
+    await store.claimNext('pb');
+    await store.finish(b.id, 'failed', { error: { code: 'execution_error', message: 'boom', status: 500 } });
+    await store.claimNext('pc');
+    expect((await store.recent(2)).map((j) => [j.id, j.status, j.error?.message ?? null])).toEqual([
       [c.id, 'running', null],
       [b.id, 'failed', 'boom'],
     ]);
-    expect(store.runningSince(store.now() + 1).map((j) => j.id)).toEqual([c.id]);
-    expect(store.runningSince(store.now() - 1)).toEqual([]);
-    expect(store.deleteFinishedBefore(store.now() - 1800)).toBe(1);
-    expect(store.get(a.id)).toBeUndefined();
-    expect(store.file(a.id, 0)).toBeUndefined();
+    expect((await store.runningSince(store.now() + 1)).map((j) => j.id)).toEqual([c.id]);
+    expect(await store.runningSince(store.now() - 1)).toEqual([]);
+    expect(await store.deleteFinishedBefore(store.now() - 1800)).toBe(1);
+    expect(await store.get(a.id)).toBeUndefined();
+    expect(await store.file(a.id, 0)).toBeUndefined();
     await eventually(() => !fs.existsSync(path.dirname(kept.path)), "the deleted job's outputs folder to go");
-    expect(store.get(b.id)?.status).toBe('failed');
+    expect((await store.get(b.id))?.status).toBe('failed');
   });
 
-  test('secrets sealed with another key: a clear error, never the plaintext', () => {
+  test('secrets sealed with another key: a clear error, never the plaintext', async () => {
     const file = path.join(dir, 'rekey.db');
     const first = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'one', keyFile: '' }) });
-    const job = first.insert(newJob({ secrets: { comfyOrgApiKey: 'the-key' } }));
-    first.close();
+    const job = await first.insert(newJob({ secrets: { comfyOrgApiKey: 'the-key' } }));
+    await first.close();
     const second = new SqliteJobStore({ path: file, secrets: SecretBox.open({ key: 'two', keyFile: '' }) });
     opened.push(second);
-    expect(() => second.secretsOf(job.id)).toThrow('sealed with another JOB_SECRETS_KEY');
+    await expect(second.secretsOf(job.id)).rejects.toThrow('sealed with another JOB_SECRETS_KEY');
   });
 
   describe('job files', () => {
-    test('no base64 in the database: text images are stored as files, URLs as text', () => {
+    test('no base64 in the database: text images are stored as files, URLs as text', async () => {
       const store = openStore();
-      const job = store.insert(
+      const job = await store.insert(
         newJob({
           spec: {
             ...spec(),
@@ -341,11 +347,11 @@ describe('SqliteJobStore', () => {
           },
         }),
       );
-      const images = store.get(job.id)!.spec.images;
+      const images = (await store.get(job.id))!.spec.images;
       expect(fs.readFileSync((images[0]!.image as SpooledImage).path).toString()).toBe('some image bytes');
       expect(fs.readFileSync((images[1]!.image as SpooledImage).path).toString()).toBe('other bytes');
       expect(images[2]).toEqual({ name: 'url.png', image: 'https://example.com/x.png' });
-      store.close();
+      await store.close();
       const db = new Database(store.path, { readonly: true });
       const row = db.prepare('SELECT inputs FROM jobs WHERE id = ?').get(job.id) as { inputs: string };
       db.close();
@@ -356,18 +362,20 @@ describe('SqliteJobStore', () => {
       ]);
     });
 
-    test('a spooled image is adopted by its job; a refused insert leaves the spool its files', () => {
+    test('a spooled image is adopted by its job; a refused insert leaves the spool its files', async () => {
       const store = openStore();
       const spool = store.files.spool();
       const file = spool.create();
       fs.writeFileSync(file, 'decoded');
-      const job = store.insert(newJob({ spec: { ...spec(), images: [{ name: 'a.png', image: new SpooledImage(file, 7) }] } }));
-      expect(store.get(job.id)!.spec.images).toEqual([{ name: 'a.png', image: new SpooledImage(file, 7) }]);
+      const job = await store.insert(
+        newJob({ spec: { ...spec(), images: [{ name: 'a.png', image: new SpooledImage(file, 7) }] } }),
+      );
+      expect((await store.get(job.id))!.spec.images).toEqual([{ name: 'a.png', image: new SpooledImage(file, 7) }]);
       const other = spool.create();
       fs.writeFileSync(other, 'refused');
-      expect(() =>
+      await expect(
         store.insert(newJob({ id: job.id, spec: { ...spec(), images: [{ name: 'a.png', image: new SpooledImage(other, 7) }] } })),
-      ).toThrow(expect.objectContaining({ status: 409 }));
+      ).rejects.toThrow(expect.objectContaining({ status: 409 }));
       spool.release();
       expect(fs.existsSync(file)).toBe(true); // the job's
       return eventually(() => !fs.existsSync(other), 'the unadopted spool file to be deleted');
@@ -375,14 +383,14 @@ describe('SqliteJobStore', () => {
 
     test('inputs go when the job ends or is cancelled; outputs of a job that did not complete go too', async () => {
       const store = openStore();
-      const cancelled = store.insert(newJob());
-      const failed = store.insert(newJob());
+      const cancelled = await store.insert(newJob());
+      const failed = await store.insert(newJob());
       const inputOf = (job: JobRecord) => (job.spec.images[0]!.image as SpooledImage).path;
-      expect(store.cancelPending(cancelled.id, { code: 'cancelled', message: 'x', status: 499 })).toBe(true);
-      const running = store.claimNext('p')!;
+      expect(await store.cancelPending(cancelled.id, { code: 'cancelled', message: 'x', status: 499 })).toBe(true);
+      const running = (await store.claimNext('p'))!;
       const partial = keep(store, running, 0, 'half');
-      store.finish(failed.id, 'failed', { error: { code: 'output_error', message: 'x', status: 500 }, files: [partial] });
-      expect(store.file(failed.id, 0)).toBeUndefined();
+      await store.finish(failed.id, 'failed', { error: { code: 'output_error', message: 'x', status: 500 }, files: [partial] });
+      expect(await store.file(failed.id, 0)).toBeUndefined();
       await eventually(
         () => !fs.existsSync(inputOf(cancelled)) && !fs.existsSync(inputOf(failed)) && !fs.existsSync(path.dirname(partial.path)),
         'the files of ended jobs to be deleted',
@@ -391,21 +399,21 @@ describe('SqliteJobStore', () => {
 
     test('deleting an ended job deletes its outputs', async () => {
       const store = openStore();
-      const job = store.insert(newJob());
-      const kept = keep(store, store.claimNext('p')!, 0, 'out');
-      store.finish(job.id, 'completed', { files: [kept] });
-      expect(store.deleteFinished(job.id)).toBe(true);
+      const job = await store.insert(newJob());
+      const kept = keep(store, (await store.claimNext('p'))!, 0, 'out');
+      await store.finish(job.id, 'completed', { files: [kept] });
+      expect(await store.deleteFinished(job.id)).toBe(true);
       await eventually(() => !fs.existsSync(path.dirname(kept.path)), 'the outputs folder to go');
     });
 
     test('the sweep deletes only what no job refers to', async () => {
       const store = openStore();
-      const pending = store.insert(newJob());
-      const done = store.insert(newJob());
-      store.claimNext('p');
-      const kept = keep(store, store.get(pending.id)!, 0, 'kept');
-      store.finish(pending.id, 'completed', { files: [kept] });
-      const waiting = (store.get(done.id)!.spec.images[0]!.image as SpooledImage).path;
+      const pending = await store.insert(newJob());
+      const done = await store.insert(newJob());
+      await store.claimNext('p');
+      const kept = keep(store, (await store.get(pending.id))!, 0, 'kept');
+      await store.finish(pending.id, 'completed', { files: [kept] });
+      const waiting = ((await store.get(done.id))!.spec.images[0]!.image as SpooledImage).path;
       const old = Date.now() / 1000 - 3600;
       const orphanInput = path.join(store.files.root, 'inputs', 'orphan');
       fs.writeFileSync(orphanInput, 'x');
@@ -428,7 +436,7 @@ describe('SqliteJobStore', () => {
       spool.release();
     });
 
-    test('a version 4 database keeps serving the output bytes it stored in job_files', () => {
+    test('a version 4 database keeps serving the output bytes it stored in job_files', async () => {
       const file = path.join(dir, 'v4.db');
       const v4 = new Database(file);
       MIGRATIONS.slice(0, 4).forEach((sql) => v4.exec(sql));
@@ -440,10 +448,10 @@ describe('SqliteJobStore', () => {
       v4.close();
       const store = new SqliteJobStore({ path: file, secrets });
       opened.push(store);
-      expect(store.file('old', 0)).toEqual({ size: 7, bytes: Buffer.from('old png') });
-      expect(read(store, 'old', 0)).toBe('old png');
-      expect(store.deleteFinishedBefore(3)).toBe(1);
-      expect(store.file('old', 0)).toBeUndefined();
+      expect(await store.file('old', 0)).toEqual({ size: 7, bytes: Buffer.from('old png') });
+      expect(await read(store, 'old', 0)).toBe('old png');
+      expect(await store.deleteFinishedBefore(3)).toBe(1);
+      expect(await store.file('old', 0)).toBeUndefined();
     });
   });
 });

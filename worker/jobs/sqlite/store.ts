@@ -8,7 +8,6 @@ import { SpooledImage, imageTextBytes, type InputImage } from '../../comfy/input
 import type { KeptFile, OutputSink } from '../../delivery/types';
 import { ConfigError, WorkerError, type ErrorBody } from '../../errors';
 import type { SecretBox } from '../../secrets/secret-box';
-import type { WebhookOutbox } from '../../webhooks/outbox';
 import { SqliteWebhookOutbox, UNDELIVERED_JOB_IDS_SQL } from '../../webhooks/sqlite-outbox';
 import { JobFiles, filesFolderOf } from '../files';
 import type { JobStore, RecentJob, StatusCounts, StoredFile } from '../store';
@@ -170,7 +169,7 @@ function prepareStatements(db: Db) {
 export class SqliteJobStore implements JobStore {
   readonly path: string;
   /** Final webhook deliveries live in the same file, so ending a job arms its delivery atomically. */
-  readonly webhooks: WebhookOutbox;
+  readonly webhooks: SqliteWebhookOutbox;
   readonly files: JobFiles;
   private readonly db: Db;
   private readonly box: SecretBox;
@@ -201,7 +200,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Stores a new pending job. A second job with the same id is a 409. */
-  insert(job: NewJob): JobRecord {
+  async insert(job: NewJob): Promise<JobRecord> {
     // The webhook target is kept (sealed) with its delivery only, not in the job's spec.
     const { images: _images, webhook: _webhook, ...spec } = job.spec;
     const { webhookSecret, ...jobSecrets } = job.secrets ?? {};
@@ -225,7 +224,7 @@ export class SqliteJobStore implements JobStore {
         seq = Number(info.lastInsertRowid);
         const hook = job.spec.webhook;
         // The webhook's secret lives with its delivery, which outlives the job's other secrets.
-        if (hook) this.webhooks.add(job.id, hook, webhookSecret, createdAt);
+        if (hook) this.webhooks.addNow(job.id, hook, webhookSecret, createdAt);
       })();
     } catch (err) {
       for (const file of written) this.files.discard(file);
@@ -291,13 +290,13 @@ export class SqliteJobStore implements JobStore {
     return { inputs, images: kept, written, files };
   }
 
-  get(id: string): JobRecord | undefined {
+  async get(id: string): Promise<JobRecord | undefined> {
     const row = this.stmt.get.get(id) as JobRow | undefined;
     return row ? rowToRecord(row, this.files) : undefined;
   }
 
   /** The job's credentials, while it is not finished. */
-  secretsOf(id: string): JobSecrets {
+  async secretsOf(id: string): Promise<JobSecrets> {
     const row = this.stmt.get.get(id) as JobRow | undefined;
     if (!row?.secrets) return {};
     try {
@@ -313,7 +312,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Atomically marks the oldest pending job running with the given prompt id. */
-  claimNext(promptId: string, backend?: string): JobRecord | undefined {
+  async claimNext(promptId: string, backend?: string): Promise<JobRecord | undefined> {
     const row = this.stmt.claim.get({ now: this.now(), prompt_id: promptId, backend: backend ?? null }) as JobRow | undefined;
     return row ? rowToRecord(row, this.files) : undefined;
   }
@@ -323,11 +322,11 @@ export class SqliteJobStore implements JobStore {
    * The outputs kept for inline delivery are recorded in the same transaction; once it is
    * committed, the job's input files go, and so do kept outputs of a job that did not complete.
    */
-  finish(
+  async finish(
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
     outcome: { result?: JobResult; error?: ErrorBody; files?: KeptFile[]; at?: number },
-  ): boolean {
+  ): Promise<boolean> {
     const now = outcome.at ?? this.now();
     const kept = status === 'completed' ? (outcome.files ?? []) : [];
     const ended = this.db.transaction(() => {
@@ -342,7 +341,7 @@ export class SqliteJobStore implements JobStore {
       }).changes;
       if (changed === 0) return undefined;
       kept.forEach((file, index) => this.stmt.addFile.run(id, index, this.files.relative(file.path), file.size));
-      this.webhooks.arm(id, now);
+      this.webhooks.armNow(id, now);
       return row;
     })();
     if (!ended) {
@@ -355,17 +354,17 @@ export class SqliteJobStore implements JobStore {
     return true;
   }
 
-  markStarted(id: string, at: number): void {
+  async markStarted(id: string, at: number): Promise<void> {
     this.stmt.markStarted.run(at, id);
   }
 
   /** Cancels a job only if it has not started; false otherwise. */
-  cancelPending(id: string, error: ErrorBody): boolean {
+  async cancelPending(id: string, error: ErrorBody): Promise<boolean> {
     const ended = this.db.transaction(() => {
       const now = this.now();
       const row = this.stmt.ending.get(id) as { seq: number; inputs: string | null } | undefined;
       if (!row || this.stmt.cancelPending.run({ id, now, error: JSON.stringify(error) }).changes !== 1) return undefined;
-      this.webhooks.arm(id, now);
+      this.webhooks.armNow(id, now);
       return row;
     })();
     if (!ended) return false;
@@ -377,12 +376,12 @@ export class SqliteJobStore implements JobStore {
    * Puts a job a previous process left running back at the head of the queue (its seq keeps its
    * place), to be claimed again with a new prompt id. False if it was not running.
    */
-  requeue(id: string): boolean {
+  async requeue(id: string): Promise<boolean> {
     return this.stmt.requeue.run(id).changes === 1;
   }
 
   /** The latest jobs, newest first (for /stats). */
-  recent(limit: number): RecentJob[] {
+  async recent(limit: number): Promise<RecentJob[]> {
     return (this.stmt.recent.all(limit) as RecentRow[]).map((row) => ({
       id: row.id,
       status: row.status as JobStatus,
@@ -394,30 +393,30 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** Deletes completed, failed and cancelled jobs that ended before `cutoff` (epoch s), files too. */
-  deleteFinishedBefore(cutoff: number): number {
+  async deleteFinishedBefore(cutoff: number): Promise<number> {
     const deleted = this.stmt.deleteOld.all(cutoff) as Array<{ seq: number }>;
     for (const { seq } of deleted) this.files.removeOutputs(String(seq));
     return deleted.length;
   }
 
   /** Jobs running since before `cutoff` (epoch s). */
-  runningSince(cutoff: number): JobRecord[] {
+  async runningSince(cutoff: number): Promise<JobRecord[]> {
     return (this.stmt.runningSince.all(cutoff) as JobRow[]).map((row) => rowToRecord(row, this.files));
   }
 
   /** The job has a webhook that is not delivered yet (nor given up on). */
-  hasUndeliveredWebhook(id: string): boolean {
+  async hasUndeliveredWebhook(id: string): Promise<boolean> {
     return this.webhooks.hasUndelivered(id);
   }
 
   /** Deletes one job if it has ended (its files too); false if it is pending, running or unknown. */
-  deleteFinished(id: string): boolean {
+  async deleteFinished(id: string): Promise<boolean> {
     const deleted = this.stmt.deleteTerminal.get(id) as { seq: number } | undefined;
     if (deleted) this.files.removeOutputs(String(deleted.seq));
     return deleted !== undefined;
   }
 
-  file(id: string, index: number): StoredFile | undefined {
+  async file(id: string, index: number): Promise<StoredFile | undefined> {
     const row = this.stmt.file.get(id, index) as { path: string | null; size: number; bytes: Buffer | null } | undefined;
     if (!row) return undefined;
     return row.path !== null
@@ -439,31 +438,31 @@ export class SqliteJobStore implements JobStore {
   }
 
   /** How many pending jobs are ahead of this one. */
-  queuePosition(job: JobRecord): number {
+  async queuePosition(job: JobRecord): Promise<number> {
     return (this.stmt.position.get(job.seq) as { n: number }).n;
   }
 
-  pendingCount(): number {
+  async pendingCount(): Promise<number> {
     return (this.stmt.pendingCount.get() as { n: number }).n;
   }
 
-  counts(): StatusCounts {
+  async counts(): Promise<StatusCounts> {
     const counts: StatusCounts = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     for (const row of this.stmt.counts.all() as Array<{ status: JobStatus; n: number }>) counts[row.status] = row.n;
     return counts;
   }
 
   /** Jobs a previous process left running. */
-  running(): JobRecord[] {
+  async running(): Promise<JobRecord[]> {
     return (this.stmt.running.all() as JobRow[]).map((row) => rowToRecord(row, this.files));
   }
 
   /** Pending jobs whose caller waits on an open connection. */
-  pendingSync(): JobRecord[] {
+  async pendingSync(): Promise<JobRecord[]> {
     return (this.stmt.pendingSync.all() as JobRow[]).map((row) => rowToRecord(row, this.files));
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }
