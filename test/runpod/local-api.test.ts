@@ -245,7 +245,8 @@ test('GET /metrics: the Prometheus text with the process metrics and the jobs of
   const text = await res.text();
   expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
   expect(text).toContain('comfyui_worker_jobs_finished_total{source="runpod",contract="worker-comfyui",status="completed"} 1');
-  expect((await fetch(`${w.url}/v2/endpoint-1/metrics`)).status).toBe(200);
+  // Not a hosted-API route: at the top only.
+  expect((await fetch(`${w.url}/v2/endpoint-1/metrics`)).status).toBe(404);
 });
 
 test('/runsync sent before ComfyUI is up waits for it and completes', async () => {

@@ -5,7 +5,8 @@
 //   POST /run → {id, status: "IN_QUEUE"}            POST /runsync[?wait=ms] → the job, or its status
 //   GET|POST /status/{id}    POST /cancel/{id}      POST /retry/{id}    POST /purge-queue
 //   GET /health → {jobs: {completed, failed, inProgress, inQueue, retried}, workers: {...}}
-//   GET /metrics → the worker's Prometheus metrics (not a hosted-API route)
+//   GET /metrics → the worker's Prometheus metrics, and GET /openapi.json (the API description):
+//   not hosted-API routes, at the top only
 // Statuses IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT (the job's deadline,
 // JOB_TIMEOUT_S); delayTime and executionTime in ms. An input worker-comfyui refuses is accepted
 // as the hosted API accepts it and the job is FAILED with worker-comfyui's message (kept in
@@ -26,6 +27,8 @@ import { isObject } from '../../util/objects';
 import { sleep } from '../../util/time';
 import { parseWorkerComfyInput } from '../../contracts/worker-comfyui/input';
 import type { RunpodContext } from './context';
+import { serveOpenApi } from '../openapi';
+import { runpodLocalDoc } from './openapi';
 import { handlerError, jobDoneBody, jobView, type RunpodJobView } from './result';
 
 /** How long /purge-queue waits for jobs whose prompts it took out of ComfyUI's queue to end. */
@@ -333,10 +336,6 @@ export class LocalApi {
     router.post('/retry/:id', (req, res) => this.retry(req.params.id, res));
     router.post('/purge-queue', (_req, res) => this.purge(res));
     router.get('/health', (_req, res) => this.health(res));
-    router.get('/metrics', async (_req, res) => {
-      const { contentType, body } = await this.ctx.metrics.render();
-      res.type(contentType).send(body);
-    });
     return router;
   }
 
@@ -345,6 +344,11 @@ export class LocalApi {
     app.disable('x-powered-by');
     app.set('etag', false);
     app.use(express.json({ limit: maxBodyBytes }));
+    app.get('/openapi.json', serveOpenApi(runpodLocalDoc()));
+    app.get('/metrics', async (_req, res) => {
+      const { contentType, body } = await this.ctx.metrics.render();
+      res.type(contentType).send(body);
+    });
     const routes = this.routes();
     app.use('/v2/:endpointId', routes);
     app.use(routes);
