@@ -159,7 +159,9 @@ afterAll(async () => {
     if (child.exitCode !== null || child.pid === undefined) continue;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     process.kill(-child.pid, 'SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 15_000)))]);
+    clearTimeout(timer);
     if (child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
   }
 });
@@ -184,13 +186,12 @@ test('every curl example answers a non-error status, against a worker started as
 
   // The HTTP door as the quick start starts it; /comfy/* needs COMFY_PROXY (its section says so),
   // and "Access control" needs the keys set.
-  const [http, keyed, local, vastDoor] = await Promise.all([
-    startFromReadme(quickStart!.text, { COMFY_PROXY: 'true' }),
-    startFromReadme(quickStart!.text, { API_KEY, ADMIN_API_KEY }),
-    startFromReadme(runpod!.text),
-    startFromReadme(vast!.text),
-  ]);
-  const httpUrl = `http://127.0.0.1:${http!.port}`;
+  // One after the other: four at once would load a shared machine for nothing.
+  const http = await startFromReadme(quickStart!.text, { COMFY_PROXY: 'true' });
+  const keyed = await startFromReadme(quickStart!.text, { API_KEY, ADMIN_API_KEY });
+  const local = await startFromReadme(runpod!.text);
+  const vastDoor = await startFromReadme(vast!.text);
+  const httpUrl = `http://127.0.0.1:${http.port}`;
   // The job the /status and /admin/job examples name, ended before they run.
   const created = await fetch(`${httpUrl}/run`, {
     method: 'POST',
@@ -211,22 +212,22 @@ test('every curl example answers a non-error status, against a worker started as
   );
   // The Vast door answers /health 200 once its benchmark has run.
   await until(
-    async () => (await status(`http://127.0.0.1:${vastDoor!.port}/health`)) === 200,
+    async () => (await status(`http://127.0.0.1:${vastDoor.port}/health`)) === 200,
     60_000,
-    () => vastDoor!.output(),
+    () => vastDoor.output(),
   );
 
   const failures: string[] = [];
   let ran = 0;
   for (const command of commands.filter((c) => isCurl(c) && !notRun(c))) {
     const door = command.section.startsWith('The Vast.ai door')
-      ? vastDoor!
+      ? vastDoor
       : command.section.startsWith('The RunPod door')
-        ? local!
+        ? local
         : /\$(ADMIN_)?API_KEY/.test(command.text)
-          ? keyed!
-          : http!;
-    const result = runCurl(command.text, { '8000': door.port, '3000': vastDoor!.port });
+          ? keyed
+          : http;
+    const result = runCurl(command.text, { '8000': door.port, '3000': vastDoor.port });
     ran++;
     if (!result.ok) failures.push(`README line ${command.line}:\n${result.output}`);
   }
