@@ -142,6 +142,7 @@ const envSchema = z.object({
   WEBSOCKET_TRACE: bool(false),
   HISTORY_POLL_INTERVAL_S: number(5, { min: 0.05, max: 3600 }),
   JOB_TIMEOUT_S: number(3600, { min: 0.1, max: MAX_TIMER_S }),
+  COMFY_QUEUE_AHEAD: number(1, { min: 1, max: 64, int: true }),
   COMFY_PROXY: bool(false),
 
   // Inputs
@@ -371,6 +372,8 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     jobs: {
       dbPath: path.resolve(cwd, env.SQLITE_DB_PATH ?? path.join('data', 'comfyui_jobs.db')),
       timeoutS: env.JOB_TIMEOUT_S,
+      /** Prompts of ours that may wait in each ComfyUI's queue behind the one executing. */
+      queueAhead: env.COMFY_QUEUE_AHEAD,
       maxQueueSize: env.MAX_QUEUE_SIZE,
       secretsKey: env.JOB_SECRETS_KEY,
       secretsKeyFile: env.JOB_SECRETS_KEY_FILE === undefined ? undefined : path.resolve(cwd, env.JOB_SECRETS_KEY_FILE),

@@ -115,6 +115,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       events,
       logger: backendLogger(logger, baseUrl, config.comfy.baseUrls.length),
       jobTimeoutMs: config.jobs.timeoutS * 1000,
+      queueAhead: config.jobs.queueAhead,
       readyTimeoutMs: config.comfy.readyTimeoutS * 1000,
       recovery: createRecovery({ ...delivery, jobTimeoutMs: config.jobs.timeoutS * 1000 }),
       siblings: config.comfy.baseUrls.length > 1 ? siblings : undefined,

@@ -70,3 +70,31 @@ test('a job waiting in ComfyUI behind the previous one has its full deadline onc
     ['completed', null],
   ]);
 });
+
+test('with COMFY_QUEUE_AHEAD=2, two prompts wait in ComfyUI, in the order their jobs were submitted; the rest wait in the worker', async () => {
+  const deeper = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '3', COMFY_QUEUE_AHEAD: '2' });
+  try {
+    await ahead(deeper);
+  } finally {
+    await deeper.stop();
+  }
+});
+
+async function ahead(w: TestWorker) {
+  const jobs: string[] = [];
+  for (const [i, prefix] of ['ahead_a', 'ahead_b', 'ahead_c', 'ahead_d'].entries())
+    jobs.push((await postJson(`${w.url}/run`, { workflow: uncached(prefix, 0x405060 + i) })).body.job_id as string);
+  await until(() => promptOf('ahead_c') !== undefined, 5_000, "job 3's prompt in ComfyUI");
+  const queued = await comfyQueue();
+  expect(ids(queued.queue_running)).toEqual([promptOf('ahead_a')]);
+  expect(ids(queued.queue_pending)).toEqual([promptOf('ahead_b'), promptOf('ahead_c')]);
+  // The fourth is not handed over while two of ours wait there.
+  expect(promptOf('ahead_d')).toBeUndefined();
+  expect((await callJson('GET', `${w.url}/status/${jobs[3]}`)).body.status).toBe('pending');
+  for (const id of jobs) expect((await waitForStatus(w.url, id)).status).toBe('completed');
+  // ComfyUI received the prompts in the jobs' order.
+  const order = ['ahead_a', 'ahead_b', 'ahead_c', 'ahead_d'].map((prefix) =>
+    sim.prompts.findIndex((p) => p.prompt_id === promptOf(prefix)),
+  );
+  expect([...order].sort((x, y) => x - y)).toEqual(order);
+}

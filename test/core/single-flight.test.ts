@@ -1,5 +1,6 @@
-// ComfyUI runs one prompt at a time: the worker keeps at most one more of its prompts waiting in
-// ComfyUI's queue (so ComfyUI never idles between jobs), and cancels touch only its own prompts.
+// ComfyUI runs one prompt at a time: the worker keeps at most COMFY_QUEUE_AHEAD more of its prompts
+// waiting in ComfyUI's queue (so ComfyUI never idles between jobs), and cancels touch only its own
+// prompts.
 import WebSocket from 'ws';
 import { startSimulator, type Simulator } from '../../simulator';
 import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
@@ -10,14 +11,14 @@ let worker: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({ nodeDelayMs: 20 });
-  worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '2' });
+  worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '2', COMFY_QUEUE_AHEAD: '2' });
 });
 afterAll(async () => {
   await worker?.stop();
   await sim?.close();
 });
 
-test('concurrent requests keep ComfyUI busy with at most two prompts: one executing, the next queued', async () => {
+test('concurrent requests keep ComfyUI busy with at most three prompts: one executing, two queued', async () => {
   // ComfyUI broadcasts its queue length (pending + running) to every socket.
   const watcher = new WebSocket(`${sim.url.replace('http', 'ws')}/ws?clientId=queue-watcher`);
   const lengths: number[] = [];
@@ -36,8 +37,8 @@ test('concurrent requests keep ComfyUI busy with at most two prompts: one execut
     );
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(lengths.filter((n) => n > 0).length).toBeGreaterThanOrEqual(6);
-    // 2 = the next prompt waited in ComfyUI's queue while one ran; never a third.
-    expect(Math.max(...lengths)).toBe(2);
+    // 3 = two prompts waited in ComfyUI's queue while one ran; never a fourth.
+    expect(Math.max(...lengths)).toBe(3);
   } finally {
     watcher.close();
   }

@@ -35,6 +35,8 @@ export interface PromptRequest {
   /** Aborted on deadline or cancel; its reason (a WorkerError) is what the run rejects with. */
   signal: AbortSignal;
   onEvent?: (event: ComfyEvent) => void;
+  /** ComfyUI has the prompt in its queue (its /prompt answer came, or it was found after a lost answer). */
+  onQueued?: () => void;
 }
 
 export interface ComfyHealth {
@@ -193,6 +195,7 @@ export class ComfyClient {
         throw err;
       }
     }
+    req.onQueued?.();
     const warnings: string[] = [];
     if (Object.keys(submitted.node_errors).length > 0) {
       // A 200 with node_errors: ComfyUI silently dropped the outputs that failed validation.

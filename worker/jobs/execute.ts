@@ -40,11 +40,13 @@ export type JobExecutor = (
   secrets: JobSecrets,
   signal: AbortSignal,
   onEvent: (event: ComfyEvent) => void,
+  /** The prompt is in ComfyUI's queue. */
+  onQueued?: () => void,
 ) => Promise<Execution>;
 
 export function createExecutor(deps: ExecuteDeps): JobExecutor {
   const clock = deps.clock ?? Date.now;
-  return async (job, secrets, signal, onEvent) => {
+  return async (job, secrets, signal, onEvent, onQueued) => {
     const promptId = job.promptId;
     if (promptId === null) throw new Error(`job ${job.id} has no prompt id`);
     const started = clock();
@@ -57,7 +59,7 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     const extraData = apiKey !== undefined ? { api_key_comfy_org: apiKey } : {};
     const submitted = clock();
 
-    const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent });
+    const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent, onQueued });
     const generated = clock();
 
     return deliverFinished(deps, job, secrets, entry, { warnings, started, submitted, generated }, signal);

@@ -4,11 +4,12 @@
 //
 // ComfyUI runs one prompt at a time; to keep it busy, the runner hands it the next job's prompt
 // while the current one executes (ComfyUI's own queue holds it), so the next starts the moment
-// the current ends and collecting outputs overlaps the next execution. At most one of our prompts
-// waits in ComfyUI's queue: the next job is taken only once every job in flight has started
-// executing (so prompts reach ComfyUI in the order jobs were taken), and never more than MAX_IN_FLIGHT at once (one queued, one executing, one
-// delivering). A job's deadline counts from when it could start: its `execution_start`, or the
-// moment no job of ours is ahead of it, whichever comes first.
+// the current ends and collecting outputs overlaps the next execution. Up to `queueAhead` of our
+// prompts wait in ComfyUI's queue (COMFY_QUEUE_AHEAD), so short jobs never leave it idle while the
+// worker submits the next; the next job is taken only once ComfyUI has queued every prompt in
+// flight (so prompts reach it in the order jobs were taken). A job's deadline counts from when it
+// could start: its `execution_start`, or the moment no job of ours is ahead of it, whichever comes
+// first.
 import { randomUUID } from 'node:crypto';
 import type { ComfyClient } from '../comfy/client';
 import { WorkerError, toWorkerError } from '../errors';
@@ -23,8 +24,8 @@ import type { JobProgress, JobRecord } from './types';
 
 /** After an unexpected failure of the loop itself (e.g. the disk is full), pause this long. */
 const LOOP_ERROR_PAUSE_MS = 1_000;
-/** Jobs handed to ComfyUI at once: one waiting in its queue, one executing, one delivering outputs. */
-export const MAX_IN_FLIGHT = 3;
+/** Prompts of ours waiting in ComfyUI's queue, by default. */
+const QUEUE_AHEAD = 1;
 
 export interface RunnerOptions {
   store: JobStore;
@@ -33,6 +34,8 @@ export interface RunnerOptions {
   events: JobEvents;
   logger: Logger;
   jobTimeoutMs: number;
+  /** How many of our prompts may wait in ComfyUI's queue behind the executing one; default 1. */
+  queueAhead?: number;
   /** How long queued synchronous callers wait for an unreachable ComfyUI before getting a 503. */
   readyTimeoutMs: number;
   /** Decides what becomes of jobs a previous process left running; without it they are left alone. */
@@ -65,7 +68,9 @@ interface InFlight {
   job: JobRecord;
   controller: AbortController;
   tracker: ProgressTracker;
-  /** ComfyUI reported its prompt's `execution_start`: the next job's prompt may queue behind it. */
+  /** ComfyUI answered its /prompt: a next prompt sent now reaches ComfyUI after it. */
+  queued: boolean;
+  /** ComfyUI reported its prompt's `execution_start`: it no longer waits in ComfyUI's queue. */
   executing: boolean;
   /**
    * Its work starts (once): at `execution_start`, or once nothing of ours is ahead of it. Starts
@@ -228,10 +233,20 @@ export class Runner {
     }
   }
 
-  /** One of our prompts at most waits in ComfyUI's queue, and MAX_IN_FLIGHT jobs at most are out. */
+  /**
+   * Another prompt may join ComfyUI's queue: every prompt in flight is queued there already (order
+   * kept), fewer than `queueAhead` of them wait, and at most one more job than those is out (the
+   * one executing and one delivering its outputs).
+   */
   private canTakeAnother(): boolean {
-    if (this.releasing > 0 || this.inFlight.size >= MAX_IN_FLIGHT) return false;
-    for (const flight of this.inFlight.values()) if (!flight.executing) return false;
+    const queueAhead = this.opts.queueAhead ?? QUEUE_AHEAD;
+    if (this.releasing > 0 || this.inFlight.size >= queueAhead + 2) return false;
+    let waiting = 0;
+    for (const flight of this.inFlight.values()) {
+      if (!flight.queued) return false;
+      if (!flight.executing) waiting++;
+    }
+    if (waiting >= queueAhead) return false;
     // Queue behind our own prompt only when no other backend sits idle.
     return this.inFlight.size === 0 || !this.opts.siblings?.idleElsewhere();
   }
@@ -327,6 +342,8 @@ export class Runner {
       job,
       controller,
       tracker: new ProgressTracker(Object.keys(job.spec.workflow).length),
+      // A recovered job's prompt is in ComfyUI already; a new one is once its /prompt is answered.
+      queued: execute !== this.opts.execute,
       executing: false,
       armDeadline: () => {
         if (deadline !== undefined || controller.signal.aborted) return;
@@ -376,15 +393,25 @@ export class Runner {
     let completed: { ms: number; outputs: number } | undefined;
     try {
       const secrets = await store.secretsOf(job.id);
-      const { result, files } = await execute(job, secrets, controller.signal, (event) => {
-        if (event.type === 'execution_start' && !flight.executing) {
-          flight.executing = true;
-          flight.armDeadline();
+      const { result, files } = await execute(
+        job,
+        secrets,
+        controller.signal,
+        (event) => {
+          if (event.type === 'execution_start' && !flight.executing) {
+            flight.queued = true; // its frame may beat the /prompt answer
+            flight.executing = true;
+            flight.armDeadline();
+            this.wake();
+          }
+          events.emit('comfyEvent', job, event);
+          if (tracker.update(event)) events.emit('progress', job, tracker.snapshot());
+        },
+        () => {
+          flight.queued = true;
           this.wake();
-        }
-        events.emit('comfyEvent', job, event);
-        if (tracker.update(event)) events.emit('progress', job, tracker.snapshot());
-      });
+        },
+      );
       const wait = this.comfyWait;
       const waitedMs = wait === undefined ? 0 : wait.to - Math.max(wait.from, job.createdAt * 1000);
       if (waitedMs > 0) result.timings.comfy_wait_ms = Math.round(waitedMs);
