@@ -21,6 +21,8 @@ export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 
 /** Files are read in pieces of 3 × 64 KiB, so each piece but the last is whole base64 groups. */
 const READ_BYTES = 3 * 64 * 1024;
+/** With a shared store, a running job's progress is saved for other workers at most this often. */
+const PROGRESS_SAVE_MS = 500;
 
 export class JobQueue {
   private readonly store: JobStore;
@@ -34,12 +36,47 @@ export class JobQueue {
     this.runner = opts.runner;
     this.events = opts.events;
     this.maxQueueSize = opts.maxQueueSize;
-    this.events.on('finished', (job) => {
-      const waiting = this.waiters.get(job.id);
-      if (!waiting) return;
-      this.waiters.delete(job.id);
-      for (const resolve of waiting) resolve(job);
+    this.events.on('finished', (job) => this.resolveWaiters(job));
+    if (this.store.shared) this.followOtherWorkers();
+  }
+
+  private resolveWaiters(job: JobRecord): void {
+    const waiting = this.waiters.get(job.id);
+    if (!waiting) return;
+    this.waiters.delete(job.id);
+    for (const resolve of waiting) resolve(job);
+  }
+
+  /**
+   * A shared store: jobs taken here may run on another worker, and a cancel sent here may be for a
+   * job running there. Ends reach the callers waiting here; cancels reach the runner that has the
+   * job; progress is kept in the store for /status anywhere (at most twice a second per job).
+   */
+  private followOtherWorkers(): void {
+    this.store.onMessage((message) => {
+      if (message.type === 'finished') {
+        if (!this.waiters.has(message.jobId)) return;
+        void this.store.get(message.jobId).then(
+          (job) => {
+            if (job && TERMINAL_STATUSES.includes(job.status)) this.resolveWaiters(job);
+          },
+          () => undefined, // the waiter's own timeout or a later message settles it
+        );
+      } else if (message.type === 'queued') {
+        this.runner.wake();
+      } else if (message.type === 'cancel') {
+        const { code, message: text, status, details } = message.error;
+        this.runner.abortRunning(message.jobId, new WorkerError(status, code, text, { details }));
+      }
     });
+    const savedAt = new Map<string, number>();
+    this.events.on('progress', (job, progress) => {
+      const now = Date.now();
+      if (progress.percentage < 100 && now - (savedAt.get(job.id) ?? 0) < PROGRESS_SAVE_MS) return;
+      savedAt.set(job.id, now);
+      void this.store.saveProgress(job.id, progress).catch(() => undefined);
+    });
+    this.events.on('finished', (job) => savedAt.delete(job.id));
   }
 
   /** Stores the job and wakes the runner. 503 with Retry-After when MAX_QUEUE_SIZE jobs wait. */
@@ -185,8 +222,9 @@ export class JobQueue {
     return this.runner.waitingJobIds;
   }
 
-  progress(id: string): JobProgress | undefined {
-    return this.runner.progressOf(id);
+  /** A running job's progress: from its runner here, or as the worker running it saved it. */
+  async progress(id: string): Promise<JobProgress | undefined> {
+    return this.runner.progressOf(id) ?? (this.store.shared ? await this.store.progressOf(id) : undefined);
   }
 
   async queuePosition(job: JobRecord): Promise<number | undefined> {
@@ -254,6 +292,11 @@ export class JobQueue {
     const stopped = await this.runner.stopJob(id, reason);
     if (stopped === 'aborting') return 'cancelling';
     if (stopped === 'ended') return 'cancelled';
+    if (this.store.shared && (await this.store.get(id))?.status === 'running') {
+      // Running on another worker: its runner interrupts it when the message reaches it.
+      await this.store.publish({ type: 'cancel', jobId: id, error: reason.toBody() });
+      return 'cancelling';
+    }
     return 'already_finished';
   }
 }

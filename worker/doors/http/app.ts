@@ -23,6 +23,25 @@ export function createHttpServer(deps: DoorContext): http.Server {
   const proxy = deps.config.comfy.proxy ? createComfyProxy(deps.config.comfy.baseUrl, apiAccess) : undefined;
   // Order matters: /health is open, /admin has its own key, everything after needs API_KEY.
   app.use(healthRoutes(deps));
+  if (deps.config.jobs.role === 'runner') {
+    // A runner worker runs jobs from the shared queue and serves only /health and /metrics.
+    app.use(requireKey(apiAccess));
+    app.get('/metrics', async (_req, res) => {
+      const { contentType, body } = await deps.metrics.render();
+      res.type(contentType).send(body);
+    });
+    app.use((req, res) => {
+      res.status(404).json({
+        error: {
+          code: 'not_found',
+          message: `No route ${req.method} ${req.path} (WORKER_ROLE=runner serves /health and /metrics only)`,
+          status: 404,
+        },
+      });
+    });
+    app.use(errorHandler(deps.logger, deps.config.http.maxBodyBytes));
+    return http.createServer(app);
+  }
   app.use('/admin', requireKey(adminAccess), adminRoutes(deps));
   app.use(requireKey(apiAccess));
   // The proxy must see the raw body, so it goes before the JSON parser.
