@@ -8,6 +8,8 @@ import { tempDir } from './tmp';
 export interface RedisServer {
   url: string;
   port: number;
+  /** Where it keeps its data (the append-only files). */
+  dir: string;
   /** Stops it (SIGTERM: it writes its data first) and waits for the exit. */
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data. */
@@ -56,6 +58,7 @@ export async function startRedis(): Promise<RedisServer> {
   const server: RedisServer = {
     url: `redis://127.0.0.1:${port}`,
     port,
+    dir,
     async start() {
       const proc = spawn(
         'redis-server',

@@ -494,7 +494,10 @@ export class RedisJobStore implements JobStore {
           'configure S3 (S3_BUCKET_NAME) so outputs go to a bucket, or raise the cap',
       };
     }
+    // Let go of the lock whatever happens next: if the end cannot be recorded (Redis away), the
+    // lock runs out and the job comes back as left running, to be reconciled with ComfyUI.
     const held = this.held.get(id);
+    this.held.delete(id);
     const ended = await this.guard(async () => {
       if (kept.length > 0) {
         const fields: Array<string | Buffer> = [];
@@ -526,7 +529,6 @@ export class RedisJobStore implements JobStore {
       return changed === 1;
     });
     if (held) {
-      this.held.delete(id);
       this.files.removeOutputs(String(held.seq));
       // BullMQ's view (and a dashboard's) follows: completed, or failed with the reason.
       const settle =
@@ -596,7 +598,6 @@ export class RedisJobStore implements JobStore {
     );
     const held = this.held.get(id);
     if (held) {
-      this.held.delete(id);
       this.files.removeOutputs(String(held.seq));
       await held.bull.moveToWait(held.token).catch(() => undefined);
     }
