@@ -107,3 +107,26 @@ test('/generate/sync on one worker is answered when another worker runs the job'
   expect(answer.body.status).toBe('completed');
   expect(answer.body.output[0].data).toMatch(/^iVBORw0KGgo/);
 });
+
+test('admin routes and result expiry work across workers; inline outputs above the cap fail naming S3', async () => {
+  const sim = await simulator();
+  const a = await worker(sim);
+  const b = await worker(undefined, { WORKER_ROLE: 'api' });
+  const first = (await postJson(`${a.url}/run`, { workflow: saveWorkflow('first') })).body.job_id as string;
+  const second = (await postJson(`${b.url}/run`, { workflow: saveWorkflow('second') })).body.job_id as string;
+  await waitForStatus(b.url, first, ['completed']);
+  await waitForStatus(a.url, second, ['completed']);
+  expect((await callJson('DELETE', `${b.url}/admin/job/${first}`)).status).toBe(200);
+  expect((await callJson('GET', `${a.url}/status/${first}`)).status).toBe(404);
+  // The upkeep's cleanup (here on demand) deletes ended jobs and their kept outputs.
+  const cleaned = await callJson('POST', `${b.url}/admin/cleanup?max_age_hours=0`);
+  expect(cleaned.body).toMatchObject({ deleted: 1 });
+  expect((await callJson('GET', `${a.url}/status/${second}`)).status).toBe(404);
+  expect((await callJson('GET', `${a.url}/stats`)).body).toMatchObject({ total_jobs: 0 });
+
+  const capped = await worker(await simulator(), { JOB_QUEUE_INLINE_MAX_BYTES: '16' });
+  const big = (await postJson(`${capped.url}/run`, { workflow: saveWorkflow('big') })).body.job_id as string;
+  const failed = await waitForStatus(capped.url, big, ['failed', 'completed']);
+  expect(failed.status).toBe('failed');
+  expect(failed.error).toMatch(/JOB_QUEUE_INLINE_MAX_BYTES \(16\).*S3/);
+});

@@ -23,6 +23,8 @@ export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 const READ_BYTES = 3 * 64 * 1024;
 /** With a shared store, a running job's progress is saved for other workers at most this often. */
 const PROGRESS_SAVE_MS = 500;
+/** With a shared store, a waiting caller's job is also read again this often. */
+const SHARED_WAIT_POLL_MS = 2_000;
 
 export class JobQueue {
   private readonly store: JobStore;
@@ -243,12 +245,17 @@ export class JobQueue {
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
       const waiting = set;
+      // With a shared store the end may happen on another worker while a message is lost (Redis
+      // restarting): the store is read again now and then.
+      const poll = this.store.shared ? setInterval(() => void check(), SHARED_WAIT_POLL_MS) : undefined;
       const leave = () => {
+        clearInterval(poll);
         waiting.delete(waiter);
         if (waiting.size === 0 && this.waiters.get(id) === waiting) this.waiters.delete(id);
         signal?.removeEventListener('abort', onAbort);
       };
       const waiter = (final: JobRecord) => {
+        clearInterval(poll);
         signal?.removeEventListener('abort', onAbort);
         resolve(final);
       };
@@ -259,21 +266,28 @@ export class JobQueue {
       waiting.add(waiter);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.store.get(id).then(
-        (job) => {
-          if (!job) {
-            leave();
-            reject(notFound(`Job ${id} not found`));
-          } else if (TERMINAL_STATUSES.includes(job.status)) {
-            leave();
-            resolve(job);
-          }
-        },
-        (err: unknown) => {
+      let first = true;
+      const check = async () => {
+        const initial = first;
+        first = false;
+        let job: JobRecord | undefined;
+        try {
+          job = await this.store.get(id);
+        } catch (err) {
+          // A later look settles it; only the first one, which says whether the job exists, fails the wait.
+          if (!initial) return;
           leave();
-          reject(err);
-        },
-      );
+          return reject(err);
+        }
+        if (!job) {
+          leave();
+          reject(notFound(`Job ${id} not found`));
+        } else if (TERMINAL_STATUSES.includes(job.status)) {
+          leave();
+          resolve(job);
+        }
+      };
+      void check();
     });
   }
 
