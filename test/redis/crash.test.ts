@@ -47,6 +47,13 @@ const env = (sim: Simulator) => ({
 /** The jobs (by save prefix) whose prompts ComfyUI accepted, once per prompt. */
 const jobsOf = (sim: Simulator) => submittedPrefixes(sim.prompts).map((p) => p.replace(/_[0-9a-f]{8}$/, ''));
 
+/** The slow workflow with its own image, so ComfyUI's cache cannot answer it from another job. */
+function uncached(prefix: string, color: number) {
+  const workflow = slowWorkflow(prefix);
+  workflow['1']!.inputs.color = 1_000 + color;
+  return workflow;
+}
+
 /** Every byte Redis wrote to disk. */
 function redisFiles(dir: string): Buffer {
   const parts: Buffer[] = [];
@@ -131,3 +138,33 @@ test('Redis restarted under load: 503 JSON while it is away, then every job comp
     await worker.stop();
   }
 }, 90_000);
+
+test('two worker processes, each with its own simulator: jobs sent to one run on both and read the same from either; a cancel sent to the other stops one', async () => {
+  const simA = await simulator(300);
+  const simB = await simulator(300);
+  const a = await spawnWorker(env(simA));
+  const b = await spawnWorker(env(simB));
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await postJson(`${a.url}/run`, { workflow: uncached(`both${i}`, i) })).body.job_id);
+    for (const id of ids) {
+      const fromB = await waitForStatus(b.url, id, ['completed'], 30_000);
+      expect((await callJson('GET', `${a.url}/status/${id}`)).body).toEqual(fromB);
+    }
+    expect([...jobsOf(simA), ...jobsOf(simB)].sort()).toEqual(ids.map((_, i) => `both${i}`).sort());
+    expect(jobsOf(simA).length).toBeGreaterThan(0);
+    expect(jobsOf(simB).length).toBeGreaterThan(0);
+
+    for (const sim of [simA, simB]) sim.setNodeDelay({ ImageScale: 10_000, '*': 1 });
+    const id = (await postJson(`${a.url}/run`, { workflow: uncached('stopped', 99) })).body.job_id as string;
+    await until(() => [...jobsOf(simA), ...jobsOf(simB)].includes('stopped'), 10_000, 'the prompt in a ComfyUI');
+    const [runs, other] = jobsOf(simA).includes('stopped') ? [simA, b] : [simB, a];
+    const cancel = await callJson('POST', `${other.url}/cancel/${id}`);
+    expect(cancel.body.status).toBe('cancelled');
+    expect((await callJson('GET', `${a.url}/status/${id}`)).body.status).toBe('cancelled');
+    expect(runs.requests.some((r) => r.path === '/interrupt')).toBe(true);
+  } finally {
+    await a.kill('SIGTERM');
+    await b.kill('SIGTERM');
+  }
+}, 60_000);
