@@ -288,6 +288,18 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
 });
 
+/**
+ * Every variable the schema reads, with the value it takes when unset (undefined when there is
+ * none or it is worked out from others); VAST_TCP_PORT_<WORKER_PORT> is read beside them. For the
+ * README's table, which a test holds to this list.
+ */
+export function environmentVariables(): Array<{ name: string; default: unknown }> {
+  return Object.entries(envSchema.shape).map(([name, schema]) => {
+    const unset = (schema as z.ZodType).safeParse(undefined);
+    return { name, default: unset.success ? unset.data : undefined };
+  });
+}
+
 export type Config = ReturnType<typeof buildConfig>;
 
 /** Which message the autoscaler's signature covers (see worker/doors/vast/signature.ts). */

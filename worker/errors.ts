@@ -1,6 +1,7 @@
 // One error type for the whole worker. It carries the HTTP status a client should see, a stable
 // machine-readable code, and optionally the request field at fault and structured details
 // (for example ComfyUI's node_errors). Doors turn it into their wire format in one place each.
+import { z } from 'zod';
 
 export type ErrorCode =
   | 'invalid_request' // the client's request is malformed or inconsistent
@@ -21,6 +22,15 @@ export type ErrorCode =
   | 'client_disconnected'
   | 'output_error' // outputs could not be fetched or delivered
   | 'internal';
+
+/** ErrorBody as the API description shows it. */
+export const errorBodySchema = z.object({
+  code: z.string().meta({ description: 'Stable machine-readable code, e.g. invalid_request, queue_full, comfy_validation' }),
+  message: z.string(),
+  status: z.number().int(),
+  field: z.string().optional().meta({ description: 'The request field at fault' }),
+  details: z.unknown().optional().meta({ description: "e.g. ComfyUI's node_errors" }),
+});
 
 /** The JSON shape of an error, as stored with a job and as sent to clients. */
 export interface ErrorBody {

@@ -49,7 +49,7 @@ describe('queue and routing', () => {
   });
 
   test('/queue {delete} removes a pending prompt; {clear} empties the queue', async () => {
-    sim.setNodeDelay({ ImageInvert: 300 });
+    sim.setNodeDelay({ ImageInvert: 1_500 }); // `a` still runs while the queue is read twice, even on a loaded machine
     const a = await submit(sim.url, chainWorkflow('run'), null);
     const b = await submit(sim.url, chainWorkflow('del', 1), null);
     const c = await submit(sim.url, chainWorkflow('clr', 2), null);
@@ -102,7 +102,7 @@ describe('queue and routing', () => {
   });
 
   test("connecting while this client's prompt runs gives status(sid) then a bare executing", async () => {
-    sim.setNodeDelay({ ImageInvert: 300 });
+    sim.setNodeDelay({ ImageInvert: 1_500 }); // `a` still runs while the queue is read twice, even on a loaded machine
     const id = newClientId();
     const first = await WsRecorder.open(sim.url, id);
     const p = await submit(sim.url, chainWorkflow('reconnect'), id);

@@ -30,28 +30,34 @@ export interface ParsedDelivery {
 }
 
 const text = z.string({ error: 'must be a string' }).optional();
-const s3Schema = z.object(
-  {
-    access_key_id: text,
-    secret_access_key: text,
-    endpoint_url: text,
-    bucket_name: text,
-    region: text,
-    prefix: text,
-    connect_timeout: z.number({ error: 'must be a number' }).positive().max(3600).optional(),
-    connect_attempts: z.number({ error: 'must be a number' }).int().positive().max(10).optional(),
-  },
-  { error: 'must be an object' },
-);
-const webhookSchema = z.object(
-  {
-    url: text,
-    extra_params: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
-    secret: text,
-    timeout: z.number({ error: 'must be a number of seconds' }).positive().max(3600).optional(),
-  },
-  { error: 'must be an object' },
-);
+/** A request's `s3` block; each field given wins over the environment's S3_* / BUCKET_* value. */
+export const s3Schema = z
+  .object(
+    {
+      access_key_id: text,
+      secret_access_key: text,
+      endpoint_url: text,
+      bucket_name: text,
+      region: text,
+      prefix: text,
+      connect_timeout: z.number({ error: 'must be a number' }).positive().max(3600).optional(),
+      connect_attempts: z.number({ error: 'must be a number' }).int().positive().max(10).optional(),
+    },
+    { error: 'must be an object' },
+  )
+  .meta({ description: 'Upload outputs to S3; fields left out come from the environment (S3_*, BUCKET_*)' });
+/** A request's `webhook` block. */
+export const webhookSchema = z
+  .object(
+    {
+      url: text,
+      extra_params: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
+      secret: text,
+      timeout: z.number({ error: 'must be a number of seconds' }).positive().max(3600).optional(),
+    },
+    { error: 'must be an object' },
+  )
+  .meta({ description: 'Progress and result notifications (WEBHOOK_URL when url is left out)' });
 
 /** Empty strings and empty objects count as "not provided" (the api-wrapper's rule). */
 const given = (value: string | undefined): string | undefined => (value === undefined || value === '' ? undefined : value);

@@ -16,3 +16,5 @@ export function contractOf(name: string): Contract {
 export type { Contract, FileData } from './contract';
 export { WORKER_COMFYUI } from './worker-comfyui';
 export { WRAPPER } from './wrapper';
+// The workflow's shape, for the API description (doors do not reach the ComfyUI client's modules).
+export { WORKFLOW_SCHEMA_REF, workflowSchema } from '../comfy/workflow';

@@ -316,7 +316,7 @@ interface SdkError {
 
 /**
  * The S3 error name or network error code behind an upload failure (the SDK wraps some). Errors
- * are read by shape, not `instanceof`: lib-storage and a test runner may load another copy.
+ * are read by shape, not `instanceof`: the SDK and a test runner may load other copies of the classes.
  */
 function errorName(err: unknown): string {
   const e = err as SdkError;

@@ -5,6 +5,7 @@ import type { Workflow } from '../comfy/types';
 import type { JobOutput, S3Credentials, S3Target } from '../delivery/types';
 import type { ErrorBody } from '../errors';
 import type { WebhookTarget } from '../webhooks/types';
+import { z } from 'zod';
 
 export type { JobOutput, S3Target, WebhookTarget };
 
@@ -69,6 +70,15 @@ export interface JobResult {
   timings: JobTimings;
   comfyResponse?: unknown;
 }
+
+/** JobProgress as the API description shows it. */
+export const jobProgressSchema = z.object({
+  percentage: z.number(),
+  completed_nodes: z.number().int(),
+  total_nodes: z.number().int(),
+  current_node: z.string().nullable(),
+  current_node_progress: z.object({ value: z.number(), max: z.number() }).nullable(),
+});
 
 export interface JobProgress {
   percentage: number;

@@ -6,8 +6,9 @@
 // request's credentials, in one place, for the HTTP and RunPod doors. Unknown keys are ignored,
 // as worker-comfyui does. Every mistake is a 400 naming the field.
 import { SpooledImage, checkInputImages, type InputImage, type InputLimits } from '../../comfy/inputs';
-import { parseDelivery, type DeliveryContext } from '../delivery-options';
-import { parseWorkflow } from '../../comfy/workflow';
+import { z } from 'zod';
+import { parseDelivery, s3Schema, webhookSchema, type DeliveryContext } from '../delivery-options';
+import { WORKFLOW_SCHEMA_REF, parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
@@ -40,34 +41,44 @@ function inputObject(input: unknown, field: string): Record<string, unknown> {
 
 const IMAGES_SHAPE = "'images' must be a list of objects with 'name' and 'image' keys";
 
-function parseImages(value: unknown, field: string): InputImage[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw invalidField(field, IMAGES_SHAPE);
-  return value.map((item: unknown, index) => {
-    // An image decoded while the body was read is a SpooledImage (never something a client can send).
-    if (
-      !isObject(item) ||
-      typeof item.name !== 'string' ||
-      !(typeof item.image === 'string' || item.image instanceof SpooledImage)
-    ) {
-      throw invalidField(`${field}[${index}]`, IMAGES_SHAPE);
-    }
-    return { name: item.name, image: item.image };
-  });
-}
+const flag = z.boolean({ error: 'must be true or false' }).nullish();
+const text = z.string({ error: 'must be a string' }).nullish();
 
-function optionalFlag(input: Record<string, unknown>, key: string, field: string): boolean {
-  const value = input[key];
-  if (value === undefined || value === null) return false;
-  if (typeof value !== 'boolean') throw invalidField(at(field, key), 'must be true or false');
-  return value;
-}
+/**
+ * The job input's fields (null counts as absent, unknown keys are ignored). `workflow` is checked
+ * by parseWorkflow, `s3`, `webhook` and `callback_url` by parseDelivery (with the same schemas).
+ */
+export const workerComfyInputSchema = z.object({
+  workflow: z.unknown().meta({ $ref: WORKFLOW_SCHEMA_REF, description: 'The workflow in API format' }),
+  images: z
+    .array(
+      z.object({
+        name: z.string().meta({ description: 'The file name the workflow refers to (e.g. in LoadImage)' }),
+        // An image decoded while the body was read is a SpooledImage (never something a client can send).
+        image: z.union([z.string(), z.instanceof(SpooledImage)]).meta({ description: 'base64, a data URI or an http(s) URL' }),
+      }),
+    )
+    .nullish(),
+  comfy_org_api_key: text.meta({ description: 'Comfy.org key for API nodes (never stored in clear, never answered)' }),
+  api_key_comfy_org: text.meta({ description: 'The same key, the other spelling (comfy_org_api_key wins)' }),
+  callback_url: z.string({ error: 'must be a URL string' }).nullish().meta({ description: 'Told of progress and of the end' }),
+  s3: s3Schema.nullish(),
+  webhook: webhookSchema.nullish(),
+  return_outputs_as_base64: flag,
+  include_temp_outputs: flag,
+  allow_partial_results: flag,
+});
 
-function optionalString(input: Record<string, unknown>, key: string, field: string): string | undefined {
-  const value = input[key];
-  if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string') throw invalidField(at(field, key), 'must be a string');
-  return value;
+/** The first problem of the input's fields, as a 400 in worker-comfyui's words where it has them. */
+function checkFields(raw: Record<string, unknown>, field: string): z.infer<typeof workerComfyInputSchema> {
+  const parsed = workerComfyInputSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const path = parsed.error.issues[0]?.path ?? [];
+  const [key, index] = path;
+  if (key === 'images') {
+    throw invalidField(index === undefined ? at(field, 'images') : `${at(field, 'images')}[${String(index)}]`, IMAGES_SHAPE);
+  }
+  throw invalidField(at(field, path.map(String).join('.')), parsed.error.issues[0]?.message ?? 'is invalid');
 }
 
 export interface WorkerComfyContext {
@@ -90,7 +101,8 @@ export async function parseWorkerComfyInput(
   if (raw.workflow === undefined || raw.workflow === null)
     throw invalidField(at(field, 'workflow'), "Missing 'workflow' parameter");
   const workflow = parseWorkflow(raw.workflow, at(field, 'workflow'));
-  const images = parseImages(raw.images, at(field, 'images'));
+  const fields = checkFields(raw, field);
+  const images: InputImage[] = (fields.images ?? []).map(({ name, image }) => ({ name, image }));
   await checkInputImages(images, at(field, 'images'), ctx.inputs);
   // A webhook object (api-wrapper form) wins over a bare callback URL; RunPod's top-level
   // `webhook` is used when neither is given.
@@ -107,16 +119,17 @@ export async function parseWorkerComfyInput(
   const spec: JobSpec = {
     workflow,
     images,
-    includeTempOutputs: optionalFlag(raw, 'include_temp_outputs', field),
-    forceBase64: optionalFlag(raw, 'return_outputs_as_base64', field),
+    includeTempOutputs: fields.include_temp_outputs ?? false,
+    forceBase64: fields.return_outputs_as_base64 ?? false,
     includeComfyResponse: false,
-    allowPartial: optionalFlag(raw, 'allow_partial_results', field),
+    allowPartial: fields.allow_partial_results ?? false,
   };
   if (delivery.s3) spec.s3 = delivery.s3;
   if (delivery.webhook) spec.webhook = delivery.webhook;
   const secrets: JobSecrets = { ...delivery.secrets };
   // Both spellings are documented; comfy_org_api_key wins when both are sent.
-  const apiKey = optionalString(raw, 'comfy_org_api_key', field) ?? optionalString(raw, 'api_key_comfy_org', field);
+  const given = (key: string | null | undefined) => (key === null || key === '' ? undefined : key);
+  const apiKey = given(fields.comfy_org_api_key) ?? given(fields.api_key_comfy_org);
   if (apiKey !== undefined) secrets.comfyOrgApiKey = apiKey;
   return { spec, secrets };
 }

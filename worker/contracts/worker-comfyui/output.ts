@@ -7,6 +7,7 @@
 // (PreviewAny's text) come under their own key as `{"type": "text", "data": "<text>"}`. Items also
 // carry `node_id`, and `subfolder` and `mimetype` when known. No outputs at all:
 // `{"status": "success_no_images", "images": []}`, as worker-comfyui answers.
+import { z } from 'zod';
 import type { ContractView } from '../../webhooks/payload';
 import type { ErrorBody } from '../../errors';
 import type { JobOutput, JobRecord, JobResult } from '../../jobs/types';
@@ -32,6 +33,27 @@ export interface WorkerComfyOutput {
   errors?: string[];
   [kind: string]: WorkerComfyItem[] | string | string[] | undefined;
 }
+
+const itemSchema = z.object({
+  filename: z.string().optional(),
+  type: z.enum(['base64', 's3_url', 'text']).optional(),
+  data: z.string().optional().meta({ description: 'base64 without a data-URI prefix, a URL, or the text itself' }),
+  node_id: z.string(),
+  output_type: z.string().optional(),
+  subfolder: z.string().optional(),
+  mimetype: z.string().optional(),
+  error: z.string().optional(),
+});
+
+/** The job output as the API description shows it (WorkerComfyOutput's shape). */
+export const workerComfyOutputSchema = z.looseObject({
+  images: z.array(itemSchema).meta({ description: 'Every output file, not only images' }),
+  status: z.literal('success_no_images').optional(),
+  errors: z.array(z.string()).optional().meta({ description: "ComfyUI's warnings" }),
+});
+
+/** A failed job as worker-comfyui reports it. */
+export const workerComfyErrorSchema = z.object({ error: z.string(), details: z.unknown().optional() });
 
 const RESERVED = new Set(['status', 'errors', 'images']);
 

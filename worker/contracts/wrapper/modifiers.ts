@@ -44,6 +44,12 @@ export class ModifierRegistry {
     return this.byName.has(name.toLowerCase());
   }
 
+  /** The request key a modifier writes into node `node`'s input `input`, if any (for error fields). */
+  keyFor(name: string, node: string, input: string): string | undefined {
+    const fields = this.byName.get(name.toLowerCase())?.fields ?? {};
+    return Object.keys(fields).find((key) => fields[key]?.node === node && fields[key]?.input === input);
+  }
+
   /**
    * The modifier's template with the modifications written in (defaults for absent keys).
    * Keys the modifier does not map are ignored, as the api-wrapper does.

@@ -141,6 +141,23 @@ describe('parseWrapperRequest: accepted requests', () => {
     expect(a.spec.images).toEqual([{ name, image: 'https://8.8.8.8/photos/cat.jpg?x=1' }]);
   });
 
+  test('a refused URL is named where the client wrote it: modifications.input_image, or the workflow input', async () => {
+    const fromModifier = await rejection({
+      input: { modifier: 'Image2Image', modifications: { input_image: 'http://127.0.0.1/cat.png' } },
+    });
+    expect(fromModifier.field).toBe('input.modifications.input_image');
+    expect(fromModifier.message).toMatch(/^input\.modifications\.input_image: /);
+    const fromWorkflow = await rejection({
+      input: { workflow_json: { ...workflow, '3': { class_type: 'LoadImage', inputs: { image: 'http://10.0.0.1/a.png' } } } },
+    });
+    expect(fromWorkflow.field).toBe('input.workflow_json.3.inputs.image');
+    // An images entry is still named as such.
+    const fromImages = await rejection({
+      input: { workflow_json: workflow, images: [{ name: 'a.png', image: 'http://127.0.0.1/a.png' }] },
+    });
+    expect(fromImages.field).toBe('input.images[0].image');
+  });
+
   test('flags, header flags and the Comfy.org key (comfy_org_api_key wins)', async () => {
     const a = await parseWrapperRequest(
       { input: { workflow_json: workflow, include_temp_outputs: true, api_key_comfy_org: 'k1', comfy_org_api_key: 'k2' } },

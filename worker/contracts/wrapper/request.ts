@@ -7,13 +7,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { SpooledImage, checkInputImages, type InputImage } from '../../comfy/inputs';
 import type { Workflow } from '../../comfy/types';
-import { parseWorkflow } from '../../comfy/workflow';
+import { WORKFLOW_SCHEMA_REF, parseWorkflow } from '../../comfy/workflow';
 import { invalidField } from '../../errors';
+import { assertPublicHttpUrl } from '../../net/address-guard';
 import type { JobSecrets, JobSpec } from '../../jobs/types';
 import { isObject } from '../../util/objects';
 import { parseBoolWord } from '../../util/words';
 import type { ContractContext } from '../context';
-import { parseDelivery } from '../delivery-options';
+import { parseDelivery, s3Schema, webhookSchema } from '../delivery-options';
 import { RANDOM_INT } from './modifiers';
 
 /** `RawWorkflow` (older ai-dock clients) means "run workflow_json as it is". */
@@ -30,24 +31,44 @@ export interface ParsedRequest {
 
 const imageSchema = z.object(
   {
-    name: z.string(),
+    name: z.string().meta({ description: 'The file name the workflow refers to (e.g. in LoadImage)' }),
     // Text, or the bytes decoded while the body was read (never something a client can send).
-    image: z.union([z.string(), z.instanceof(SpooledImage)], { error: 'must be a string' }),
+    image: z.union([z.string(), z.instanceof(SpooledImage)], { error: 'must be a string' }).meta({
+      description: 'base64, a data URI or an http(s) URL',
+    }),
   },
   { error: 'must be an object {name, image}' },
 );
 
-const inputSchema = z.object({
-  request_id: z.string({ error: 'must be a string' }).optional(),
-  modifier: z.string({ error: 'must be a string' }).optional(),
-  modifications: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
-  workflow_json: z.unknown().optional(),
+/** `input` of the wrapper's request; `s3` and `webhook` are checked by parseDelivery. */
+export const wrapperInputSchema = z.object({
+  request_id: z
+    .string({ error: 'must be a string' })
+    .optional()
+    .meta({ description: 'Minted when absent; 1-128 letters, digits, ".", "_", ":" or "-"' }),
+  modifier: z
+    .string({ error: 'must be a string' })
+    .optional()
+    .meta({ description: 'A template name (Text2Image, Image2Image, or RawWorkflow to run workflow_json)' }),
+  modifications: z
+    .record(z.string(), z.unknown(), { error: 'must be an object' })
+    .optional()
+    .meta({ description: "The modifier's keys; __RANDOM_INT__ becomes a random integer" }),
+  workflow_json: z.unknown().optional().meta({
+    $ref: WORKFLOW_SCHEMA_REF,
+    description: 'An API-format workflow; exactly one of workflow_json and modifier (empty counts as absent)',
+  }),
   images: z.array(imageSchema, { error: 'must be a list of {name, image} objects' }).optional(),
   return_outputs_as_base64: z.boolean({ error: 'must be true or false' }).optional(),
   include_temp_outputs: z.boolean({ error: 'must be true or false' }).optional(),
   allow_partial_results: z.boolean({ error: 'must be true or false' }).optional(),
   api_key_comfy_org: z.string({ error: 'must be a string' }).optional(),
   comfy_org_api_key: z.string({ error: 'must be a string' }).optional(),
+});
+
+/** The whole body as the API description shows it (the parser checks s3 and webhook with these). */
+export const wrapperRequestSchema = z.object({
+  input: wrapperInputSchema.extend({ s3: s3Schema.optional(), webhook: webhookSchema.optional() }),
 });
 
 /** Empty strings and empty objects count as "not provided" (the wrapper's rule). */
@@ -73,7 +94,7 @@ export async function parseWrapperRequest(
   if (!('input' in body)) throw invalidField(field, 'is required');
   const raw = body.input;
   if (!isObject(raw)) throw invalidField(field, 'must be an object');
-  const parsed = inputSchema.safeParse(raw);
+  const parsed = wrapperInputSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const at = [field, ...(issue?.path ?? []).map(String)].join('.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
@@ -88,8 +109,20 @@ export async function parseWrapperRequest(
 
   const workflow = buildWorkflow(input, ctx, field);
   const images: InputImage[] = [...(input.images ?? [])];
-  const withUrls = extractUrlInputs(replaceRandomInts(workflow), images);
   await checkInputImages(images, `${field}.images`, ctx.inputs);
+  const { workflow: withUrls, found } = extractUrlInputs(replaceRandomInts(workflow), images);
+  // A URL found in the workflow is refused under the field the client wrote it in, not under
+  // the `images` entry it became.
+  for (const { url, node, input: name } of found) {
+    const key = provided(input.modifier) ? ctx.modifiers.keyFor(input.modifier as string, node, name) : undefined;
+    const where =
+      key !== undefined
+        ? `${field}.modifications.${key}`
+        : provided(input.workflow_json)
+          ? `${field}.workflow_json.${node}.inputs.${name}`
+          : `${field}.modifier`;
+    await assertPublicHttpUrl(url, where, { allowPrivate: ctx.inputs.allowPrivateUrls });
+  }
 
   const delivery = await parseDelivery(
     { s3: { value: raw.s3, field: `${field}.s3` }, webhook: { value: raw.webhook, field: `${field}.webhook` } },
@@ -113,7 +146,7 @@ export async function parseWrapperRequest(
   return { id, spec, secrets };
 }
 
-function buildWorkflow(input: z.infer<typeof inputSchema>, ctx: WrapperContext, field: string): Workflow {
+function buildWorkflow(input: z.infer<typeof wrapperInputSchema>, ctx: WrapperContext, field: string): Workflow {
   const hasWorkflow = provided(input.workflow_json);
   const hasModifier = provided(input.modifier);
   const raw = hasModifier && input.modifier === RAW_WORKFLOW;
@@ -159,8 +192,12 @@ export function replaceRandomInts(workflow: Workflow): Workflow {
  * for example). Here each http(s) URL becomes an input image (fetched and uploaded when the job
  * runs, with the same guards as `images`) and the workflow refers to it by file name.
  */
-function extractUrlInputs(workflow: Workflow, images: InputImage[]): Workflow {
+function extractUrlInputs(
+  workflow: Workflow,
+  images: InputImage[],
+): { workflow: Workflow; found: Array<{ url: string; node: string; input: string }> } {
   const byUrl = new Map(images.map((i) => [i.image, i.name]));
+  const found: Array<{ url: string; node: string; input: string }> = [];
   const out: Workflow = {};
   for (const [id, node] of Object.entries(workflow)) {
     const inputs: Record<string, unknown> = {};
@@ -172,13 +209,14 @@ function extractUrlInputs(workflow: Workflow, images: InputImage[]): Workflow {
           fileName = `url_${createHash('md5').update(value).digest('hex')}${/^\.[a-z0-9]{1,5}$/.test(ext) ? ext : '.png'}`;
           images.push({ name: fileName, image: value });
           byUrl.set(value, fileName);
+          found.push({ url: value, node: id, input: name });
         }
         inputs[name] = fileName;
       } else inputs[name] = value;
     }
     out[id] = { ...node, inputs };
   }
-  return out;
+  return { workflow: out, found };
 }
 
 function safeExtension(url: string): string {

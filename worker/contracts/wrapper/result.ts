@@ -1,7 +1,8 @@
 // The api-wrapper's Result envelope and its HTTP status, built from a job record.
+import { z } from 'zod';
 import type { ContractView } from '../../webhooks/payload';
-import type { ErrorBody } from '../../errors';
-import type { JobOutput, JobProgress, JobRecord } from '../../jobs/types';
+import { errorBodySchema, type ErrorBody } from '../../errors';
+import { jobProgressSchema, type JobOutput, type JobProgress, type JobRecord } from '../../jobs/types';
 
 export type WrapperStatus = 'pending' | 'processing' | 'generating' | 'completed' | 'failed' | 'cancelled';
 
@@ -30,6 +31,33 @@ export interface WrapperResult {
   error?: ErrorBody;
   warnings?: string[];
 }
+
+/** The Result envelope as the API description shows it (WrapperResult's shape). */
+export const wrapperResultSchema = z.object({
+  id: z.string(),
+  status: z.enum(['pending', 'processing', 'generating', 'completed', 'failed', 'cancelled']),
+  message: z.string(),
+  output: z.array(
+    z.object({
+      filename: z.string().optional(),
+      subfolder: z.string().optional(),
+      type: z.string().optional().meta({ description: 'output or temp' }),
+      node_id: z.string(),
+      output_type: z.string().meta({ description: 'The key ComfyUI listed it under: images, gifs, audio, text ...' }),
+      mimetype: z.string().optional(),
+      data: z.string().optional().meta({ description: 'base64 (inline delivery)' }),
+      url: z.string().optional().meta({ description: 'presigned S3 URL' }),
+      upload_error: z.string().optional(),
+      error: z.string().optional(),
+      value: z.unknown().optional().meta({ description: 'A value that is not a file (text)' }),
+    }),
+  ),
+  timings: z.record(z.string(), z.number()),
+  comfyui_response: z.unknown(),
+  progress: jobProgressSchema.optional(),
+  error: errorBodySchema.optional(),
+  warnings: z.array(z.string()).optional(),
+});
 
 const MESSAGES: Record<JobRecord['status'], string> = {
   pending: 'Request accepted',

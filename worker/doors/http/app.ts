@@ -11,6 +11,8 @@ import { COMFY_PROXY_PREFIX, createComfyProxy } from './comfy-proxy';
 import { errorHandler } from './errors';
 import { healthRoutes } from './health';
 import { jobsRoutes } from './jobs-routes';
+import { serveOpenApi } from '../openapi';
+import { httpDoorDoc } from './openapi';
 import { wrapperRoutes } from './wrapper-routes';
 
 export function createHttpServer(deps: DoorContext): http.Server {
@@ -21,7 +23,9 @@ export function createHttpServer(deps: DoorContext): http.Server {
   const apiAccess: RequiredKey = { key: apiKey, name: 'API_KEY' };
   const adminAccess: RequiredKey = adminApiKey !== undefined ? { key: adminApiKey, name: 'ADMIN_API_KEY' } : apiAccess;
   const proxy = deps.config.comfy.proxy ? createComfyProxy(deps.config.comfy.baseUrl, apiAccess) : undefined;
-  // Order matters: /health is open, /admin has its own key, everything after needs API_KEY.
+  // Order matters: /openapi.json and /health are open, /admin has its own key, everything after needs API_KEY.
+  // The API description is open like /health: it holds nothing but the routes' shapes.
+  app.get('/openapi.json', serveOpenApi(httpDoorDoc({ comfyProxy: proxy !== undefined })));
   app.use(healthRoutes(deps));
   if (deps.config.jobs.role === 'runner') {
     // A runner worker runs jobs from the shared queue and serves only /health and /metrics.

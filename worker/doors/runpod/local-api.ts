@@ -5,6 +5,7 @@
 //   POST /run → {id, status: "IN_QUEUE"}            POST /runsync[?wait=ms] → the job, or its status
 //   GET|POST /status/{id}    POST /cancel/{id}      POST /retry/{id}    POST /purge-queue
 //   GET /health → {jobs: {completed, failed, inProgress, inQueue, retried}, workers: {...}}
+//   GET /openapi.json (the API description, at the top only)
 // Statuses IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT (the job's deadline,
 // JOB_TIMEOUT_S); delayTime and executionTime in ms. An input worker-comfyui refuses is accepted
 // as the hosted API accepts it and the job is FAILED with worker-comfyui's message (kept in
@@ -25,6 +26,8 @@ import { isObject } from '../../util/objects';
 import { sleep } from '../../util/time';
 import { parseWorkerComfyInput } from '../../contracts/worker-comfyui/input';
 import type { RunpodContext } from './context';
+import { serveOpenApi } from '../openapi';
+import { runpodLocalDoc } from './openapi';
 import { handlerError, jobDoneBody, jobView, type RunpodJobView } from './result';
 
 /** How long /purge-queue waits for jobs whose prompts it took out of ComfyUI's queue to end. */
@@ -340,6 +343,7 @@ export class LocalApi {
     app.disable('x-powered-by');
     app.set('etag', false);
     app.use(express.json({ limit: maxBodyBytes }));
+    app.get('/openapi.json', serveOpenApi(runpodLocalDoc()));
     const routes = this.routes();
     app.use('/v2/:endpointId', routes);
     app.use(routes);

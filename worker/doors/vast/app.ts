@@ -1,5 +1,5 @@
 // The Vast door's routes: POST /generate/sync (the PyWorker envelope around an api-wrapper
-// request), GET /health, GET /ping, GET /benchmark.
+// request), GET /health, GET /ping, GET /benchmark, GET /openapi.json.
 //
 // /generate/sync follows PyWorker's order: parse JSON → envelope (422) → session (410) →
 // signature (401) → worker in error (503) → queue-time rule (429) → admitted (counts as
@@ -12,6 +12,8 @@ import { answerWhenFinished, notReadyError } from '../../contracts/wrapper/answe
 import { parseWrapperRequest } from '../../contracts/wrapper/request';
 import { textBody, type ReadBody } from '../body';
 import { parseEnvelope } from './envelope';
+import { serveOpenApi } from '../openapi';
+import { vastDoorDoc } from './openapi';
 import { sendModelError, vastErrorHandler } from './errors';
 import type { LoadLedger, Outcome } from './ledger';
 import type { DoorContext } from '../door';
@@ -99,6 +101,8 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     }
   });
 
+  app.get('/openapi.json', serveOpenApi(vastDoorDoc()));
+
   app.get('/ping', (_req, res) => {
     res.type('text/plain').send('pong');
   });
@@ -133,6 +137,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     '/ping': 'GET, HEAD',
     '/health': 'GET, HEAD',
     '/benchmark': 'GET, HEAD',
+    '/openapi.json': 'GET, HEAD',
   };
   app.use((req, res) => {
     const allow = allowed[req.path];

@@ -3,6 +3,7 @@
 // (`"cost": 100.0` must be signed as `100.0`). Problems become PyWorker's 422 bodies:
 // `{"error": "invalid JSON"}`, or a map from field to problem such as
 // `{"auth_data": {"signature": "missing parameter"}, "payload": "field missing"}`.
+import { z } from 'zod';
 import { isObject } from '../../util/objects';
 import { parseRaw, stringEnd, type PyJson } from '../../util/pyjson';
 
@@ -69,18 +70,30 @@ export function parseEnvelope(text: string): EnvelopeResult {
   };
 }
 
+/** Each auth_data field's type, with PyWorker's problem text when a value is not of it. */
+const AUTH_FIELD_SCHEMAS: Record<(typeof AUTH_FIELDS)[number], [z.ZodType, string]> = {
+  cost: [z.union([z.number(), z.string()]).meta({ description: 'The workload of the request' }), 'must be a number'],
+  endpoint: [z.string(), 'must be a string'],
+  reqnum: [z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER), 'must be an integer'],
+  request_idx: [z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER), 'must be an integer'],
+  // An empty signature is present (and fails verification with a 401, like any bad one).
+  signature: [z.string().meta({ description: 'base64 RSA signature from the autoscaler' }), 'must be a string'],
+  url: [z.string().meta({ description: "The worker's public URL" }), 'must be a string'],
+};
+
+/** The envelope as the API description shows it, from the schemas parseEnvelope checks with. */
+export const envelopeSchema = z.object({
+  auth_data: z
+    .object(Object.fromEntries(AUTH_FIELDS.map((field) => [field, AUTH_FIELD_SCHEMAS[field][0]])))
+    .meta({ description: "The body of the autoscaler's /route/ answer, as the Vast SDK sends it" }),
+  session_id: z.string().nullable().optional().meta({ description: 'Must be null: ComfyUI has no sessions (410 otherwise)' }),
+  payload: z.record(z.string(), z.unknown()).meta({ description: 'The api-wrapper request ({"input": {...}})' }),
+});
+
 function checkAuthField(field: (typeof AUTH_FIELDS)[number], value: unknown, present: boolean): string | undefined {
   if (!present) return 'missing parameter';
-  switch (field) {
-    case 'cost':
-      return typeof value === 'number' || typeof value === 'string' ? undefined : 'must be a number';
-    case 'reqnum':
-    case 'request_idx':
-      return typeof value === 'number' && Number.isSafeInteger(value) ? undefined : 'must be an integer';
-    default:
-      // An empty signature is present (and fails verification with a 401, like any bad one).
-      return typeof value === 'string' ? undefined : 'must be a string';
-  }
+  const [schema, problem] = AUTH_FIELD_SCHEMAS[field];
+  return schema.safeParse(value).success ? undefined : problem;
 }
 
 /**
