@@ -29,6 +29,8 @@ export type StoreMessage =
   | { type: 'finished'; jobId: string }
   /** A job was stored or put back: idle runners look at the queue. */
   | { type: 'queued'; jobId: string }
+  /** A job left running on this backend is due again (`due`, epoch ms): its runners take it then. */
+  | { type: 'leftover'; jobId: string; backend: string; due: number }
   /** Stop this running job, wherever it runs. */
   | { type: 'cancel'; jobId: string; error: ErrorBody };
 

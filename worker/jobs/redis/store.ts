@@ -32,7 +32,8 @@ export const QUEUE_NAME = 'comfyui-jobs';
 export const KEY_PREFIX = 'comfyui-worker:';
 /** A job left running by a dead worker waits this long for a worker with its backend. */
 const LEFTOVER_WAIT_MS = 60_000;
-const LEFTOVER_RETRY_MS = 2_000;
+// Not a multiple of the runners' idle look (1 s), so the runner that handed it back is not the first to see it again.
+const LEFTOVER_RETRY_MS = 2_500;
 /** Progress kept after the last update (a job that stops reporting it is not running anymore). */
 const PROGRESS_TTL_S = 3600;
 
@@ -211,6 +212,8 @@ export class RedisJobStore implements JobStore {
   private worker: Worker | undefined;
   private workerConnection: Redis | undefined;
   private readonly held = new Map<string, Held>();
+  /** The backends this process's runners claim for. */
+  private readonly backends = new Set<string>();
   private readonly listeners: Array<(message: StoreMessage) => void> = [];
   private lockTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -247,7 +250,14 @@ export class RedisJobStore implements JobStore {
       } catch {
         return;
       }
-      for (const listener of this.listeners) listener(message);
+      if (message.type === 'leftover') {
+        // A job left running on one of our backends comes due again: our runners look right then.
+        if (!this.backends.has(message.backend)) return;
+        const wake = setTimeout(() => this.tell({ type: 'queued', jobId: message.jobId }), Math.max(0, message.due - Date.now()));
+        wake.unref();
+        return;
+      }
+      this.tell(message);
     });
     this.queue = new Queue(QUEUE_NAME, {
       connection: this.redis,
@@ -427,6 +437,7 @@ export class RedisJobStore implements JobStore {
 
   async claimNext(promptId: string, backend?: string): Promise<JobRecord | undefined> {
     if (this.closed) return undefined;
+    if (backend !== undefined) this.backends.add(backend);
     const worker = this.bullWorker();
     return this.guard(async () => {
       for (;;) {
@@ -458,7 +469,11 @@ export class RedisJobStore implements JobStore {
           const waited = (now - Number(row.left_at ?? now)) * 1000;
           if (record.backend !== (backend ?? null) && waited < LEFTOVER_WAIT_MS) {
             // Its prompt is on another backend: the worker that has it reconciles it when it is back.
-            await bull.moveToDelayed(Date.now() + LEFTOVER_RETRY_MS, promptId).catch(() => undefined);
+            // Its runners are told when it is due again, so they, not we, take it then.
+            const due = Date.now() + LEFTOVER_RETRY_MS;
+            this.opts.logger.debug({ jobId: id, backend: record.backend }, 'a job left running on another backend: handed back');
+            await bull.moveToDelayed(due, promptId).catch(() => undefined);
+            await this.publish({ type: 'leftover', jobId: id, backend: record.backend ?? '', due }).catch(() => undefined);
             continue;
           }
           this.opts.logger.warn(
@@ -738,6 +753,10 @@ export class RedisJobStore implements JobStore {
 
   async publish(message: StoreMessage): Promise<void> {
     await this.guard(() => this.redis.publish(k.channel, JSON.stringify(message)));
+  }
+
+  private tell(message: StoreMessage): void {
+    for (const listener of this.listeners) listener(message);
   }
 
   onMessage(listener: (message: StoreMessage) => void): void {
