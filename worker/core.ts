@@ -163,6 +163,8 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       render: async (job) => contractOf(job.contract).webhookView(job, await queue.inlineData(job)),
       logger,
       onResult: (result) => metrics.webhookAttempt(result),
+      // Jobs ended (or senders lost) on other workers arm deliveries this worker is not told of.
+      lookEveryMs: store.shared ? 5_000 : undefined,
     }),
     progress: new ProgressNotifier({
       events,
