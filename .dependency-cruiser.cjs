@@ -90,6 +90,22 @@ module.exports = {
       to: { path: '^(worker/(?!util/)|benchmark/|modifiers/)' },
     },
     {
+      name: 'cli-is-a-client',
+      // swc (the parser here) does not mark type-only imports, so "types only" rests on oxlint's
+      // consistent-type-imports making a type import an `import type`, which compiles to nothing.
+      comment: "The command-line client (cli/) talks to a worker over HTTP: of the worker it may use contracts' types only",
+      severity: 'error',
+      from: { path: '^cli/', pathNot: NOT_TESTS },
+      to: { path: '^(worker/|benchmark/|simulator/|modifiers/)', pathNot: '^worker/contracts/' },
+    },
+    {
+      name: 'nothing-imports-the-cli',
+      comment: 'The client sits beside the worker, above nothing',
+      severity: 'error',
+      from: { path: '^(worker|benchmark|modifiers|simulator)/', pathNot: NOT_TESTS },
+      to: { path: '^cli/' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: { pathNot: NOT_TESTS },

@@ -2,6 +2,9 @@
 //   node dist/simulator/cli.js --port 8188 [--host 127.0.0.1] [--node-delay-ms 10]
 //     [--step-delay-ms 5] [--models a.safetensors,b.safetensors] [--data-dir DIR]
 //     [--output-padding-bytes N]
+// It also takes the flags ComfyUI is started with (docker/start.sh passes them), so it can stand in
+// for ComfyUI's command line: --listen HOST (as --host), --verbose LEVEL (reported in the startup
+// line), --disable-auto-launch, --disable-metadata, --log-stdout (no effect here).
 
 import { parseArgs } from 'node:util';
 import { startSimulator } from './simulator';
@@ -14,7 +17,9 @@ function nonNegative(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
-export function parseCliArgs(argv: string[]): SimulatorOptions {
+const COMFY_LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
+
+export function parseCliArgs(argv: string[]): SimulatorOptions & { logLevel: string } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -25,11 +30,22 @@ export function parseCliArgs(argv: string[]): SimulatorOptions {
       models: { type: 'string' },
       'data-dir': { type: 'string' },
       'output-padding-bytes': { type: 'string' },
+      // ComfyUI's own flags
+      listen: { type: 'string' },
+      verbose: { type: 'string' },
+      'disable-auto-launch': { type: 'boolean' },
+      'disable-metadata': { type: 'boolean' },
+      'log-stdout': { type: 'boolean' },
     },
     strict: true,
   });
-  const opts: SimulatorOptions = { port: nonNegative('port', values.port) ?? 8188 };
-  if (values.host !== undefined) opts.host = values.host;
+  // ComfyUI's default level is INFO; like ComfyUI's argparse, anything else is refused.
+  const logLevel = values.verbose ?? 'INFO';
+  if (!COMFY_LOG_LEVELS.includes(logLevel))
+    throw new Error(`--verbose must be one of ${COMFY_LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  const opts: SimulatorOptions & { logLevel: string } = { port: nonNegative('port', values.port) ?? 8188, logLevel };
+  const host = values.host ?? values.listen;
+  if (host !== undefined) opts.host = host;
   const nodeDelay = nonNegative('node-delay-ms', values['node-delay-ms']);
   if (nodeDelay !== undefined) opts.nodeDelayMs = nodeDelay;
   const stepDelay = nonNegative('step-delay-ms', values['step-delay-ms']);
@@ -46,8 +62,9 @@ export function parseCliArgs(argv: string[]): SimulatorOptions {
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<Simulator> {
-  const sim = await startSimulator(parseCliArgs(argv));
-  process.stdout.write(`ComfyUI simulator listening on ${sim.url} (data: ${sim.dataDir})\n`);
+  const { logLevel, ...opts } = parseCliArgs(argv);
+  const sim = await startSimulator(opts);
+  process.stdout.write(`ComfyUI simulator listening on ${sim.url} (data: ${sim.dataDir}, log level: ${logLevel})\n`);
   const stop = (): void => {
     void sim.close().then(() => process.exit(0));
   };

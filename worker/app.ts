@@ -4,7 +4,7 @@ import type { ComfyClient } from './comfy/client';
 import type { Config } from './config';
 import { buildCore, doorContext, type CoreOptions } from './core';
 import { DOORS } from './doors';
-import { ConfigError } from './errors';
+import { ConfigError, WorkerError } from './errors';
 import type { JobEvents } from './jobs/events';
 import type { JobQueue } from './jobs/queue';
 import { cancelOrphanedSyncJobs } from './jobs/recovery';
@@ -12,8 +12,8 @@ import type { RunnerPool } from './jobs/runner-pool';
 import type { JobStore } from './jobs/store';
 import type { Upkeep } from './jobs/upkeep';
 
-/** How long a stopping worker lets the running job finish before leaving it for recovery. */
-const STOP_GRACE_MS = 10_000;
+/** How long a stopping worker lets webhook attempts in flight record their outcome. */
+const WEBHOOK_FLUSH_MS = 5_000;
 
 export type WorkerOptions = CoreOptions;
 
@@ -64,17 +64,39 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   let stopped: Promise<void> | undefined;
   const stop = () =>
     (stopped ??= (async () => {
+      const { logger } = core;
       core.upkeep.stop();
-      // Take no new job: closing the door cancels waiting callers' jobs, and the next pending
-      // job would otherwise be started only to be left for recovery.
+      // Admit nothing more (503 with Retry-After) and answer the callers whose jobs were not
+      // taken yet; take no new job, and give the ones in flight SHUTDOWN_GRACE_S to finish.
+      try {
+        await core.queue.close();
+      } catch (err) {
+        // An unusable database must not keep the rest of the stop from happening.
+        logger.error({ err }, 'could not answer the waiting callers while stopping');
+      }
       core.runner.pause();
+      await door.drain?.();
+      const graceS = config.jobs.shutdownGraceS;
+      await core.runner.stop(graceS * 1000);
+      const left = core.runner.runningJobIds;
+      if (left.length > 0) {
+        logger.warn(
+          { jobIds: left, graceS },
+          'stopping with jobs still running (SHUTDOWN_GRACE_S passed): left as they are, the next start recovers them',
+        );
+      }
+      core.queue.releaseWaiters(
+        new WorkerError(503, 'worker_stopping', 'The worker stopped before the job finished; it is kept for the next start', {
+          headers: { 'Retry-After': '5' },
+        }),
+      );
       await door.stop();
-      await core.runner.stop(STOP_GRACE_MS);
       core.webhooks.progress.stop();
-      core.webhooks.sender.stop();
+      await core.webhooks.sender.flush(WEBHOOK_FLUSH_MS);
       core.s3Clients.destroy();
       for (const backend of core.backends) backend.close();
       await core.store.close();
+      logger.info({ leftRunning: left.length }, 'worker stopped');
     })());
   return {
     url: door.url,

@@ -210,6 +210,7 @@ const envSchema = z.object({
   WORKER_ROLE: z.enum(['all', 'api', 'runner']).default('all'),
   JOB_SECRETS_KEY: optionalText,
   JOB_SECRETS_KEY_FILE: optionalText,
+  SHUTDOWN_GRACE_S: number(30, { min: 0, max: 3600 }),
 
   // Vast.ai door (WORKER_MODE=vast)
   WORKER_PORT: number(3000, { min: 0, int: true }),
@@ -383,6 +384,8 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       role: env.WORKER_ROLE,
       secretsKey: env.JOB_SECRETS_KEY,
       secretsKeyFile: env.JOB_SECRETS_KEY_FILE === undefined ? undefined : path.resolve(cwd, env.JOB_SECRETS_KEY_FILE),
+      /** SIGTERM/SIGINT: how long the running job may take to finish before it is left for recovery. */
+      shutdownGraceS: env.SHUTDOWN_GRACE_S,
     },
     vast: {
       port: env.WORKER_PORT,

@@ -91,12 +91,22 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     downloadMaxBytes: config.inputs.downloadMaxBytes,
     downloadTimeoutMs: config.inputs.downloadTimeoutS * 1000,
   };
+  const metrics = new Metrics({
+    queueDepth: async () => {
+      const counts = await store.counts();
+      return counts.pending + counts.running;
+    },
+    // An api-only worker has no ComfyUI of its own.
+    comfyUp: () => (config.jobs.role === 'api' ? [] : backends.map((b) => ({ backend: b.baseUrl, up: b.isReady }))),
+    webhookStates: () => store.webhooks.counts(),
+  });
   const defaults3 = s3Defaults(config.s3);
   const s3Clients = new S3Clients({
     connectTimeoutMs: config.s3.connectTimeoutS * 1000,
     attempts: config.s3.attempts,
     presignExpiresS: config.s3.presignExpiresS,
     allowPrivate: config.inputs.allowPrivateUrls,
+    onUpload: (result) => metrics.s3Upload(result),
   });
   const events = new JobEvents((err, event) => logger.error({ err, event }, 'a job event listener failed'));
   const outbound = createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls });
@@ -134,20 +144,12 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     stuckHours: config.upkeep.stuckHours,
   });
 
-  const metrics = new Metrics({
-    queueDepth: async () => {
-      const counts = await store.counts();
-      return counts.pending + counts.running;
-    },
-    // An api-only worker has no ComfyUI of its own.
-    comfyUp: () => (config.jobs.role === 'api' ? [] : backends.map((b) => ({ backend: b.baseUrl, up: b.isReady }))),
-    webhookStates: () => store.webhooks.counts(),
-  });
   events.on('submitted', (job) => metrics.jobSubmitted(job));
   events.on('finished', (job) => {
     const ran = job.startedAt !== null && job.completedAt !== null;
     metrics.jobFinished(job, job.status, ran ? (job.completedAt ?? 0) - (job.startedAt ?? 0) : undefined);
   });
+  for (const backend of backends) backend.session.on('reconnected', () => metrics.websocketReconnected(backend.baseUrl));
 
   const webhookClient = createOutboundClient({ allowPrivate: config.inputs.allowPrivateUrls });
   const webhooks = {

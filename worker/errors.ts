@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'timeout' // the job's deadline passed
   | 'cancelled'
   | 'client_disconnected'
+  | 'worker_stopping' // the worker is shutting down (SIGTERM/SIGINT); retry elsewhere
   | 'output_error' // outputs could not be fetched or delivered
   | 'internal';
 

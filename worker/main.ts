@@ -1,6 +1,6 @@
 // Entry point: read the environment once, start the worker for the configured mode, stop cleanly
 // on SIGTERM/SIGINT. A bad configuration exits with status 2 and a message naming the variable.
-import { startWorker } from './app';
+import { startWorker, type RunningWorker } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './observability/logger';
 
@@ -18,8 +18,8 @@ async function withSimulator(config: Config): Promise<{ config: Config; sim: { c
   return { config: { ...config, comfy: { ...config.comfy, baseUrl: sim.url, baseUrls: [sim.url] } }, sim };
 }
 
-/** The longest a SIGTERM/SIGINT stop may take (the runner alone may use 10 s of it). */
-const STOP_DEADLINE_MS = 30_000;
+/** Beyond SHUTDOWN_GRACE_S, what the rest of a stop (answers, webhooks, the database) may take. */
+const STOP_SLACK_MS = 15_000;
 
 async function main(): Promise<void> {
   let config: Config;
@@ -32,40 +32,63 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  let sim: { close(): Promise<void> } | undefined;
-  if (process.argv.includes('--simulate')) ({ config, sim } = await withSimulator(config));
   const logger = createLogger(config.log.level);
-  let worker;
+  let sim: { close(): Promise<void> } | undefined;
+  let worker: RunningWorker | undefined;
+  let stopping: string | undefined;
+  const stop = async (): Promise<void> => {
+    await worker?.stop();
+    await sim?.close();
+  };
+  // Registered before anything starts: a SIGTERM while the worker is starting (ComfyUI still
+  // loading, the database opening) is a clean stop too, once the start has got far enough to undo.
+  const shutdown = (signal: string) => {
+    if (stopping !== undefined) return;
+    stopping = signal;
+    logger.info({ signal }, 'stopping');
+    // A stop that cannot finish (a stuck socket, a wedged disk) must not keep the process alive.
+    setTimeout(
+      () => {
+        logger.error('stop did not finish in time; exiting');
+        process.exit(1);
+      },
+      config.jobs.shutdownGraceS * 1000 + STOP_SLACK_MS,
+    ).unref();
+    // During startup, the start's own continuation stops what it started.
+    if (worker === undefined) return;
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
   try {
-    worker = await startWorker(config, { logger });
+    if (process.argv.includes('--simulate')) ({ config, sim } = await withSimulator(config));
+    if (stopping === undefined) worker = await startWorker(config, { logger });
   } catch (err) {
     if (err instanceof ConfigError) {
       logger.fatal(err.message);
       process.stderr.write(`comfyui-worker: ${err.message}\n`);
+      await sim?.close();
       process.exit(2);
     }
     throw err;
   }
-  const shutdown = (signal: string) => {
-    logger.info({ signal }, 'stopping');
-    // A stop that cannot finish (a stuck socket, a wedged disk) must not keep the process alive.
-    setTimeout(() => {
-      logger.error('stop did not finish in time; exiting');
-      process.exit(1);
-    }, STOP_DEADLINE_MS).unref();
-    worker
-      .stop()
-      .then(() => sim?.close())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error({ err }, 'stop failed');
-          process.exit(1);
-        },
-      );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  if (stopping !== undefined) {
+    // The signal came while starting: stop what started, and exit as a stop does.
+    await stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  }
 }
 
 if (require.main === module) {

@@ -27,7 +27,7 @@ function scratch(files: Record<string, string>): string {
 }
 
 test('the project itself has no layering violation', () => {
-  const { status, output } = cruise(ROOT, ['worker', 'benchmark', 'modifiers', 'simulator']);
+  const { status, output } = cruise(ROOT, ['worker', 'benchmark', 'modifiers', 'simulator', 'cli']);
   expect(output).toContain('no dependency violations found');
   expect(status).toBe(0);
 });
@@ -61,4 +61,19 @@ test('a door importing another door, or the worker importing the simulator, fail
   expect(status).not.toBe(0);
   expect(output).toContain('no-door-to-door');
   expect(output).toContain('simulator-is-not-the-worker');
+});
+
+test('the command-line client may import contracts, nothing else of the worker; nothing imports it', () => {
+  const dir = scratch({
+    'cli/ok.ts': "import type { R } from '../worker/contracts/result';\nexport type T = R;\n",
+    'cli/deep.ts': "import { x } from '../worker/jobs/queue';\nexport const y = x;\n",
+    'worker/contracts/result.ts': 'export type R = number;\nexport const parse = 1;\n',
+    'worker/jobs/queue.ts': 'export const x = 1;\n',
+    'worker/app.ts': "import { y } from '../cli/deep';\nexport const z = y;\n",
+  });
+  const { status, output } = cruise(dir, ['cli', 'worker']);
+  expect(status).not.toBe(0);
+  expect(output).toContain('nothing-imports-the-cli: worker/app.ts');
+  expect(output).toContain('cli-is-a-client: cli/deep.ts');
+  expect(output).not.toContain('cli/ok.ts');
 });

@@ -1,6 +1,6 @@
 // Every way a job can go wrong on the ComfyUI side must end in a clear answer, never a hang.
 import { startSimulator, type Simulator } from '../../simulator';
-import { postJson, startTestWorker, until, type TestWorker } from '../support/worker';
+import { getJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
 import { saveWorkflow, slowWorkflow } from '../support/workflows';
 
 let sim: Simulator;
@@ -60,15 +60,13 @@ test('ComfyUI dies mid-job: the job fails within seconds; the next runs once Com
   expect(res.body.message).toMatch(/ComfyUI/);
   expect(Date.now() - started).toBeLessThan(10_000);
 
-  // While ComfyUI is down, new synchronous work is refused with a clear 503.
-  const refused = await sync({ workflow_json: saveWorkflow('down') });
-  expect(refused.status).toBe(503);
-  expect(refused.body.error.code).toBe('comfy_unavailable');
-
+  // While ComfyUI is down, new synchronous work waits for it (COMFY_READY_TIMEOUT_S).
+  const waiting = sync({ request_id: 'while-down', workflow_json: saveWorkflow('down') });
+  await until(async () => (await worker.queue.get('while-down')) !== undefined, 5_000, 'the job admitted');
   await sim.restart();
-  await until(() => worker.comfy.isReady, 10_000, 'worker reconnected');
-  const next = await sync({ workflow_json: saveWorkflow('after') });
+  const next = await waiting;
   expect(next.status).toBe(200);
+  expect(next.body.timings.comfy_wait_ms).toBeGreaterThan(0);
 });
 
 test('deadline: the prompt is interrupted and the answer is a 504', async () => {
@@ -109,22 +107,45 @@ test('slow /view still delivers', async () => {
   expect(res.body.output[0].data.length).toBeGreaterThan(10);
 });
 
-test('before ComfyUI answers, requests get 503 with a clear message', async () => {
+test('a synchronous request sent before ComfyUI is up waits for it, the wait in its timings', async () => {
   await worker.stop();
   await sim.crash();
-  worker = await startTestWorker(sim.url, {}, false);
-  const res = await sync({ workflow_json: saveWorkflow() });
-  expect(res.status).toBe(503);
-  expect(res.body.error.message).toContain('not ready');
+  worker = await startTestWorker(sim.url, { COMFY_READY_TIMEOUT_S: '30' }, false);
+  const early = sync({ request_id: 'early', workflow_json: saveWorkflow('early') });
+  await until(async () => (await worker.queue.get('early')) !== undefined, 5_000, 'the job admitted');
   await sim.restart();
-  await until(() => worker.comfy.isReady, 10_000, 'worker connected');
-  expect((await sync({ workflow_json: saveWorkflow() })).status).toBe(200);
+  const res = await early;
+  expect(res.status).toBe(200);
+  expect(res.body.status).toBe('completed');
+  expect(res.body.timings.comfy_wait_ms).toBeGreaterThan(0);
+  expect(res.body.timings.queue_ms).toBeGreaterThanOrEqual(res.body.timings.comfy_wait_ms);
+  // A job submitted once ComfyUI is up waited for nothing.
+  const later = await sync({ workflow_json: saveWorkflow('later') });
+  expect(later.body.timings.comfy_wait_ms).toBeUndefined();
+});
+
+test('when ComfyUI never comes, a synchronous request gets a clear 503 after COMFY_READY_TIMEOUT_S', async () => {
+  await worker.stop();
+  await sim.crash();
+  worker = await startTestWorker(sim.url, { COMFY_READY_TIMEOUT_S: '1' }, false);
+  const sent = Date.now();
+  const res = await sync({ workflow_json: saveWorkflow('never') });
+  expect(Date.now() - sent).toBeGreaterThanOrEqual(1_000);
+  expect(res.status).toBe(503);
+  expect(res.headers.get('retry-after')).toBe('5');
+  expect(res.body).toMatchObject({ status: 'failed', error: { code: 'comfy_unavailable' } });
+  expect(res.body.message).toContain('did not become ready within COMFY_READY_TIMEOUT_S (1 s)');
+  // Async jobs keep waiting for ComfyUI.
+  const queued = await postJson(`${worker.url}/generate`, { input: { request_id: 'async', workflow_json: saveWorkflow('a') } });
+  expect(queued.status).toBe(202);
+  await sim.restart();
+  await until(async () => (await worker.queue.get('async'))?.status === 'completed', 10_000, 'the async job to run');
 });
 
 test('ComfyUI away longer than the reconnect budget while the worker is idle: it comes back by itself', async () => {
   await sim.crash();
   await until(() => worker.comfy.session.state === 'down', 5_000, 'session down');
-  expect((await sync({ workflow_json: saveWorkflow('while_down') })).status).toBe(503);
+  expect((await getJson(`${worker.url}/health`)).status).toBe(503);
   await sim.restart();
   await until(() => worker.comfy.isReady, 15_000, 'reconnected without any job asking');
   expect((await sync({ workflow_json: saveWorkflow('back') })).status).toBe(200);

@@ -10,7 +10,7 @@ let worker: TestWorker;
 
 beforeAll(async () => {
   sim = await startSimulator({ nodeDelayMs: 20 });
-  worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '0.6' });
+  worker = await startTestWorker(sim.url, { JOB_TIMEOUT_S: '2' });
 });
 afterAll(async () => {
   await worker?.stop();
@@ -44,7 +44,7 @@ test('concurrent requests keep ComfyUI busy with at most two prompts: one execut
 });
 
 test("a deadline cancels only the worker's own prompt, never another client's", async () => {
-  sim.setNodeDelay({ ImageScale: 1_500 });
+  sim.setNodeDelay({ ImageScale: 5_000 }); // well past the worker's 2 s deadline
   try {
     // Another client's prompt is running in ComfyUI; the worker's prompt queues behind it.
     const other = (await (
@@ -59,7 +59,11 @@ test("a deadline cancels only the worker's own prompt, never another client's", 
     const mine = sim.prompts[sim.prompts.length - 1]!.prompt_id;
 
     const history = async (id: string) => (await (await fetch(`${sim.url}/history/${id}`)).json()) as Record<string, any>;
-    await until(async () => Object.keys(await history(other.prompt_id)).length > 0, 5_000, "the other client's prompt to finish");
+    await until(
+      async () => Object.keys(await history(other.prompt_id)).length > 0,
+      10_000,
+      "the other client's prompt to finish",
+    );
     expect((await history(other.prompt_id))[other.prompt_id].status.status_str).toBe('success');
     expect(await history(mine)).toEqual({}); // dequeued before it ever ran
   } finally {

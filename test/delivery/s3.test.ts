@@ -57,6 +57,9 @@ test('env-level settings: uploaded under <job id>/<subfolder>/<file>, presigned 
   expect(downloaded.subarray(0, 8).equals(PNG_MAGIC)).toBe(true);
   expect(downloaded.equals(await viewBytes(out.filename, 'shots'))).toBe(true);
   expect((await s3.get('outputs', `s3-env-1/shots/${out.filename}`))?.equals(downloaded)).toBe(true);
+  const metrics = await (await fetch(`${w.url}/metrics`)).text();
+  expect(metrics).toContain('comfyui_worker_s3_uploads_total{result="uploaded"} 1');
+  expect(metrics).not.toContain('comfyui_worker_s3_uploads_total{result="failed"}');
 });
 
 const ENV_SECRET = 'env-secret-8f3a9c1e';
@@ -140,6 +143,7 @@ test('a missing bucket is reported clearly', async () => {
   expect(res.body.output).toEqual([]);
   expect(res.body.message).toContain('bucket no-such-bucket does not exist (NoSuchBucket)');
   expect(res.body.error.details.outputs[0].upload_error).toContain('NoSuchBucket');
+  expect(await (await fetch(`${w.url}/metrics`)).text()).toContain('comfyui_worker_s3_uploads_total{result="failed"} 1');
 });
 
 test('the S3 server down during the upload: retried, then reported on the output and the job', async () => {

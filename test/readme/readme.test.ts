@@ -27,6 +27,8 @@ const NOT_RUN: Array<[prefix: string, why: string]> = [
   ['export ', "Vast's variables on a real instance"],
   ['curl -s https://$PUBLIC_IPADDR', "needs Vast's TLS certificate and a signature from its autoscaler"],
   ['npm run build && node', 'perf/ scripts: minutes long, and rebuilding would pull dist/ from under the other tests'],
+  ['npx comfyui-worker --simulate', 'a server that does not return: test/cli/serve.test.ts starts it so and stops it'],
+  ['mkdir -p models/checkpoints', 'needs a real checkpoint file, for Docker Compose'],
 ];
 
 interface Command {
@@ -68,6 +70,7 @@ function readmeCommands(): Command[] {
 
 const isCurl = (c: Command) => c.text.startsWith('curl ');
 const isSimulate = (c: Command) => /(^|\s)npm run simulate(\s|$)/.test(c.text);
+const isCli = (c: Command) => c.text.startsWith('npx comfyui-worker ');
 const notRun = (c: Command) => NOT_RUN.find(([prefix]) => c.text.startsWith(prefix));
 
 async function freePort(): Promise<number> {
@@ -159,7 +162,9 @@ afterAll(async () => {
     if (child.exitCode !== null || child.pid === undefined) continue;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     process.kill(-child.pid, 'SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 15_000)))]);
+    clearTimeout(timer);
     if (child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
   }
 });
@@ -168,7 +173,9 @@ const commands = readmeCommands();
 
 test('every README command is run here or listed with the reason it is not', () => {
   expect(commands.length).toBeGreaterThan(25);
-  const unclassified = commands.filter((c) => !isCurl(c) && !isSimulate(c) && !notRun(c)).map((c) => `line ${c.line}: ${c.text}`);
+  const unclassified = commands
+    .filter((c) => !isCurl(c) && !isSimulate(c) && !isCli(c) && !notRun(c))
+    .map((c) => `line ${c.line}: ${c.text}`);
   expect(unclassified).toEqual([]);
   // Each NOT_RUN entry still names a command of the README.
   for (const [prefix] of NOT_RUN) expect(commands.some((c) => c.text.startsWith(prefix))).toBe(true);
@@ -184,13 +191,12 @@ test('every curl example answers a non-error status, against a worker started as
 
   // The HTTP door as the quick start starts it; /comfy/* needs COMFY_PROXY (its section says so),
   // and "Access control" needs the keys set.
-  const [http, keyed, local, vastDoor] = await Promise.all([
-    startFromReadme(quickStart!.text, { COMFY_PROXY: 'true' }),
-    startFromReadme(quickStart!.text, { API_KEY, ADMIN_API_KEY }),
-    startFromReadme(runpod!.text),
-    startFromReadme(vast!.text),
-  ]);
-  const httpUrl = `http://127.0.0.1:${http!.port}`;
+  // One after the other: four at once would load a shared machine for nothing.
+  const http = await startFromReadme(quickStart!.text, { COMFY_PROXY: 'true' });
+  const keyed = await startFromReadme(quickStart!.text, { API_KEY, ADMIN_API_KEY });
+  const local = await startFromReadme(runpod!.text);
+  const vastDoor = await startFromReadme(vast!.text);
+  const httpUrl = `http://127.0.0.1:${http.port}`;
   // The job the /status and /admin/job examples name, ended before they run.
   const created = await fetch(`${httpUrl}/run`, {
     method: 'POST',
@@ -211,22 +217,45 @@ test('every curl example answers a non-error status, against a worker started as
   );
   // The Vast door answers /health 200 once its benchmark has run.
   await until(
-    async () => (await status(`http://127.0.0.1:${vastDoor!.port}/health`)) === 200,
+    async () => (await status(`http://127.0.0.1:${vastDoor.port}/health`)) === 200,
     60_000,
-    () => vastDoor!.output(),
+    () => vastDoor.output(),
   );
 
   const failures: string[] = [];
   let ran = 0;
+  // The command-line client's examples (before the curls: one of them deletes the example job), against the quick start's worker (COMFYUI_WORKER_URL stands
+  // for its default address), in a scratch folder holding misc/ and a photo.png; `npx comfyui-worker`
+  // is the clone's own bin.
+  const cliDir = tempDir('readme-cli-');
+  fs.symlinkSync(path.join(ROOT, 'misc'), path.join(cliDir, 'misc'));
+  const example = (await (await fetch(`${httpUrl}/status/${EXAMPLE_JOB_ID}`)).json()) as {
+    result: { output: Array<{ data: string }> };
+  };
+  fs.writeFileSync(path.join(cliDir, 'photo.png'), Buffer.from(example.result.output[0]!.data, 'base64'));
+  for (const command of commands.filter((c) => isCli(c) && !notRun(c))) {
+    const text = command.text.replace(/^npx comfyui-worker /, `node ${path.join(ROOT, 'cli', 'bin.js')} `);
+    const result = spawnSync('bash', ['-c', text], {
+      cwd: cliDir,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH ?? '', COMFYUI_WORKER_URL: httpUrl },
+    });
+    ran++;
+    if (result.status !== 0)
+      failures.push(`README line ${command.line}:\n${text}\n→ exit ${result.status}\n${result.stdout}${result.stderr}`);
+  }
+  expect(fs.readdirSync(path.join(cliDir, 'out')).length).toBeGreaterThanOrEqual(3);
+
   for (const command of commands.filter((c) => isCurl(c) && !notRun(c))) {
     const door = command.section.startsWith('The Vast.ai door')
-      ? vastDoor!
+      ? vastDoor
       : command.section.startsWith('The RunPod door')
-        ? local!
+        ? local
         : /\$(ADMIN_)?API_KEY/.test(command.text)
-          ? keyed!
-          : http!;
-    const result = runCurl(command.text, { '8000': door.port, '3000': vastDoor!.port });
+          ? keyed
+          : http;
+    const result = runCurl(command.text, { '8000': door.port, '3000': vastDoor.port });
     ran++;
     if (!result.ok) failures.push(`README line ${command.line}:\n${result.output}`);
   }

@@ -6,11 +6,19 @@ import { environmentVariables } from '../../worker/config';
 
 const README = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
 
-/** Rows of the README's variable tables: every name in the first cell → the second cell. */
+/**
+ * Rows of the README's variable tables (the Environment variables section, and the RunPod door's
+ * Variables it points to): every name in the first cell → the second cell.
+ */
 function variableRows(): Map<string, string> {
   const rows = new Map<string, string>();
+  let h2 = '';
+  let h3 = '';
   for (const line of README.split('\n')) {
-    if (!line.startsWith('| `')) continue;
+    if (line.startsWith('## ')) [h2, h3] = [line, ''];
+    if (line.startsWith('### ')) h3 = line;
+    const inTables = h2 === '## Environment variables' || (h2.startsWith('## The RunPod door') && h3 === '### Variables');
+    if (!inTables || !line.startsWith('| `')) continue;
     const [, first = '', second = ''] = line.split('|');
     for (const match of first.matchAll(/`([A-Z][A-Z0-9_<>]+)`/g)) rows.set(match[1]!, second.trim());
   }

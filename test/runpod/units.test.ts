@@ -86,6 +86,7 @@ describe("the hosted API's job view", () => {
     const timings = {
       queued_at_ms: 0,
       started_at_ms: 0,
+      queue_ms: 0,
       preprocess_ms: 0,
       generation_ms: 0,
       postprocess_ms: 0,

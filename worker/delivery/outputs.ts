@@ -91,10 +91,12 @@ async function deliverFile(
   if (plan.s3) {
     try {
       output.url = await uploadWithRetries(http, ref, plan, plan.s3, signal);
+      plan.s3.clients.uploaded('uploaded');
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       output.upload_error = failure(err);
       failed = true;
+      plan.s3.clients.uploaded('failed');
     }
   }
   if (plan.inline) {

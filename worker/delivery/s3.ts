@@ -143,6 +143,8 @@ export interface S3Options {
   presignExpiresS: number;
   /** ALLOW_PRIVATE_URLS: request-given endpoints may then be private. */
   allowPrivate: boolean;
+  /** Told how each output file's upload ended (the metrics count them). */
+  onUpload?: (result: 'uploaded' | 'failed') => void;
 }
 
 /** One S3 client per destination, reused across jobs (a few are kept). */
@@ -152,6 +154,11 @@ export class S3Clients {
 
   constructor(opts: S3Options) {
     this.opts = opts;
+  }
+
+  /** An output file's upload ended, after its retries. */
+  uploaded(result: 'uploaded' | 'failed'): void {
+    this.opts.onUpload?.(result);
   }
 
   get presignExpiresS(): number {

@@ -18,12 +18,22 @@ export interface DoorContext {
   upkeep: Pick<Upkeep, 'cleanup' | 'resetStuck'>;
   backend: BackendStatus;
   contracts: ContractContext;
-  metrics: { render(): Promise<{ contentType: string; body: string }> };
+  metrics: {
+    render(): Promise<{ contentType: string; body: string }>;
+    /** Where the benchmark score is read from at scrape time (the Vast door's benchmark). */
+    benchmarkScore(read: () => number | undefined): void;
+  };
 }
 
 export interface DoorHandle {
   /** Where the door can be reached, e.g. http://127.0.0.1:8000 */
   url: string;
+  /**
+   * Called first when the worker stops, before the running jobs get their grace period: a door
+   * with its own way of ending the job in hand (RunPod's job loop) does it here.
+   */
+  drain?(): Promise<void>;
+  /** Called once the jobs have ended or been left for recovery, and their callers answered. */
   stop(): Promise<void>;
 }
 

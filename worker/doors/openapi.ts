@@ -62,7 +62,8 @@ export const errorResponseSchema = z.object({ error: errorBodySchema });
 
 /** Schemas shown once under components and referred to by $ref. */
 const COMPONENTS: ReadonlyArray<[string, z.ZodType]> = [
-  ['Workflow', workflowSchema],
+  // Request fields that take a workflow point here (contracts mark them with WORKFLOW_SCHEMA_REF).
+  [WORKFLOW_SCHEMA_REF.replace('#/components/schemas/', ''), workflowSchema],
   ['Error', errorResponseSchema],
 ];
 
@@ -212,8 +213,6 @@ export const OPENAPI_ROUTE: RouteDoc = {
 
 /** Shared parameter and body shapes of the doors' route lists. */
 export const docs = {
-  errorResponseSchema,
-  workflowRef: WORKFLOW_SCHEMA_REF,
   error(description: string): ResponseDoc {
     return { description, body: { schema: errorResponseSchema } };
   },

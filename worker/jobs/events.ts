@@ -6,6 +6,8 @@ import type { JobProgress, JobRecord } from './types';
 
 export interface JobEventMap {
   submitted: [JobRecord];
+  /** A runner took the job from the queue (the jobs behind it move up). */
+  taken: [JobRecord];
   started: [JobRecord];
   progress: [JobRecord, JobProgress];
   /** Every websocket event of the job's prompt (the benchmark counts sampler steps with it). */

@@ -101,6 +101,7 @@ export async function deliverFinished(
     timings: {
       queued_at_ms: queuedAt,
       started_at_ms: marks.started,
+      queue_ms: Math.max(0, marks.started - queuedAt),
       preprocess_ms: marks.submitted - marks.started,
       generation_ms: marks.generated - marks.submitted,
       postprocess_ms: finished - marks.generated,

@@ -17,6 +17,11 @@ export type { RecentJob, StatusCounts };
 /** An inline output's bytes (undefined if not kept, or gone). */
 export type InlineFiles = (output: JobOutput) => Base64Source | undefined;
 
+interface Waiter {
+  resolve(job: JobRecord): void;
+  reject(err: unknown): void;
+}
+
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 
 /** Files are read in pieces of 3 × 64 KiB, so each piece but the last is whole base64 groups. */
@@ -25,28 +30,50 @@ const READ_BYTES = 3 * 64 * 1024;
 const PROGRESS_SAVE_MS = 500;
 /** With a shared store, a waiting caller's job is also read again this often. */
 const SHARED_WAIT_POLL_MS = 2_000;
+/** With a shared store, watchers (the event stream) read the job again this often. */
+const SHARED_WATCH_MS = 1_000;
 
 export class JobQueue {
   private readonly store: JobStore;
   private readonly runner: RunnerPool;
   private readonly events: JobEvents;
   private readonly maxQueueSize: number;
-  private readonly waiters = new Map<string, Set<(job: JobRecord) => void>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** What watch() subscribers to tell, by job id. */
+  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Set when the worker stops: new jobs are refused with it. */
+  private closed: WorkerError | undefined;
+  /** With a shared store: tells watchers to read again now and then. */
+  private watchTicker: NodeJS.Timeout | undefined;
 
   constructor(opts: { store: JobStore; runner: RunnerPool; events: JobEvents; maxQueueSize: number }) {
     this.store = opts.store;
     this.runner = opts.runner;
     this.events = opts.events;
     this.maxQueueSize = opts.maxQueueSize;
+    // One set of listeners for every watch: a job's own events tell its watchers, a job taken or
+    // ended tells them all (queue positions move).
+    const everyWatcher = () => this.notifyWatchers();
+    const ownWatchers = (job: JobRecord) => {
+      for (const notify of this.watchers.get(job.id) ?? []) notify();
+    };
+    this.events.on('taken', everyWatcher);
+    this.events.on('finished', everyWatcher);
+    this.events.on('started', ownWatchers);
+    this.events.on('progress', ownWatchers);
     this.events.on('finished', (job) => this.resolveWaiters(job));
     if (this.store.shared) this.followOtherWorkers();
+  }
+
+  private notifyWatchers(): void {
+    for (const set of this.watchers.values()) for (const notify of set) notify();
   }
 
   private resolveWaiters(job: JobRecord): void {
     const waiting = this.waiters.get(job.id);
     if (!waiting) return;
     this.waiters.delete(job.id);
-    for (const resolve of waiting) resolve(job);
+    for (const waiter of waiting) waiter.resolve(job);
   }
 
   /**
@@ -56,6 +83,8 @@ export class JobQueue {
    */
   private followOtherWorkers(): void {
     this.store.onMessage((message) => {
+      // Jobs taken and ended elsewhere move queue positions here too.
+      if (message.type === 'finished' || message.type === 'queued') this.notifyWatchers();
       if (message.type === 'finished') {
         if (!this.waiters.has(message.jobId)) return;
         void this.store.get(message.jobId).then(
@@ -79,10 +108,62 @@ export class JobQueue {
       void this.store.saveProgress(job.id, progress).catch(() => undefined);
     });
     this.events.on('finished', (job) => savedAt.delete(job.id));
+    // Progress and starts on other workers come as no event here: watchers read again each second.
+    this.watchTicker = setInterval(() => this.notifyWatchers(), SHARED_WATCH_MS);
+    this.watchTicker.unref();
+  }
+
+  /** The worker is stopping (close() was called): nothing new is admitted. */
+  get stopping(): boolean {
+    return this.closed !== undefined;
+  }
+
+  /**
+   * The worker is stopping: every later submit is refused (503 with Retry-After), and each job a
+   * caller waits for on its connection that has not been taken yet ends now, failed with a 503,
+   * so that caller gets an answer instead of a dropped connection. Async jobs stay pending for
+   * the next process.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    clearInterval(this.watchTicker);
+    const closed = new WorkerError(503, 'worker_stopping', 'The worker is stopping; retry shortly (on another worker)', {
+      headers: { 'Retry-After': '5' },
+    });
+    this.closed = closed;
+    const error = closed.toBody();
+    // A shared store's other synchronous jobs are waited for on other workers: only ours end.
+    const ours = async () => {
+      const jobs = await Promise.all([...this.waiters.keys()].map((id) => this.store.get(id)));
+      return jobs.filter((job): job is JobRecord => job?.status === 'pending' && job.sync);
+    };
+    for (const job of this.store.shared ? await ours() : await this.store.pendingSync()) {
+      if (!(await this.store.finish(job.id, 'failed', { error }))) continue;
+      const final = await this.store.get(job.id);
+      if (final) this.events.emit('finished', final);
+    }
+    // Callers waiting on a job that stays queued for the next process (RunPod's /runsync) are
+    // answered now with how it stands.
+    for (const [id, set] of [...this.waiters]) {
+      if ((await this.store.get(id))?.status !== 'pending') continue;
+      if (this.waiters.get(id) === set) this.waiters.delete(id);
+      for (const waiter of set) waiter.reject(closed);
+    }
+  }
+
+  /**
+   * Ends every wait still open (a job left running at a stop, for the next process to recover):
+   * each waiting caller is answered with this error rather than having its connection dropped.
+   */
+  releaseWaiters(error: WorkerError): void {
+    const waiting = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of waiting) for (const waiter of set) waiter.reject(error);
   }
 
   /** Stores the job and wakes the runner. 503 with Retry-After when MAX_QUEUE_SIZE jobs wait. */
   async submit(job: NewJob): Promise<JobRecord> {
+    if (this.closed) throw this.closed;
     if ((await this.store.pendingCount()) >= this.maxQueueSize) {
       throw new WorkerError(503, 'queue_full', `The queue is full (${this.maxQueueSize} jobs waiting); retry shortly`, {
         headers: { 'Retry-After': '5' },
@@ -233,6 +314,33 @@ export class JobQueue {
     return job.status === 'pending' ? await this.store.queuePosition(job) : undefined;
   }
 
+  /**
+   * Tells `onChange` whenever what a job shows may have changed: a job ahead of it was taken or
+   * ended (its queue position), it started or progressed (node, step). Calls are coalesced to one
+   * per turn of the event loop; the listener reads the job's state itself. In memory, from the
+   * job events: nothing is polled. Returns the unsubscribe.
+   */
+  watch(id: string, onChange: () => void): () => void {
+    let queued = false;
+    let subscribed = true;
+    const notify = () => {
+      if (queued) return;
+      queued = true;
+      setImmediate(() => {
+        queued = false;
+        if (subscribed) onChange();
+      });
+    };
+    let set = this.watchers.get(id);
+    if (!set) this.watchers.set(id, (set = new Set()));
+    set.add(notify);
+    return () => {
+      subscribed = false;
+      set.delete(notify);
+      if (set.size === 0 && this.watchers.get(id) === set) this.watchers.delete(id);
+    };
+  }
+
   /** Someone is still waiting on a connection for this job's answer. */
   hasWaiters(id: string): boolean {
     return (this.waiters.get(id)?.size ?? 0) > 0;
@@ -254,10 +362,17 @@ export class JobQueue {
         if (waiting.size === 0 && this.waiters.get(id) === waiting) this.waiters.delete(id);
         signal?.removeEventListener('abort', onAbort);
       };
-      const waiter = (final: JobRecord) => {
-        clearInterval(poll);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(final);
+      const waiter: Waiter = {
+        resolve: (final) => {
+          clearInterval(poll);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(final);
+        },
+        reject: (err) => {
+          clearInterval(poll);
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       const onAbort = () => {
         leave();

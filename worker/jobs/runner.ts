@@ -90,6 +90,8 @@ export class Runner {
   /** Jobs left running by a previous process are dealt with before the first claim. */
   private recovered = false;
   private readonly stopController = new AbortController();
+  /** The last time the runner waited for ComfyUI to come (epoch ms): jobs older report the wait. */
+  private comfyWait: { from: number; to: number } | undefined;
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
@@ -222,6 +224,7 @@ export class Runner {
             // A shared store handed back a job a worker that died left running: reconcile it first.
             await this.recoverOne(job);
           } else if (job) {
+            this.opts.events.emit('taken', job);
             this.launch(job);
             this.opts.siblings?.activity();
           } else await this.idle();
@@ -258,17 +261,41 @@ export class Runner {
     });
   }
 
+  /**
+   * Waits for ComfyUI. A caller waiting on its connection waits with its job in the queue for up
+   * to COMFY_READY_TIMEOUT_S from its request, then gets a 503; async jobs keep waiting. The wait
+   * ends at the earliest such deadline, so each caller gets its answer on time.
+   */
   private async waitForComfy(): Promise<void> {
+    const { store, readyTimeoutMs, logger } = this.opts;
+    const waitFrom = store.now() * 1000;
+    const oldest = (await store.pendingSync())[0];
+    const timeoutMs = oldest === undefined ? readyTimeoutMs : oldest.createdAt * 1000 + readyTimeoutMs - waitFrom;
     try {
-      await this.opts.comfy.waitUntilReady(this.opts.readyTimeoutMs, this.stopController.signal);
+      await this.opts.comfy.waitUntilReady(Math.max(0, timeoutMs), this.stopController.signal);
+      this.comfyWait = { from: waitFrom, to: store.now() * 1000 };
     } catch (err) {
       if (this.stopping) return;
-      // ComfyUI stays away: answer the callers waiting on a connection (unless another backend
-      // can run their jobs); async jobs keep waiting.
-      const error = toWorkerError(err);
+      // Another backend can run their jobs: nobody needs failing.
       if (this.opts.siblings?.readyElsewhere()) return;
-      this.opts.logger.error({ err: error.message }, 'ComfyUI unavailable; failing waiting synchronous jobs');
-      await this.failWaitingSyncJobs(error);
+      const error = toWorkerError(err);
+      const now = store.now() * 1000;
+      const due = (await store.pendingSync()).filter((job) => job.createdAt * 1000 + readyTimeoutMs <= now + 1);
+      if (due.length === 0) return;
+      const timeoutS = Math.round(readyTimeoutMs / 100) / 10;
+      logger.error(
+        { err: error.message, jobIds: due.map((j) => j.id) },
+        'ComfyUI unavailable; failing synchronous jobs that waited COMFY_READY_TIMEOUT_S',
+      );
+      const failure = new WorkerError(
+        503,
+        'comfy_unavailable',
+        `ComfyUI at ${this.opts.comfy.baseUrl} did not become ready within COMFY_READY_TIMEOUT_S (${timeoutS} s) of the request: ${error.message}`,
+        { headers: { 'Retry-After': '5' } },
+      );
+      for (const job of due) {
+        if (await store.finish(job.id, 'failed', { error: failure.toBody() })) await this.emitFinished(job.id);
+      }
     }
   }
 
@@ -394,6 +421,9 @@ export class Runner {
         events.emit('comfyEvent', job, event);
         if (tracker.update(event)) events.emit('progress', job, tracker.snapshot());
       });
+      const wait = this.comfyWait;
+      const waitedMs = wait === undefined ? 0 : wait.to - Math.max(wait.from, job.createdAt * 1000);
+      if (waitedMs > 0) result.timings.comfy_wait_ms = Math.round(waitedMs);
       const at = store.now();
       if (await store.finish(job.id, 'completed', { result, files, at })) {
         final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };

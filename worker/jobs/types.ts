@@ -57,6 +57,10 @@ export interface NewJob {
 export interface JobTimings {
   queued_at_ms: number;
   started_at_ms: number;
+  /** From submission to the start of its run (waiting behind other jobs, or for ComfyUI). */
+  queue_ms: number;
+  /** The part of queue_ms spent waiting for ComfyUI to become reachable (only when it did). */
+  comfy_wait_ms?: number;
   preprocess_ms: number;
   generation_ms: number;
   postprocess_ms: number;

@@ -1,7 +1,8 @@
 // Prometheus metrics on one registry per worker (no process-wide default registry). A leaf: it
-// imports nothing of the worker. The core feeds it (job events, webhook results) and gives it
-// functions to read the gauges from when /metrics is scraped.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// imports nothing of the worker. The core feeds it (job events, webhook and S3 results, websocket
+// reconnects) and gives it functions to read the gauges from when /metrics is scraped. Label
+// values are bounded: doors, contracts, statuses, results, backends (configured), never job ids.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Where the gauges read their values, at scrape time. */
 export interface MetricsSources {
@@ -25,9 +26,37 @@ export class Metrics {
   private readonly jobsFinished: Counter<'source' | 'contract' | 'status'>;
   private readonly jobDuration: Histogram<'source' | 'contract' | 'status'>;
   private readonly webhookAttempts: Counter<'result'>;
+  private readonly s3Uploads: Counter<'result'>;
+  private readonly reconnects: Counter<'backend'>;
+  /** The Vast door's benchmark score, read at scrape time once a door says where. */
+  private readBenchmark: (() => number | undefined) | undefined;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
+    // The process: CPU, memory, heap, event-loop lag, handles, open files, GC.
+    collectDefaultMetrics({ register: this.registry });
+    this.s3Uploads = new Counter({
+      name: 'comfyui_worker_s3_uploads_total',
+      help: 'Output files sent to S3, by result (uploaded, failed)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.reconnects = new Counter({
+      name: 'comfyui_worker_websocket_reconnects_total',
+      help: "Times a ComfyUI backend's websocket came back after it was lost",
+      labelNames: ['backend'],
+      registers,
+    });
+    // Read at scrape time, from wherever the door that runs the benchmark says.
+    const benchmark: Gauge = new Gauge({
+      name: 'comfyui_worker_benchmark_max_perf',
+      help: 'The startup benchmark score (max_perf, workload per second) the Vast door reports; absent elsewhere',
+      registers,
+      collect: () => {
+        const score = this.readBenchmark?.();
+        if (score !== undefined) benchmark.set(score);
+      },
+    });
     this.jobsSubmitted = new Counter({
       name: 'comfyui_worker_jobs_submitted_total',
       help: 'Jobs accepted',
@@ -94,6 +123,19 @@ export class Metrics {
 
   webhookAttempt(result: 'delivered' | 'retrying' | 'failed'): void {
     this.webhookAttempts.inc({ result });
+  }
+
+  s3Upload(result: 'uploaded' | 'failed'): void {
+    this.s3Uploads.inc({ result });
+  }
+
+  websocketReconnected(backend: string): void {
+    this.reconnects.inc({ backend });
+  }
+
+  /** Where the benchmark score is read from (the door that runs the benchmark says). */
+  benchmarkScore(read: () => number | undefined): void {
+    this.readBenchmark = read;
   }
 
   /** The text exposition format, for GET /metrics. */

@@ -26,13 +26,33 @@ export class StreamedJson {
     return `\u0000${this.nonce}:${this.sources.length - 1}`;
   }
 
-  /** Sends `value` as the answer, with the status and Express's JSON content type. */
-  async send(res: ServerResponse, status: number, value: unknown): Promise<void> {
+  /** The JSON text around the placeholders, and the source that goes between each two. */
+  private split(value: unknown): { texts: string[]; files: Base64Source[] } {
     const text = JSON.stringify(value);
     // JSON.stringify writes U+0000 as \u0000: split there; odd parts are source indexes.
     const parts = this.nonce === undefined ? [text] : text.split(new RegExp(`\\\\u0000${this.nonce}:(\\d+)`));
     const texts = parts.filter((_, i) => i % 2 === 0);
     const files = parts.filter((_, i) => i % 2 === 1).map((i) => this.sources[Number(i)]!);
+    return { texts, files };
+  }
+
+  /**
+   * Writes `value` into an answer already under way (an event stream), between `before` and
+   * `after`, without ending it; false once the client has gone.
+   */
+  async writeTo(res: ServerResponse, value: unknown, before = '', after = ''): Promise<boolean> {
+    const { texts, files } = this.split(value);
+    texts[0] = before + texts[0]!;
+    texts[texts.length - 1] += after;
+    for (let i = 0; i < files.length; i++) {
+      if (!(await write(res, texts[i]!)) || !(await sendBase64(res, files[i]!))) return false;
+    }
+    return write(res, texts[texts.length - 1]!);
+  }
+
+  /** Sends `value` as the answer, with the status and Express's JSON content type. */
+  async send(res: ServerResponse, status: number, value: unknown): Promise<void> {
+    const { texts, files } = this.split(value);
     const length =
       texts.reduce((sum, t) => sum + Buffer.byteLength(t), 0) + files.reduce((sum, f) => sum + base64Length(f.size), 0);
     res.statusCode = status;

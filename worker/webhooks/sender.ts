@@ -47,6 +47,10 @@ export interface SenderOptions<J extends WebhookJob> {
 export class WebhookSender<J extends WebhookJob> {
   private readonly opts: SenderOptions<J>;
   private readonly inFlight = new Set<string>();
+  /** The attempts in flight, so a stop can let them record their outcome. */
+  private readonly attempts = new Set<Promise<void>>();
+  /** Stopping: no new attempt starts, those in flight finish. */
+  private draining = false;
   /** Deliveries that failed for a reason of ours, and when they may be tried again (ms). */
   private readonly cooling = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -80,12 +84,28 @@ export class WebhookSender<J extends WebhookJob> {
     clearTimeout(this.timer);
   }
 
+  /**
+   * Stops after letting the attempts in flight finish and record their outcome (delivered, or a
+   * retry for the next process), for at most `graceMs`; what is still in flight then is abandoned.
+   */
+  async flush(graceMs: number): Promise<void> {
+    if (this.stopped) return;
+    this.draining = true;
+    clearTimeout(this.timer);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([Promise.allSettled([...this.attempts]), grace]);
+    clearTimeout(timer);
+    this.draining = false;
+    this.stop();
+  }
+
   get pending(): number {
     return this.inFlight.size;
   }
 
   wake(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.draining) return;
     // One pass at a time: a wake during a pass runs another pass after it.
     if (this.dispatching) {
       this.again = true;
@@ -122,7 +142,7 @@ export class WebhookSender<J extends WebhookJob> {
       );
       for (const delivery of due.slice(0, free)) {
         this.inFlight.add(delivery.jobId);
-        this.send(delivery)
+        const attempt = this.send(delivery)
           .catch((err: unknown) => {
             // Not the receiver's fault (the database, rendering the body): try this one again
             // in a minute rather than at once, which would spin.
@@ -134,8 +154,10 @@ export class WebhookSender<J extends WebhookJob> {
           })
           .finally(() => {
             this.inFlight.delete(delivery.jobId);
+            this.attempts.delete(attempt);
             this.wake();
           });
+        this.attempts.add(attempt);
       }
     }
     await this.schedule();

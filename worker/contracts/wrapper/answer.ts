@@ -58,5 +58,8 @@ export async function sendResult(queue: JobQueue, job: JobRecord, res: Response)
     },
     await queue.progress(job.id),
   );
-  await body.send(res, wrapperHttpStatus(job), result);
+  const status = wrapperHttpStatus(job);
+  // A 503 (ComfyUI unavailable, the worker stopping) is worth retrying shortly.
+  if (status === 503 && !res.headersSent) res.setHeader('Retry-After', '5');
+  await body.send(res, status, result);
 }

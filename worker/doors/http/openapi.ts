@@ -121,7 +121,7 @@ const backendSchema = z.looseObject({
 });
 
 const healthSchema = z.looseObject({
-  status: z.enum(['healthy', 'unhealthy']),
+  status: z.enum(['healthy', 'unhealthy', 'stopping']),
   database_path: z.string(),
   job_stats: countsSchema.extend({ total: z.number().int() }).nullable(),
   queue_depth: z.number().int().nullable(),
@@ -135,7 +135,7 @@ const cancelSchema = z.object({ message: z.string(), status: z.string() });
 /** The SSE stream of POST /generate/stream (the api-wrapper's, api-wrapper-compat §10). */
 const streamSchema = z.string().meta({
   description:
-    'text/event-stream, one `data: <json>` event per change: first {request_id, status: "queued", message: "Request queued", timestamp}; then, when the status, message or queue position changes, {request_id, status, message, timestamp, elapsed_time, queue_info, queue_position: {current_queue, position, queue_size, estimated_wait_time}, ...}; finally {request_id, status: "final_result", result: <the Result>, elapsed_time}, or {status: "error", message}',
+    'text/event-stream, one `data: <json>` event per change: first {request_id, status: "queued", message: "Request queued", timestamp}; then, when the status, message, queue position or progress changes, {request_id, status, message, timestamp, elapsed_time, queue_info, queue_position: {current_queue, position, queue_size, estimated_wait_time}, progress?}; finally {request_id, status: "final_result", result: <the Result>, elapsed_time}, or {status: "error", message}',
 });
 
 function routes(comfyProxy: boolean): RouteDoc[] {
@@ -153,7 +153,8 @@ function routes(comfyProxy: boolean): RouteDoc[] {
           body: { schema: healthSchema },
         },
         '503': {
-          description: 'unhealthy: ComfyUI unreachable, websocket closed or the database unusable',
+          description:
+            'unhealthy: ComfyUI unreachable, websocket closed or the database unusable; or stopping (SIGTERM/SIGINT, with Retry-After)',
           body: { schema: healthSchema },
         },
       },
@@ -192,7 +193,12 @@ function routes(comfyProxy: boolean): RouteDoc[] {
         '413': docs.error('body over MAX_BODY_MB'),
         '500': resultOf('a node raised, or outputs could not be delivered (failed Result)'),
         '502': resultOf('ComfyUI went away mid-job (failed Result)'),
-        '503': { ...docs.error('ComfyUI not ready, or the queue is full'), headers: { 'Retry-After': 'seconds' } },
+        '503': {
+          ...docs.error(
+            'ComfyUI did not come within COMFY_READY_TIMEOUT_S of the request (a failed Result), its GPU needs a restart, the queue is full, or the worker is stopping',
+          ),
+          headers: { 'Retry-After': 'seconds' },
+        },
         '504': resultOf('the deadline (JOB_TIMEOUT_S) passed (failed Result)'),
       },
     },
@@ -202,10 +208,18 @@ function routes(comfyProxy: boolean): RouteDoc[] {
       summary: 'Run a job and stream its progress as server-sent events, ending with the Result',
       tags: ['api-wrapper'],
       body: wrapperBody,
+      params: [
+        {
+          name: 'cancel_on_disconnect',
+          in: 'query',
+          description: 'true: the client leaving cancels the job (default false: the job runs on, readable at /result/{id})',
+          schema: z.string(),
+        },
+      ],
       responses: {
         '200': { description: 'the event stream', body: { schema: streamSchema, contentType: 'text/event-stream' } },
         '400': docs.error('invalid request, naming the field'),
-        '503': { ...docs.error('the queue is full'), headers: { 'Retry-After': 'seconds' } },
+        '503': { ...docs.error('the queue is full, or the worker is stopping'), headers: { 'Retry-After': 'seconds' } },
       },
     },
     {

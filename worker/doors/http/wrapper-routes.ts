@@ -9,6 +9,8 @@ import type { DoorContext } from '../door';
 import { answerWhenFinished, notReadyError, sendResult } from '../../contracts/wrapper/answer';
 import { parseWrapperRequest } from '../../contracts/wrapper/request';
 import { toWrapperResult, type WrapperResult } from '../../contracts/wrapper/result';
+import { streamJob } from '../../contracts/wrapper/stream';
+import { queryBool } from './query';
 
 /** How long POST /cancel waits for a running job to let go, to report how it really ended. */
 const CANCEL_SETTLE_MS = 5_000;
@@ -17,14 +19,31 @@ export function wrapperRoutes(deps: Pick<DoorContext, 'jobs' | 'backend' | 'cont
   const router = Router();
   const { jobs: queue } = deps;
 
-  /** Admits a job, waits for it and answers with the Result envelope. */
+  /**
+   * Admits a job, waits for it and answers with the Result envelope. While ComfyUI is still
+   * starting (or away) the job waits for it in the queue, up to COMFY_READY_TIMEOUT_S (the runner
+   * answers 503 after that); only a GPU that needs a restart is refused at once.
+   */
   router.post('/generate/sync', async (req, res) => {
-    if (!deps.backend.isReady) throw notReadyError(deps.backend);
+    if (deps.backend.gpuFault !== undefined) throw notReadyError(deps.backend);
     const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
     // The caller may have gone while the request was checked (URL lookups): run nothing for nobody.
     if (req.socket.destroyed) return;
     const job = await queue.submit({ id, source: 'http', contract: WRAPPER, sync: true, spec, secrets });
     await answerWhenFinished(queue, job, res);
+  });
+
+  /**
+   * Admits a job and streams its progress as server-sent events, ending with its Result. The job
+   * outlives the stream (like /generate's) unless ?cancel_on_disconnect=true.
+   */
+  router.post('/generate/stream', async (req, res) => {
+    const cancelOnDisconnect = queryBool(req.query.cancel_on_disconnect, 'cancel_on_disconnect', false);
+    const { id, spec, secrets } = await parseWrapperRequest(req.body, deps.contracts, req.headers);
+    if (req.socket.destroyed && cancelOnDisconnect) return;
+    // A job that outlives its caller is an async one: it waits for ComfyUI and survives a restart.
+    const job = await queue.submit({ id, source: 'http', contract: WRAPPER, sync: cancelOnDisconnect, spec, secrets });
+    await streamJob(queue, job, res, { cancelOnDisconnect });
   });
 
   /** Admits a job and answers 202 at once; it waits in the queue even while ComfyUI is away. */

@@ -33,6 +33,8 @@ export interface RunpodContext {
   events: JobEventSource;
   comfy: { readonly isReady: boolean };
   contract: WorkerComfyContext;
+  /** The /metrics text (the local test API serves it). */
+  metrics: Pick<DoorContext['metrics'], 'render'>;
 }
 
 export function fromDoor(door: DoorContext): RunpodContext {
@@ -42,6 +44,7 @@ export function fromDoor(door: DoorContext): RunpodContext {
     logger: door.logger,
     events: door.events,
     comfy: door.backend,
+    metrics: door.metrics,
     contract: { inputs: door.contracts.inputs, delivery: door.contracts.delivery },
     jobs: {
       submit: (job) => jobs.submit(job),

@@ -9,7 +9,7 @@ import { ConfigError } from '../../config';
 import type { JobRecord } from '../../jobs/types';
 import { createOutboundClient } from '../../net/outbound';
 import type { DoorHandle, StartDoor } from '../door';
-import { close, listen } from '../listen';
+import { ANSWER_DRAIN_MS, close, listen } from '../listen';
 import { fromDoor, type RunpodContext } from './context';
 import { ControlPlane, RUNPOD_PROTOCOL_VERSION } from './control-plane';
 import { Heartbeat } from './heartbeat';
@@ -81,7 +81,8 @@ function startServerless(ctx: RunpodContext, getJobUrl: string): DoorHandle {
     },
     'runpod door started: serverless job loop',
   );
-  return { url: `runpod://${workerId}`, stop: () => door.stop() };
+  // The job loop ends its job itself, within RUNPOD_STOP_GRACE_S, and posts its result.
+  return { url: `runpod://${workerId}`, drain: () => door.stop(), stop: () => door.stop() };
 }
 
 async function startLocal(ctx: RunpodContext): Promise<DoorHandle> {
@@ -98,7 +99,7 @@ async function startLocal(ctx: RunpodContext): Promise<DoorHandle> {
   return {
     url,
     stop: async () => {
-      await close(server);
+      await close(server, ANSWER_DRAIN_MS);
       await api.stop();
     },
   };
@@ -122,6 +123,7 @@ export const startRunpodDoor: StartDoor = async (core) => {
   }
   return {
     url: door.url,
+    drain: door.drain,
     stop: async () => {
       await door.stop();
       unwatch();

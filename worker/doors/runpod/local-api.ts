@@ -5,7 +5,8 @@
 //   POST /run → {id, status: "IN_QUEUE"}            POST /runsync[?wait=ms] → the job, or its status
 //   GET|POST /status/{id}    POST /cancel/{id}      POST /retry/{id}    POST /purge-queue
 //   GET /health → {jobs: {completed, failed, inProgress, inQueue, retried}, workers: {...}}
-//   GET /openapi.json (the API description, at the top only)
+//   GET /metrics → the worker's Prometheus metrics, and GET /openapi.json (the API description):
+//   not hosted-API routes, at the top only
 // Statuses IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED, TIMED_OUT (the job's deadline,
 // JOB_TIMEOUT_S); delayTime and executionTime in ms. An input worker-comfyui refuses is accepted
 // as the hosted API accepts it and the job is FAILED with worker-comfyui's message (kept in
@@ -344,6 +345,10 @@ export class LocalApi {
     app.set('etag', false);
     app.use(express.json({ limit: maxBodyBytes }));
     app.get('/openapi.json', serveOpenApi(runpodLocalDoc()));
+    app.get('/metrics', async (_req, res) => {
+      const { contentType, body } = await this.ctx.metrics.render();
+      res.type(contentType).send(body);
+    });
     const routes = this.routes();
     app.use('/v2/:endpointId', routes);
     app.use(routes);

@@ -1,5 +1,5 @@
 // The Vast door's routes: POST /generate/sync (the PyWorker envelope around an api-wrapper
-// request), GET /health, GET /ping, GET /benchmark, GET /openapi.json.
+// request), GET /health, GET /ping, GET /benchmark, GET /metrics, GET /openapi.json.
 //
 // /generate/sync follows PyWorker's order: parse JSON → envelope (422) → session (410) →
 // signature (401) → worker in error (503) → queue-time rule (429) → admitted (counts as
@@ -127,6 +127,13 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     });
   });
 
+  // Prometheus metrics, open like /health (the instance's port is reachable by the autoscaler only
+  // through signed routes; these carry no job data).
+  app.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await ctx.metrics.render();
+    res.type(contentType).send(body);
+  });
+
   app.get('/benchmark', (_req, res) => {
     res.json(deps.benchmark?.view() ?? { status: 'failed', error: state.errorMsg });
   });
@@ -137,6 +144,7 @@ export function createVastApp(deps: VastAppDeps): express.Express {
     '/ping': 'GET, HEAD',
     '/health': 'GET, HEAD',
     '/benchmark': 'GET, HEAD',
+    '/metrics': 'GET, HEAD',
     '/openapi.json': 'GET, HEAD',
   };
   app.use((req, res) => {

@@ -12,7 +12,7 @@ import { loadBenchmarkSource, loadPrompts, requiredClasses, StartupBenchmark } f
 import { ConfigError, type Config } from '../../config';
 import type { JobRecord } from '../../jobs/types';
 import type { StartDoor } from '../door';
-import { close, listen } from '../listen';
+import { ANSWER_DRAIN_MS, close, listen } from '../listen';
 import { createVastApp } from './app';
 import { AutoscalerClient } from './autoscaler';
 import { LoadLedger } from './ledger';
@@ -22,6 +22,8 @@ import { SignatureVerifier } from './signature';
 import { VastState } from './state';
 import { ComfyWatchdog } from './watchdog';
 
+/** At a stop, how long the last reports may take. */
+const REPORT_FLUSH_MS = 2_000;
 /** A benchmark run's wait beyond its own job deadline and ComfyUI's ready timeout. */
 const RUN_WAIT_SLACK_MS = 60_000;
 
@@ -121,6 +123,8 @@ export const startVastDoor: StartDoor = async (ctx) => {
     outageLimitMs: config.comfy.readyTimeoutS * 1000,
   });
 
+  // The score the autoscaler is told, once loaded (max_perf follows the backends that can serve).
+  ctx.metrics.benchmarkScore(() => (state.loaded ? ledger.maxPerf : undefined));
   const app = createVastApp({ ctx, ledger, state, verifier, benchmark });
   let server: http.Server | undefined;
   let localUrl: string | undefined;
@@ -169,9 +173,10 @@ export const startVastDoor: StartDoor = async (ctx) => {
       stopper.abort();
       watchdog.stop();
       ctx.events.off('started', onStarted);
-      if (server) await close(server);
+      if (server) await close(server, ANSWER_DRAIN_MS);
       await ready;
-      await reporter.stop();
+      // Tell the autoscaler about the requests answered while stopping.
+      await reporter.stop(REPORT_FLUSH_MS);
     },
   };
 };

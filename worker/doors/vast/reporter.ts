@@ -78,9 +78,25 @@ export class VastReporter {
     this.deleteTimer = setInterval(() => this.deleteTick(), this.opts.tickMs);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops reporting. With `flushMs`, what is still unsent (requests that ended while the worker
+   * was stopping, the load they leave) is sent once more first, for at most that long.
+   */
+  async stop(flushMs = 0): Promise<void> {
     clearInterval(this.statusTimer);
     clearInterval(this.deleteTimer);
+    if (flushMs > 0 && !this.stopper.signal.aborted) {
+      const limit = setTimeout(() => this.stopper.abort(), flushMs);
+      try {
+        await Promise.all([this.sendingStatus, this.sendingDeletes]);
+        const { ledger, client, skipDeleteAddrs } = this.opts;
+        const items = ledger.pendingFinished();
+        if (items.length > 0 && !client.addrs.every((addr) => skipDeleteAddrs.includes(addr))) await this.sendDeletes(items);
+        if (ledger.updatePending) await this.sendStatus();
+      } finally {
+        clearTimeout(limit);
+      }
+    }
     this.stopper.abort();
     await Promise.all([this.sendingStatus, this.sendingDeletes]);
   }
