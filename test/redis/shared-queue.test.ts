@@ -130,3 +130,26 @@ test('admin routes and result expiry work across workers; inline outputs above t
   expect(failed.status).toBe('failed');
   expect(failed.error).toMatch(/JOB_QUEUE_INLINE_MAX_BYTES \(16\).*S3/);
 });
+
+test('/generate/stream on the api worker follows a job another worker runs to its final result, with its progress', async () => {
+  const sim = await simulator(800);
+  await worker(sim, { WORKER_ROLE: 'runner' });
+  const api = await worker(undefined, { WORKER_ROLE: 'api' });
+  const res = await fetch(`${api.url}/generate/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ input: { request_id: 'streamed-elsewhere', workflow_json: slowWorkflow('streamed') } }),
+  });
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  const events = text
+    .split('\n')
+    .filter((line) => line.startsWith('data: '))
+    .map((line) => JSON.parse(line.slice(6)) as Record<string, any>);
+  expect(events[events.length - 1]).toMatchObject({
+    status: 'final_result',
+    result: { id: 'streamed-elsewhere', status: 'completed' },
+  });
+  // The runner saved the job's progress in Redis; the api worker streamed it.
+  expect(events.some((e) => e.progress?.total_nodes === 3)).toBe(true);
+});
