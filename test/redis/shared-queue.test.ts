@@ -132,7 +132,8 @@ test('admin routes and result expiry work across workers; inline outputs above t
 });
 
 test('/generate/stream on the api worker follows a job another worker runs to its final result, with its progress', async () => {
-  const sim = await simulator(800);
+  // Long enough for several of the api worker's looks (each second) while the job runs.
+  const sim = await simulator(3_000);
   await worker(sim, { WORKER_ROLE: 'runner' });
   const api = await worker(undefined, { WORKER_ROLE: 'api' });
   const res = await fetch(`${api.url}/generate/stream`, {
