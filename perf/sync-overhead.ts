@@ -1,74 +1,149 @@
-// The worker's own cost per job. Runs N sequential jobs through the worker's /generate/sync and
-// the same N through a minimal direct ComfyUI client (websocket + /prompt + /history + /view),
-// both against the simulator with a fixed execution time, and prints both medians and their
-// difference. Then submits 16 jobs at once and compares with 16 x one job.
+// What a user of /generate/sync sees, against a direct ComfyUI client on the same server. The
+// simulator (with the recorded server's timing: `--timing recorded`, see simulator/timing.ts) and
+// two workers (outputs through /view, and outputs read from COMFYUI_OUTPUT_DIR) run as separate
+// processes; this process is the client of all three. The direct client is what a careful user
+// would write: one websocket opened beforehand, POST /prompt with its own prompt id, wait for
+// `executing` null, GET /history/{id}, GET /view of each file, over one keep-alive agent. The
+// worker's client: POST /generate/sync over the same kind of agent, outputs inline (base64).
 //
-//   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--exec-ms 10]
+// Per output size (64x64 and 512x512 PNGs, each job a new colour so nothing is cached), the three
+// paths run interleaved in blocks, the order rotated per block. Printed: median and p99 per path,
+// the worker's added median and p99 over direct (targets: ≤ 1 ms with /view, ≤ 0 ms from disk), and
+// 16 jobs submitted at once (direct: 16 prompts queued at once, each collected as it ends) as the
+// ratio of the worker's wall time to the direct client's (target ≤ 1.05), median of several bursts.
+// Also printed: the worker's CPU time per job (from /proc, 10 ms resolution summed over blocks),
+// which other load on the machine does not change as it changes latencies.
+//
+//   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR]
+//
+// --cpu-prof DIR starts the /view worker with `node --cpu-prof` (a .cpuprofile in DIR at exit).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
-import os from 'node:os';
 import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
-import { startWorker } from '../worker/app';
-import { loadConfig } from '../worker/config';
-import { createLogger } from '../worker/observability/logger';
-import { startSimulator } from '../simulator';
-import { arg, median, percentile, report, timeEach } from './stats';
+import { median, percentile } from './stats';
 
-const JOBS = arg('--jobs', 200);
-const EXEC_MS = arg('--exec-ms', 10);
+const argv = process.argv;
+const flag = (name: string): string | undefined => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const JOBS = Number(flag('--jobs') ?? 200);
+const BURSTS = Number(flag('--bursts') ?? 7);
+const BLOCK = 10;
+const CPU_PROF = flag('--cpu-prof');
+const DIST = path.join(__dirname, '..');
 
-function workflow(i: number) {
+type Workflow = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+let colour = 0x102031;
+/** EmptyImage → ImageInvert → SaveImage, as timing_runs.json's workflow (a); a new colour each time. */
+function workflow(size: number): Workflow {
+  colour = (colour + 1) % 0xffffff;
   return {
-    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: i % 16777215 } },
-    '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'perf' } },
+    '1': { class_type: 'EmptyImage', inputs: { width: size, height: size, batch_size: 1, color: colour } },
+    '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
+    '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: `perf${size}` } },
   };
 }
 
-/** The smallest correct client: listen, submit, wait for `executing null`, read history, fetch files. */
+/** Starts a process and resolves with the first match of `pattern` in its output. */
+function start(args: string[], env: Record<string, string>, pattern: RegExp): Promise<{ child: ChildProcess; match: string }> {
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const found = pattern.exec(text);
+      if (found?.[1]) {
+        clearTimeout(timer);
+        resolve({ child, match: found[1] });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${text}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+
+function call(method: string, url: string, body?: unknown): Promise<{ status: number; bytes: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      url,
+      {
+        method,
+        agent,
+        headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+interface FileRef {
+  filename: string;
+  subfolder: string;
+  type: string;
+}
+
+/** The direct ComfyUI client: one websocket, then /prompt, `executing` null, /history, /view. */
 class DirectClient {
-  private readonly ws: WebSocket;
   private readonly clientId = randomUUID();
   private readonly waiting = new Map<string, () => void>();
+  private ws!: WebSocket;
 
-  private constructor(private readonly base: string) {
-    this.ws = new WebSocket(`${base.replace('http', 'ws')}/ws?clientId=${this.clientId}`);
+  constructor(private readonly base: string) {}
+
+  async connect(): Promise<void> {
+    this.ws = new WebSocket(`${this.base.replace('http', 'ws')}/ws?clientId=${this.clientId}`);
     this.ws.on('message', (data, binary) => {
       if (binary) return;
       const msg = JSON.parse(data.toString()) as { type: string; data: { node?: unknown; prompt_id?: string } };
       if (msg.type === 'executing' && msg.data.node === null && msg.data.prompt_id) this.waiting.get(msg.data.prompt_id)?.();
     });
+    await new Promise((resolve, reject) => this.ws.once('open', resolve).once('error', reject));
   }
 
-  static async connect(base: string): Promise<DirectClient> {
-    const client = new DirectClient(base);
-    await new Promise((resolve, reject) => client.ws.once('open', resolve).once('error', reject));
-    return client;
-  }
-
-  async run(prompt: unknown): Promise<Buffer[]> {
+  async run(prompt: Workflow): Promise<Buffer[]> {
     const promptId = randomUUID();
     const done = new Promise<void>((resolve) => this.waiting.set(promptId, resolve));
-    const res = await fetch(`${this.base}/prompt`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt, client_id: this.clientId, prompt_id: promptId }),
-    });
-    if (res.status !== 200) throw new Error(`prompt ${res.status}`);
-    await res.arrayBuffer();
+    const answer = await call('POST', `${this.base}/prompt`, { prompt, client_id: this.clientId, prompt_id: promptId });
+    if (answer.status !== 200) throw new Error(`/prompt ${answer.status}: ${answer.bytes.toString()}`);
     await done;
     this.waiting.delete(promptId);
-    const history = (await (await fetch(`${this.base}/history/${promptId}`)).json()) as Record<
+    const history = JSON.parse((await call('GET', `${this.base}/history/${promptId}`)).bytes.toString()) as Record<
       string,
-      { outputs: Record<string, { images?: Array<{ filename: string; subfolder: string; type: string }> }> }
+      { outputs: Record<string, { images?: FileRef[] }> }
     >;
     const files: Buffer[] = [];
     for (const output of Object.values(history[promptId]!.outputs)) {
       for (const image of output.images ?? []) {
         const query = new URLSearchParams({ filename: image.filename, subfolder: image.subfolder, type: image.type });
-        files.push(Buffer.from(await (await fetch(`${this.base}/view?${query}`)).arrayBuffer()));
+        files.push((await call('GET', `${this.base}/view?${query}`)).bytes);
       }
     }
+    if (files.length !== 1) throw new Error(`direct client got ${files.length} files`);
     return files;
   }
 
@@ -77,67 +152,124 @@ class DirectClient {
   }
 }
 
-async function main(): Promise<void> {
-  const sim = await startSimulator({ nodeDelayMs: { EmptyImage: EXEC_MS } });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-sync-'));
-  const config = loadConfig({
-    COMFYUI_API_BASE: sim.url,
-    API_HOST: '127.0.0.1',
-    API_PORT: '0',
-    SQLITE_DB_PATH: path.join(dir, 'jobs.db'),
-    LOG_LEVEL: 'silent',
-  });
-  const worker = await startWorker(config, { logger: createLogger('silent') });
-  while (!worker.comfy.isReady) await new Promise((r) => setTimeout(r, 10));
-  const direct = await DirectClient.connect(sim.url);
+async function viaWorker(url: string, prompt: Workflow): Promise<void> {
+  const res = await call('POST', `${url}/generate/sync`, { input: { workflow_json: prompt } });
+  const body = JSON.parse(res.bytes.toString()) as { output?: Array<{ data?: string }> };
+  if (res.status !== 200 || !body.output?.[0]?.data)
+    throw new Error(`worker answered ${res.status}: ${res.bytes.toString().slice(0, 300)}`);
+}
 
-  const viaWorker = async (i: number) => {
-    const res = await fetch(`${worker.url}/generate/sync`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ input: { workflow_json: workflow(i) } }),
-    });
-    const body = (await res.json()) as { status: string; output: Array<{ data?: string }> };
-    if (res.status !== 200 || !body.output[0]?.data) throw new Error(`worker answered ${res.status}`);
-  };
-  const viaDirect = async (i: number) => {
-    const files = await direct.run(workflow(i));
-    if (files.length !== 1) throw new Error('direct client got no file');
-  };
-
-  // Warm both paths (JIT, connections), then interleave in blocks so drift hits both equally.
-  await timeEach(20, (i) => viaWorker(1_000_000 + i));
-  await timeEach(20, (i) => viaDirect(2_000_000 + i));
-  const workerTimes: number[] = [];
-  const directTimes: number[] = [];
-  for (let block = 0; block < JOBS / 20; block++) {
-    workerTimes.push(...(await timeEach(20, (i) => viaWorker(block * 20 + i))));
-    directTimes.push(...(await timeEach(20, (i) => viaDirect(500_000 + block * 20 + i))));
-  }
-
-  const single = median(await timeEach(10, (i) => viaWorker(3_000_000 + i)));
+async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: 16 }, (_, i) => viaWorker(4_000_000 + i)));
-  const burst = performance.now() - t0;
+  await fn();
+  return performance.now() - t0;
+}
 
-  report('sync overhead', {
-    jobs: JOBS,
-    exec_ms: EXEC_MS,
-    worker_median_ms: median(workerTimes),
-    worker_p99_ms: percentile(workerTimes, 99),
-    direct_median_ms: median(directTimes),
-    direct_p99_ms: percentile(directTimes, 99),
-    overhead_median_ms: median(workerTimes) - median(directTimes),
-    ratio: median(workerTimes) / median(directTimes),
-    burst16_ms: burst,
-    single_job_ms: single,
-    burst16_over_16x_single: burst / (16 * single),
-  });
+async function startWorker(
+  sim: string,
+  name: string,
+  env: Record<string, string>,
+  prof?: string,
+): Promise<{ child: ChildProcess; url: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `perf-sync-${name}-`));
+  const flags = ['--enable-source-maps', '--optimize-for-size', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
+  const worker = await start(
+    [...flags, path.join(DIST, 'worker', 'main.js')],
+    {
+      COMFYUI_API_BASE: sim,
+      API_HOST: '127.0.0.1',
+      API_PORT: '0',
+      SQLITE_DB_PATH: path.join(dir, 'jobs.db'),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    /"url":"([^"]+)"[^\n]*"msg":"worker started"/,
+  );
+  for (;;) {
+    const health = await call('GET', `${worker.match}/health`).catch(() => ({ status: 0, bytes: Buffer.alloc(0) }));
+    if (health.status === 200) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child: worker.child, url: worker.match };
+}
 
-  direct.close();
-  await worker.stop();
-  await sim.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+/** CPU milliseconds a process has used (user + system), from /proc: unaffected by other load. */
+function cpuMs(pid: number | undefined): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+}
+
+function row(label: string, values: Array<string | number>): void {
+  console.log(`  ${label.padEnd(34)} ${values.map((v) => (typeof v === 'number' ? v.toFixed(2) : v).padStart(9)).join(' ')}`);
+}
+
+async function main(): Promise<void> {
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-sync-sim-'));
+  const sim = await start(
+    [path.join(DIST, 'simulator', 'cli.js'), '--port', '0', '--timing', 'recorded', '--data-dir', data],
+    {},
+    /listening on (\S+)/,
+  );
+  const simUrl = sim.match;
+  const viewWorker = await startWorker(simUrl, 'view', {}, CPU_PROF);
+  const diskWorker = await startWorker(simUrl, 'disk', { COMFYUI_OUTPUT_DIR: path.join(data, 'output') });
+  const direct = new DirectClient(simUrl);
+  await direct.connect();
+  const paths: Record<string, (size: number) => Promise<unknown>> = {
+    direct: (size) => direct.run(workflow(size)),
+    'worker /view': (size) => viaWorker(viewWorker.url, workflow(size)),
+    'worker disk': (size) => viaWorker(diskWorker.url, workflow(size)),
+  };
+  const names = Object.keys(paths);
+  try {
+    console.log(
+      `sync overhead: ${JOBS} jobs per path and size, worker, simulator (--timing recorded) and client in separate processes`,
+    );
+    for (const size of [64, 512]) {
+      // Warm-up: JIT, connections, the simulator's caches of node classes.
+      for (const name of names) for (let i = 0; i < 20; i++) await paths[name]!(size);
+      const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+      const cpu: Record<string, number> = { 'worker /view': 0, 'worker disk': 0 };
+      const pids: Record<string, number | undefined> = {
+        'worker /view': viewWorker.child.pid,
+        'worker disk': diskWorker.child.pid,
+      };
+      for (let block = 0; block < JOBS / BLOCK; block++) {
+        const order = names.map((_, k) => names[(k + block) % names.length]!);
+        for (const name of order) {
+          const before = name in pids ? cpuMs(pids[name]) : 0;
+          for (let i = 0; i < BLOCK; i++) times[name]!.push(await timed(() => paths[name]!(size)));
+          if (name in pids) cpu[name]! += cpuMs(pids[name]) - before;
+        }
+      }
+      console.log(`\n${size}x${size} output                          median       p99  added median  added p99  worker CPU/job`);
+      const base = times.direct!;
+      for (const name of names) {
+        const t = times[name]!;
+        const added =
+          name === 'direct'
+            ? ['', '', '']
+            : [median(t) - median(base), percentile(t, 99) - percentile(base, 99), cpu[name]! / t.length];
+        row(name, [median(t), percentile(t, 99), ...added]);
+      }
+      // 16 at once: the direct client queues all 16 prompts, then collects each as it ends.
+      const bursts: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+      for (let b = 0; b < BURSTS; b++) {
+        const order = names.map((_, k) => names[(k + b) % names.length]!);
+        for (const name of order) {
+          bursts[name]!.push(await timed(() => Promise.all(Array.from({ length: 16 }, () => paths[name]!(size)))));
+        }
+      }
+      console.log(`  16 at once (median of ${BURSTS} bursts)             ms   / direct`);
+      for (const name of names) row(name, [median(bursts[name]!), median(bursts[name]!) / median(bursts.direct!)]);
+    }
+  } finally {
+    direct.close();
+    agent.destroy();
+    await Promise.all([stop(viewWorker.child), stop(diskWorker.child)]);
+    await stop(sim.child);
+    fs.rmSync(data, { recursive: true, force: true });
+  }
 }
 
 main().catch((err: unknown) => {

@@ -1,7 +1,7 @@
 // Command line: starts one simulator and logs its URL.
 //   node dist/simulator/cli.js --port 8188 [--host 127.0.0.1] [--node-delay-ms 10]
 //     [--step-delay-ms 5] [--models a.safetensors,b.safetensors] [--data-dir DIR]
-//     [--output-padding-bytes N]
+//     [--output-padding-bytes N] [--timing instant|recorded]
 // It also takes the flags ComfyUI is started with (docker/start.sh passes them), so it can stand in
 // for ComfyUI's command line: --listen HOST (as --host), --verbose LEVEL (reported in the startup
 // line), --disable-auto-launch, --disable-metadata, --log-stdout (no effect here).
@@ -30,6 +30,7 @@ export function parseCliArgs(argv: string[]): SimulatorOptions & { logLevel: str
       models: { type: 'string' },
       'data-dir': { type: 'string' },
       'output-padding-bytes': { type: 'string' },
+      timing: { type: 'string' },
       // ComfyUI's own flags
       listen: { type: 'string' },
       verbose: { type: 'string' },
@@ -58,6 +59,12 @@ export function parseCliArgs(argv: string[]): SimulatorOptions & { logLevel: str
   if (values['data-dir'] !== undefined) opts.dataDir = values['data-dir'];
   const padding = nonNegative('output-padding-bytes', values['output-padding-bytes']);
   if (padding !== undefined) opts.outputPaddingBytes = padding;
+  if (values.timing !== undefined) {
+    if (values.timing !== 'instant' && values.timing !== 'recorded') {
+      throw new Error(`--timing must be instant or recorded, got ${JSON.stringify(values.timing)}`);
+    }
+    opts.timing = values.timing;
+  }
   return opts;
 }
 

@@ -24,7 +24,13 @@ import { validatePrompt } from './validate';
 import { WsHub } from './wshub';
 
 /** What POST /prompt answers (a PyException thrown instead means HTTP 500). */
-export type Reply = { status: number; json: unknown };
+export type Reply = {
+  status: number;
+  json: unknown;
+  /** Called once the answer is written: as in ComfyUI, the queue's `status` frame and the prompt
+   *  worker's pickup come after the /prompt answer, not before. */
+  afterAnswer?: () => void;
+};
 
 export interface ProcessHooks {
   /** Websockets must stay silent. */
@@ -37,6 +43,8 @@ export interface ProcessHooks {
   /** POST /prompt accepted a prompt (200). `body` is the request as plain JSON. */
   accepted(promptId: string, body: unknown): void;
   nodeDelay(classType: string): number;
+  /** From the /prompt answer to the pickup of a prompt by an idle prompt worker. */
+  pickupMs(): number;
 }
 
 const SENSITIVE_EXTRA_DATA_KEYS = ['auth_token_comfy_org', 'api_key_comfy_org'];
@@ -181,9 +189,9 @@ export class ComfyProcess {
       }
     }
     this.queue.put({ number, promptId, prompt: prompt as PyDict, extraData, outputs: valid.outputs, sensitive });
-    this.queueUpdated();
+    // The frame's content is the queue's as of the put; ComfyUI's send loop writes it later.
+    const status = this.statusData();
     this.hooks.accepted(promptId, plain);
-    this.schedule();
     return {
       status: 200,
       json: new Map<string, unknown>([
@@ -191,13 +199,20 @@ export class ComfyProcess {
         ['number', number],
         ['node_errors', valid.nodeErrors],
       ]),
+      afterAnswer: () => {
+        this.hub.send('status', status, null, undefined);
+        this.schedule(this.hooks.pickupMs());
+      },
     };
   }
 
   // --- the prompt worker ---------------------------------------------------------------------
 
-  private schedule(): void {
-    if (!this.working && !this.dead) setImmediate(() => void this.work());
+  /** Wakes an idle prompt worker, after `delayMs` (its pickup time); a busy one loops on its own. */
+  private schedule(delayMs = 0): void {
+    if (this.working || this.dead) return;
+    if (delayMs > 0) void this.sleep(delayMs).then(() => this.work());
+    else setImmediate(() => void this.work());
   }
 
   private execHost(): ExecHost {

@@ -24,6 +24,7 @@ import type { NodeClass, NodeEnv } from './nodes';
 import type { ComfyProcess } from './process';
 import { dumps } from '../worker/util/pyjson';
 import { PyException, pyInt } from './pyvalues';
+import type { SimulatorTiming } from './timing';
 import type { RecordedRequest, SimulatorFaults } from './types';
 
 export interface ServerContext {
@@ -39,6 +40,8 @@ export interface ServerContext {
   record(method: string, path: string): RecordedRequest;
   /** A delay that ends early when the simulator crashes or closes. */
   delay(ms: number): Promise<void>;
+  /** The server's own latencies (timing.ts). */
+  readonly timing: SimulatorTiming;
 }
 
 const SERVER = 'Python/3.11 aiohttp/3.8.4';
@@ -187,7 +190,14 @@ const routes: Array<[string, RegExp, Handler]> = [
       json(res, 200, c.proc().queue.historyList(maxItems, offset), head);
     },
   ],
-  ['GET', /^\/history\/(.+)$/, (c, _r, res, m, _q, head) => json(res, 200, c.proc().queue.historyOne(m[1] ?? ''), head)],
+  [
+    'GET',
+    /^\/history\/(.+)$/,
+    async (c, _r, res, m, _q, head) => {
+      if (c.timing.historyMs > 0) await c.delay(c.timing.historyMs);
+      json(res, 200, c.proc().queue.historyOne(m[1] ?? ''), head);
+    },
+  ],
   ['GET', /^\/view$/, (c, req, res, _m, q, head) => view(c, req, res, q, head)],
   ['GET', /^\/ws$/, (_c, _r, res) => text(res, 400, 'No WebSocket UPGRADE hdr: None\n Can "Upgrade" only to "WebSocket".')],
   [
@@ -195,7 +205,9 @@ const routes: Array<[string, RegExp, Handler]> = [
     /^\/prompt$/,
     async (c, req, res) => {
       const r = c.proc().postPrompt(utf8(await readBody(req)));
+      if (c.timing.promptAnswerMs > 0) await c.delay(c.timing.promptAnswerMs);
       json(res, r.status, r.json);
+      r.afterAnswer?.();
     },
   ],
   [
@@ -248,6 +260,7 @@ async function view(
   head: boolean,
 ): Promise<void> {
   if (c.faults.viewDelayMs > 0) await c.delay(c.faults.viewDelayMs);
+  if (c.timing.viewMs > 0) await c.delay(c.timing.viewMs);
   const raw = q.get('filename');
   if (raw === null) return empty(res, 404, head);
   const ann = annotatedFilepath(raw);

@@ -15,6 +15,7 @@ import { ComfyProcess, type ProcessHooks } from './process';
 import recordedFeatures from './recorded/features.json';
 import recordedSystemStats from './recorded/system_stats.json';
 import { createRequestHandler, createUpgradeHandler, systemStats, type ServerContext } from './server';
+import { resolveTiming, type SimulatorTiming } from './timing';
 import type { RecordedRequest, Simulator, SimulatorFaults, SimulatorOptions } from './types';
 
 const DEFAULT_MODELS = ['v1-5-pruned-emaonly-fp16.safetensors'];
@@ -42,6 +43,7 @@ class SimulatorImpl implements Simulator {
   private readonly host: string;
   private portNumber: number;
   private nodeDelaySetting: number | Record<string, number>;
+  private readonly timing: SimulatorTiming;
   private readonly classes: ReadonlyMap<string, NodeClass>;
   private readonly env: NodeEnv;
   private readonly models: readonly string[];
@@ -60,6 +62,7 @@ class SimulatorImpl implements Simulator {
     this.ownsDataDir = opts.dataDir === undefined;
     this.dataDir = resolve(opts.dataDir ?? mkdtempSync(join(tmpdir(), 'comfy-sim-')));
     this.nodeDelaySetting = opts.nodeDelayMs ?? 0;
+    this.timing = resolveTiming(opts.timing);
     this.models = [...(opts.models ?? DEFAULT_MODELS)];
     this.faults = {
       viewDelayMs: 0,
@@ -114,6 +117,7 @@ class SimulatorImpl implements Simulator {
       },
       accepted: (id, body) => this.prompts.push({ prompt_id: id, body, at: Date.now() }),
       nodeDelay: (c) => this.nodeDelay(c),
+      pickupMs: () => this.timing.pickupMs,
     };
     return new ComfyProcess(this.classes, this.env, hooks, recordedFeatures);
   }
@@ -161,6 +165,7 @@ class SimulatorImpl implements Simulator {
         return entry;
       },
       delay: (ms) => this.current.sleep(ms),
+      timing: this.timing,
     };
   }
 

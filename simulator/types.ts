@@ -1,6 +1,6 @@
 // Public types of the simulator (re-exported by index.ts).
-
 import type { ObjectInfoEntry } from './schemas';
+import type { TimingOption } from './timing';
 
 export type { ObjectInfoEntry };
 
@@ -51,6 +51,8 @@ export interface SimulatorOptions {
   outputPaddingBytes?: number;
   extraNodes?: Record<string, SimNodeDef>;
   faults?: Partial<SimulatorFaults>;
+  /** Server latencies: 'instant' (default), 'recorded' (a real ComfyUI's, timing.ts), or figures. */
+  timing?: TimingOption;
 }
 
 /** One HTTP request as the simulator received it. */

@@ -5,7 +5,7 @@ describe('loadConfig', () => {
     const config = loadConfig({}, '/srv');
     expect(config.mode).toBe('http');
     expect(config.comfy.baseUrl).toBe('http://127.0.0.1:8188');
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 8000, maxBodyBytes: 50 * 1024 * 1024 });
+    expect(config.http).toMatchObject({ host: '0.0.0.0', port: 8000, maxBodyBytes: 50 * 1024 * 1024 });
     expect(config.comfy.reconnectAttempts).toBe(5);
     expect(config.comfy.reconnectDelayS).toBe(3);
     expect(config.jobs.timeoutS).toBe(3600);
@@ -101,6 +101,35 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ JOB_TIMEOUT_S: '10800', STUCK_JOB_HOURS: '2' })).toThrow(
       'STUCK_JOB_HOURS: 2 h is not longer than JOB_TIMEOUT_S (10800 s)',
     );
+  });
+
+  test("the doors' timeouts and connection cap: defaults, values, and headers within the request", () => {
+    expect(loadConfig({}).http.limits).toEqual({
+      headersTimeoutMs: 20_000,
+      bodyTimeoutMs: 30_000,
+      requestTimeoutMs: 300_000,
+      keepAliveTimeoutMs: 5_000,
+      maxConnections: 1024,
+    });
+    expect(
+      loadConfig({
+        REQUEST_HEADERS_TIMEOUT_S: '5',
+        REQUEST_BODY_TIMEOUT_S: '2.5',
+        REQUEST_TIMEOUT_S: '60',
+        KEEP_ALIVE_TIMEOUT_S: '1',
+        MAX_CONNECTIONS: '10',
+      }).http.limits,
+    ).toEqual({
+      headersTimeoutMs: 5000,
+      bodyTimeoutMs: 2500,
+      requestTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 1000,
+      maxConnections: 10,
+    });
+    expect(() => loadConfig({ REQUEST_HEADERS_TIMEOUT_S: '90', REQUEST_TIMEOUT_S: '60' })).toThrow(
+      'REQUEST_HEADERS_TIMEOUT_S: 90 s is longer than REQUEST_TIMEOUT_S (60 s)',
+    );
+    expect(() => loadConfig({ MAX_CONNECTIONS: '0' })).toThrow('MAX_CONNECTIONS: expected an integer >= 1');
   });
 
   test('every bad variable is reported at once', () => {

@@ -7,6 +7,20 @@ import { parseBoolWord } from './util/words';
 
 export type WorkerMode = 'http' | 'vast' | 'runpod';
 
+/** How long a client may take to send a request, and how many may be connected (per door). */
+export interface ConnectionLimits {
+  /** REQUEST_HEADERS_TIMEOUT_S: from connecting (or the previous answer) to the last header line. */
+  headersTimeoutMs: number;
+  /** REQUEST_BODY_TIMEOUT_S: the longest a request body may stall (no byte arriving). */
+  bodyTimeoutMs: number;
+  /** REQUEST_TIMEOUT_S: the whole request (headers and body) received. */
+  requestTimeoutMs: number;
+  /** KEEP_ALIVE_TIMEOUT_S: an idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** MAX_CONNECTIONS: connections beyond this are dropped at once. */
+  maxConnections: number;
+}
+
 /** Raised when the environment is invalid; the message names the variable. */
 export { ConfigError };
 
@@ -165,6 +179,8 @@ const envSchema = z.object({
 
   // Outputs
   OUTPUT_BASE64_MAX_BYTES: number(10 * 1024 * 1024, { min: 0, int: true }),
+  COMFYUI_OUTPUT_DIR: optionalText,
+  COMFYUI_TEMP_DIR: optionalText,
   INCLUDE_COMFYUI_RESPONSE: bool(false),
 
   // S3 uploads: PyWorker names (S3_*) and worker-comfyui names (BUCKET_*, bucket in the URL)
@@ -200,6 +216,12 @@ const envSchema = z.object({
   API_HOST: text('0.0.0.0'),
   API_PORT: number(8000, { min: 0, int: true }),
   MAX_BODY_MB: number(50, { min: 0 }),
+  // Slow or lying clients, on every listening door (doors/limits.ts)
+  REQUEST_HEADERS_TIMEOUT_S: number(20, { min: 0.1, max: MAX_TIMER_S }),
+  REQUEST_BODY_TIMEOUT_S: number(30, { min: 0.1, max: MAX_TIMER_S }),
+  REQUEST_TIMEOUT_S: number(300, { min: 0.1, max: MAX_TIMER_S }),
+  KEEP_ALIVE_TIMEOUT_S: number(5, { min: 0.1, max: MAX_TIMER_S }),
+  MAX_CONNECTIONS: number(1024, { min: 1, int: true }),
 
   // Jobs
   SQLITE_DB_PATH: optionalText,
@@ -342,6 +364,11 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     outputs: {
       base64MaxBytes: env.OUTPUT_BASE64_MAX_BYTES,
       includeComfyResponse: env.INCLUDE_COMFYUI_RESPONSE,
+      /** ComfyUI's folders on a shared disk: outputs are read there first, /view when missing. */
+      folders: {
+        output: env.COMFYUI_OUTPUT_DIR === undefined ? undefined : path.resolve(cwd, env.COMFYUI_OUTPUT_DIR),
+        temp: env.COMFYUI_TEMP_DIR === undefined ? undefined : path.resolve(cwd, env.COMFYUI_TEMP_DIR),
+      },
     },
     s3: {
       accessKeyId: env.S3_ACCESS_KEY_ID,
@@ -371,6 +398,7 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       host: env.API_HOST,
       port: env.API_PORT,
       maxBodyBytes: Math.round(env.MAX_BODY_MB * 1024 * 1024),
+      limits: connectionLimits(env),
     },
     jobs: {
       dbPath: path.resolve(cwd, env.SQLITE_DB_PATH ?? path.join('data', 'comfyui_jobs.db')),
@@ -479,6 +507,22 @@ function stuckHours(env: z.infer<typeof envSchema>): number {
     );
   }
   return env.STUCK_JOB_HOURS;
+}
+
+/** The doors' timeouts and connection cap; a request cannot end before its headers arrive. */
+function connectionLimits(env: z.infer<typeof envSchema>): ConnectionLimits {
+  if (env.REQUEST_HEADERS_TIMEOUT_S > env.REQUEST_TIMEOUT_S) {
+    throw new ConfigError(
+      `Invalid configuration:\n  REQUEST_HEADERS_TIMEOUT_S: ${env.REQUEST_HEADERS_TIMEOUT_S} s is longer than REQUEST_TIMEOUT_S (${env.REQUEST_TIMEOUT_S} s)`,
+    );
+  }
+  return {
+    headersTimeoutMs: Math.round(env.REQUEST_HEADERS_TIMEOUT_S * 1000),
+    bodyTimeoutMs: Math.round(env.REQUEST_BODY_TIMEOUT_S * 1000),
+    requestTimeoutMs: Math.round(env.REQUEST_TIMEOUT_S * 1000),
+    keepAliveTimeoutMs: Math.round(env.KEEP_ALIVE_TIMEOUT_S * 1000),
+    maxConnections: env.MAX_CONNECTIONS,
+  };
 }
 
 function chooseMode(env: z.infer<typeof envSchema>): WorkerMode {

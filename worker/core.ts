@@ -116,6 +116,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     const delivery: DeliveryDeps = {
       comfy: client,
       maxInlineBytes: config.outputs.base64MaxBytes,
+      outputFolders: config.outputs.folders,
       s3Defaults: defaults3,
       s3Clients,
       outputSink: (job) => store.outputSink(job),

@@ -114,7 +114,7 @@ beforeAll(async () => {
   const servers: Array<[string, DoorDoc, http.Server]> = [
     ['http', httpDoorDoc({ comfyProxy: true }), createHttpServer(ctx)],
     ['vast', vastDoorDoc(), http.createServer(vastApp)],
-    ['runpod', runpodLocalDoc(), local.createServer(1024 * 1024)],
+    ['runpod', runpodLocalDoc(), local.createServer(1024 * 1024, ctx.config.http.limits)],
   ];
   for (const [name, doc, server] of servers) doors.push({ name, doc, server, url: await listen(server) });
 });

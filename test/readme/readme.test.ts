@@ -26,6 +26,8 @@ const NOT_RUN: Array<[prefix: string, why: string]> = [
   ['docker ', 'needs Docker (not on the test machine)'],
   ['export ', "Vast's variables on a real instance"],
   ['curl -s https://$PUBLIC_IPADDR', "needs Vast's TLS certificate and a signature from its autoscaler"],
+  ['COMFYUI_OUTPUT_DIR=', "needs a real ComfyUI and its folders (test/delivery/output-dir.test.ts reads the simulator's)"],
+  ['(printf ', 'holds a connection for the body timeout; test/core/slow-clients.test.ts does it on a real socket'],
   ['npm run build && node', 'perf/ scripts: minutes long, and rebuilding would pull dist/ from under the other tests'],
   ['npx comfyui-worker --simulate', 'a server that does not return: test/cli/serve.test.ts starts it so and stops it'],
   ['mkdir -p models/checkpoints', 'needs a real checkpoint file, for Docker Compose'],

@@ -1,10 +1,12 @@
-// Inline delivery: an output file's bytes, streamed from ComfyUI's /view into the job's file on the
+// Inline delivery: an output file's bytes, streamed from ComfyUI's /view (or its output folder, see
+// comfy/output-files.ts) into the job's file on the
 // data volume (never whole in memory), capped per file by OUTPUT_BASE64_MAX_BYTES. A file over the
 // cap is reported on that output, not fatal to the job.
 import fs from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ComfyHttp, ViewStream } from '../comfy/http';
+import type { ViewStream } from '../comfy/http';
+import type { OutputReader } from '../comfy/output-files';
 import type { OutputFileRef } from '../comfy/types';
 import { WorkerError } from '../errors';
 import { sleep } from '../util/time';
@@ -13,8 +15,8 @@ import { sleep } from '../util/time';
 const VIEW_404_RETRIES = 3;
 const VIEW_404_DELAY_MS = 200;
 
-/** Opens an output file on /view, retrying a 404 a few times before calling it missing. */
-export async function openOutput(http: ComfyHttp, ref: OutputFileRef, signal: AbortSignal): Promise<ViewStream> {
+/** Opens an output file (from disk or /view), retrying a 404 a few times before calling it missing. */
+export async function openOutput(http: OutputReader, ref: OutputFileRef, signal: AbortSignal): Promise<ViewStream> {
   for (let attempt = 0; ; attempt++) {
     const view = await http.view(ref, signal);
     if (view) return view;
@@ -29,7 +31,7 @@ export type InlineFile = { ok: true; size: number; contentType: string | undefin
 
 /** Writes the output to `file`; over `maxBytes`, nothing is kept (the file is removed). */
 export async function keepInline(
-  http: ComfyHttp,
+  http: OutputReader,
   ref: OutputFileRef,
   maxBytes: number,
   file: string,

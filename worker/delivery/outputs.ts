@@ -4,7 +4,7 @@
 // recorded on the output itself so one bad file never hides the others.
 // A file that could not be fetched or uploaded fails the job unless partial results were asked
 // for and another file was delivered; a file merely over OUTPUT_BASE64_MAX_BYTES does not.
-import type { ComfyHttp } from '../comfy/http';
+import type { OutputReader } from '../comfy/output-files';
 import type { OutputFileRef, OutputValue } from '../comfy/types';
 import { WorkerError } from '../errors';
 import type { JobOutput, KeptFile, OutputSink } from './types';
@@ -40,7 +40,7 @@ export interface Delivered {
 }
 
 async function uploadWithRetries(
-  http: ComfyHttp,
+  http: OutputReader,
   ref: OutputFileRef,
   plan: DeliveryPlan,
   s3: NonNullable<DeliveryPlan['s3']>,
@@ -72,7 +72,7 @@ async function uploadWithRetries(
 
 /** One file's outcome: `failed` when it could not be fetched or uploaded (not merely too big to inline). */
 async function deliverFile(
-  http: ComfyHttp,
+  http: OutputReader,
   ref: OutputFileRef,
   plan: DeliveryPlan,
   files: KeptFile[],
@@ -122,7 +122,7 @@ async function deliverFile(
 }
 
 export async function deliverOutputs(
-  http: ComfyHttp,
+  http: OutputReader,
   refs: OutputFileRef[],
   values: OutputValue[],
   plan: DeliveryPlan,

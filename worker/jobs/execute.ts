@@ -3,6 +3,7 @@
 import type { AxiosInstance } from 'axios';
 import type { ComfyClient } from '../comfy/client';
 import { collectOutputs, withoutSecrets } from '../comfy/history';
+import { outputReader, type OutputFolders } from '../comfy/output-files';
 import { uploadInputImages, type InputLimits } from '../comfy/inputs';
 import type { ComfyEvent, HistoryEntry, OutputFileRef, OutputValue } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
@@ -17,6 +18,8 @@ export interface ExecuteDeps {
   outbound: AxiosInstance;
   inputs: InputLimits;
   maxInlineBytes: number;
+  /** COMFYUI_OUTPUT_DIR, COMFYUI_TEMP_DIR: outputs read from disk when there, else through /view. */
+  outputFolders?: OutputFolders;
   /** COMFY_ORG_API_KEY, used when the request brings no key of its own. */
   orgApiKey: string | undefined;
   s3Defaults: S3Defaults;
@@ -64,7 +67,7 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
 /** What delivering a finished prompt's outputs needs (a subset of the executor's deps). */
 export type DeliveryDeps = Pick<
   ExecuteDeps,
-  'comfy' | 'maxInlineBytes' | 'clock' | 's3Defaults' | 's3Clients' | 'outputSink' | 'logger'
+  'comfy' | 'maxInlineBytes' | 'outputFolders' | 'clock' | 's3Defaults' | 's3Clients' | 'outputSink' | 'logger'
 >;
 
 /** When each phase of a run began (epoch ms) and what ComfyUI warned about. */
@@ -92,7 +95,13 @@ export async function deliverFinished(
   const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
   const delivered = spec.skipDelivery
     ? { outputs: listOnly(refs, values), files: [] }
-    : await deliverOutputs(deps.comfy.http, refs, values, deliveryPlan(deps, job, secrets), signal);
+    : await deliverOutputs(
+        outputReader(deps.comfy.http, deps.outputFolders ?? {}),
+        refs,
+        values,
+        deliveryPlan(deps, job, secrets),
+        signal,
+      );
   const finished = clock();
   const queuedAt = Math.round(job.createdAt * 1000);
   const result: JobResult = {

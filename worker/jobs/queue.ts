@@ -236,7 +236,7 @@ export class JobQueue {
       if (!stored) continue;
       if ('bytes' in stored) {
         const bytes = stored.bytes;
-        found.set(output.blob, { size: bytes.length, open: () => Readable.from([bytes]) });
+        found.set(output.blob, { size: bytes.length, open: () => Readable.from([bytes]), read: () => bytes });
         continue;
       }
       let size: number;
@@ -246,7 +246,11 @@ export class JobQueue {
         continue; // deleted with its job since the record was read
       }
       const file = stored.path;
-      found.set(output.blob, { size, open: () => fs.createReadStream(file, { highWaterMark: READ_BYTES }) });
+      found.set(output.blob, {
+        size,
+        open: () => fs.createReadStream(file, { highWaterMark: READ_BYTES }),
+        read: () => fs.readFileSync(file),
+      });
     }
     return (output) => (output.blob === undefined ? undefined : found.get(output.blob));
   }

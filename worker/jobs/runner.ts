@@ -409,7 +409,12 @@ export class Runner {
     const { job, controller, tracker } = flight;
     /** The final record, built from what the runner holds (the waiting caller needs no read). */
     let final: JobRecord | undefined;
-    logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started');
+    // Logged once the prompt is on its way: a log line is a write to stdout, off the critical path.
+    setImmediate(() =>
+      logger.info({ jobId: job.id, promptId: job.promptId, source: job.source, contract: job.contract }, 'job started'),
+    );
+    /** Logged after the waiting caller has its answer. */
+    let completed: { ms: number; outputs: number } | undefined;
     try {
       const secrets = await store.secretsOf(job.id);
       const { result, files } = await execute(job, secrets, controller.signal, (event) => {
@@ -428,7 +433,7 @@ export class Runner {
       if (await store.finish(job.id, 'completed', { result, files, at })) {
         final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };
       }
-      logger.info({ jobId: job.id, ms: result.timings.total_ms, outputs: result.outputs.length }, 'job completed');
+      completed = { ms: result.timings.total_ms, outputs: result.outputs.length };
     } catch (err) {
       const error = toWorkerError(err);
       if (this.neverRan(flight, error)) {
@@ -454,6 +459,11 @@ export class Runner {
       this.inFlight.values().next().value?.armDeadline();
     }
     await this.emitFinished(job.id, final);
+    // The waiting caller's answer is written in a continuation: the log line comes after it.
+    if (completed) {
+      const line = { jobId: job.id, ...completed };
+      setImmediate(() => logger.info(line, 'job completed'));
+    }
     // The answer is out; before another job is taken, let an interrupted prompt leave ComfyUI.
     if (controller.signal.aborted && job.promptId !== null) {
       this.releasing++;

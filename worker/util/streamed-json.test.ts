@@ -93,3 +93,43 @@ test('a client that goes away ends the answer quietly', async () => {
   controller.abort();
   expect(await finished).toBeUndefined();
 });
+
+test('small answers (sources that can be read whole, 1 MiB in all) are the same text, written in one piece', async () => {
+  const files = [randomBytes(5), randomBytes(70_000)];
+  let opened = 0;
+  const whole = (bytes: Buffer): Base64Source => ({
+    size: bytes.length,
+    open: () => {
+      opened++;
+      return Readable.from([bytes]);
+    },
+    read: () => bytes,
+  });
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    await body.send(res, 200, { a: body.base64(whole(files[0]!)), b: [body.base64(whole(files[1]!)), 'tail'] });
+  };
+  const res = await fetch(url);
+  const text = await res.text();
+  expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
+  expect(text).toBe(JSON.stringify({ a: files[0]!.toString('base64'), b: [files[1]!.toString('base64'), 'tail'] }));
+  expect(opened).toBe(0);
+
+  // Over 1 MiB in all, the same sources are streamed.
+  const big = randomBytes(1024 * 1024 + 1);
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    await body.send(res, 200, { data: body.base64(whole(big)) });
+  };
+  expect(await (await fetch(url)).text()).toBe(JSON.stringify({ data: big.toString('base64') }));
+  expect(opened).toBe(1);
+
+  // A small source that is not the size it said breaks the answer off too.
+  failure = undefined;
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    await body.send(res, 200, { data: body.base64({ ...whole(files[0]!), size: 9 }) });
+  };
+  await expect(fetch(url).then((r) => r.text())).rejects.toThrow();
+  expect(String(failure)).toContain('changed size');
+});

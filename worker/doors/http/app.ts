@@ -1,10 +1,11 @@
 // The HTTP door (WORKER_MODE=http): the standalone job API (/run, /status, /stats, /admin), the
 // api-wrapper routes, health, metrics and, when asked, a pass-through to ComfyUI. Only
 // translation happens here; jobs run in the runner.
-import http from 'node:http';
+import type http from 'node:http';
 import express from 'express';
 import { jsonBody } from '../body';
 import type { DoorContext } from '../door';
+import { createDoorServer } from '../limits';
 import { adminRoutes } from './admin-routes';
 import { requireKey, type RequiredKey } from './auth';
 import { COMFY_PROXY_PREFIX, createComfyProxy } from './comfy-proxy';
@@ -44,7 +45,7 @@ export function createHttpServer(deps: DoorContext): http.Server {
       });
     });
     app.use(errorHandler(deps.logger, deps.config.http.maxBodyBytes));
-    return http.createServer(app);
+    return createDoorServer(app, deps.config.http.limits);
   }
   app.use('/admin', requireKey(adminAccess), adminRoutes(deps));
   app.use(requireKey(apiAccess));
@@ -63,7 +64,7 @@ export function createHttpServer(deps: DoorContext): http.Server {
     res.status(404).json({ error: { code: 'not_found', message: `No route ${req.method} ${req.path}`, status: 404 } });
   });
   app.use(errorHandler(deps.logger, deps.config.http.maxBodyBytes));
-  const server = http.createServer(app);
+  const server = createDoorServer(app, deps.config.http.limits);
   proxy?.attach(server);
   return server;
 }

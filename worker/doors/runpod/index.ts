@@ -87,7 +87,7 @@ function startServerless(ctx: RunpodContext, getJobUrl: string): DoorHandle {
 
 async function startLocal(ctx: RunpodContext): Promise<DoorHandle> {
   const api = new LocalApi(ctx, { outbound: createOutboundClient({ allowPrivate: ctx.config.inputs.allowPrivateUrls }) });
-  const server = api.createServer(ctx.config.http.maxBodyBytes);
+  const server = api.createServer(ctx.config.http.maxBodyBytes, ctx.config.http.limits);
   let url: string;
   try {
     url = await listen(server, ctx.config.http.host, ctx.config.http.port, 'API_HOST/API_PORT');

@@ -14,7 +14,7 @@
 // ends, retried as I2V_WEBHOOK_* say; `callback_url` goes through the worker's webhook outbox.
 import { WORKER_COMFYUI } from '../../contracts';
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import type { AxiosInstance } from 'axios';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { retryDelayS, type RetryPolicy } from '../../webhooks/backoff';
@@ -26,6 +26,8 @@ import type { Logger } from '../../observability/logger';
 import { isObject } from '../../util/objects';
 import { sleep } from '../../util/time';
 import { parseWorkerComfyInput } from '../../contracts/worker-comfyui/input';
+import type { ConnectionLimits } from '../../config';
+import { createDoorServer } from '../limits';
 import type { RunpodContext } from './context';
 import { serveOpenApi } from '../openapi';
 import { runpodLocalDoc } from './openapi';
@@ -339,7 +341,7 @@ export class LocalApi {
     return router;
   }
 
-  createServer(maxBodyBytes: number): http.Server {
+  createServer(maxBodyBytes: number, limits: ConnectionLimits): http.Server {
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
@@ -356,7 +358,7 @@ export class LocalApi {
       res.status(404).json({ error: `No route ${req.method} ${req.path}` });
     });
     app.use(this.errorHandler(maxBodyBytes));
-    return http.createServer(app);
+    return createDoorServer(app, limits);
   }
 
   /** The hosted API's error shape: `{"error": "<message>"}` with the status. */

@@ -5,13 +5,13 @@
 // autoscaler and stops the worker; a server that cannot start keeps reporting its error.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import type express from 'express';
 import { loadBenchmarkSource, loadPrompts, requiredClasses, StartupBenchmark } from '../../../benchmark';
-import { ConfigError, type Config } from '../../config';
+import { ConfigError, type Config, type ConnectionLimits } from '../../config';
 import type { JobRecord } from '../../jobs/types';
 import type { StartDoor } from '../door';
+import { createDoorServer } from '../limits';
 import { ANSWER_DRAIN_MS, close, listen } from '../listen';
 import { createVastApp } from './app';
 import { AutoscalerClient } from './autoscaler';
@@ -46,14 +46,14 @@ function checkRequired(vast: Config['vast']): string[] {
 }
 
 /** HTTP, or HTTPS with the Vast-signed certificate after checking it matches our key. */
-function createServer(app: express.Express, vast: Config['vast']): http.Server {
-  if (!vast.useSsl) return http.createServer(app);
+function createServer(app: express.Express, vast: Config['vast'], limits: ConnectionLimits): http.Server {
+  if (!vast.useSsl) return createDoorServer(app, limits);
   const cert = fs.readFileSync(vast.certPath);
   const key = fs.readFileSync(vast.keyPath);
   if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
     throw new Error(`the certificate ${vast.certPath} does not match the key ${vast.keyPath}`);
   }
-  return https.createServer({ cert, key }, app);
+  return createDoorServer(app, limits, { cert, key });
 }
 
 export const startVastDoor: StartDoor = async (ctx) => {
@@ -129,7 +129,7 @@ export const startVastDoor: StartDoor = async (ctx) => {
   let server: http.Server | undefined;
   let localUrl: string | undefined;
   try {
-    server = createServer(app, vast);
+    server = createServer(app, vast, config.http.limits);
     localUrl = await listen(server, config.http.host, vast.port, 'WORKER_PORT', vast.useSsl ? 'https' : 'http');
   } catch (err) {
     // PyWorker keeps reporting this error (every 10 s) rather than exiting.

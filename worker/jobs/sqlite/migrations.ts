@@ -104,6 +104,34 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE job_files_v5 RENAME TO job_files;
   CREATE INDEX jobs_with_inputs ON jobs (seq) WHERE inputs IS NOT NULL;
   `,
+  // 7: a flat queue position. Every job gets a queue ordinal (qord) from a counter that never
+  //    goes back, in submission order. A pending job's position is its qord minus the head's
+  //    (the oldest pending job) minus the "holes" between them: ordinals of jobs that left the
+  //    queue out of order (cancelled while waiting). Holes below the head are dropped as it moves,
+  //    so /status costs two index lookups and a count of holes ahead, whatever the queue's depth.
+  //    The store itself fills the holes when a job is put back at the head (requeue, rare).
+  `
+  ALTER TABLE jobs ADD COLUMN qord INTEGER;
+  UPDATE jobs SET qord = seq;
+  CREATE TABLE queue_order (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+  INSERT INTO queue_order (id, last) VALUES (1, COALESCE((SELECT MAX(seq) FROM jobs), 0));
+  CREATE TABLE queue_holes (ord INTEGER PRIMARY KEY);
+  WITH RECURSIVE
+    head(o) AS (SELECT qord FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1),
+    r(o) AS (SELECT o + 1 FROM head UNION ALL SELECT o + 1 FROM r WHERE o < (SELECT last FROM queue_order))
+  INSERT INTO queue_holes (ord)
+    SELECT o FROM r WHERE o <= (SELECT last FROM queue_order)
+      AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.seq = r.o AND jobs.status = 'pending');
+  CREATE TRIGGER jobs_qord_insert AFTER INSERT ON jobs BEGIN
+    UPDATE queue_order SET last = NEW.qord WHERE NEW.qord > last;
+  END;
+  CREATE TRIGGER jobs_leave_queue AFTER UPDATE OF status ON jobs
+    WHEN OLD.status = 'pending' AND NEW.status <> 'pending' BEGIN
+    INSERT OR IGNORE INTO queue_holes (ord) VALUES (OLD.qord);
+    DELETE FROM queue_holes
+      WHERE ord < COALESCE((SELECT qord FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1), 9223372036854775807);
+  END;
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -122,10 +122,13 @@ function openDatabase(file: string): Db {
 function prepareStatements(db: Db) {
   return {
     insert: db.prepare(
-      `INSERT INTO jobs (id, source, contract, sync, status, created_at, secrets, spec, inputs)
-       VALUES (@id, @source, @contract, @sync, 'pending', @created_at, @secrets, @spec, @inputs)`,
+      `INSERT INTO jobs (id, source, contract, sync, status, created_at, secrets, spec, inputs, qord)
+       VALUES (@id, @source, @contract, @sync, 'pending', @created_at, @secrets, @spec, @inputs,
+               (SELECT last + 1 FROM queue_order))`,
     ),
     get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+    // Between the claim and /prompt: only the sealed column, not the row's spec and result.
+    secrets: db.prepare('SELECT secrets FROM jobs WHERE id = ?'),
     claim: db.prepare(
       `UPDATE jobs SET status = 'running', started_at = @now, prompt_id = @prompt_id, backend = @backend, attempts = attempts + 1
        WHERE seq = (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
@@ -142,7 +145,22 @@ function prepareStatements(db: Db) {
       `UPDATE jobs SET status = 'cancelled', completed_at = @now, error = @error, secrets = NULL, inputs = NULL
        WHERE id = @id AND status = 'pending'`,
     ),
-    position: db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE status = 'pending' AND seq < ?`),
+    // Migration 7: the ordinal distance to the head, less the holes between (never a COUNT of the queue).
+    position: db.prepare(
+      `WITH me AS (SELECT qord FROM jobs WHERE seq = ? AND status = 'pending'),
+            head AS (SELECT qord FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1)
+       SELECT (SELECT qord FROM me) - (SELECT qord FROM head)
+              - (SELECT COUNT(*) FROM queue_holes WHERE ord < (SELECT qord FROM me)) AS n`,
+    ),
+    headOrd: db.prepare(`SELECT qord FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1`),
+    lastOrd: db.prepare('SELECT last FROM queue_order'),
+    qordOf: db.prepare('SELECT qord FROM jobs WHERE id = ?'),
+    unhole: db.prepare('DELETE FROM queue_holes WHERE ord = ?'),
+    // The ordinals in (after, before): jobs between a requeued job and the old head, none pending.
+    fillHoles: db.prepare(
+      `WITH RECURSIVE r(o) AS (SELECT @after + 1 UNION ALL SELECT o + 1 FROM r WHERE o + 1 < @before)
+       INSERT OR IGNORE INTO queue_holes (ord) SELECT o FROM r WHERE o < @before`,
+    ),
     counts: db.prepare('SELECT status, n FROM job_counts'),
     pendingCount: db.prepare(`SELECT n FROM job_counts WHERE status = 'pending'`),
     running: db.prepare(`SELECT * FROM jobs WHERE status = 'running' ORDER BY seq`),
@@ -320,7 +338,7 @@ export class SqliteJobStore implements JobStore {
 
   /** The job's credentials, while it is not finished. */
   async secretsOf(id: string): Promise<JobSecrets> {
-    const row = this.stmt.get.get(id) as JobRow | undefined;
+    const row = this.stmt.secrets.get(id) as { secrets: Buffer | null } | undefined;
     if (!row?.secrets) return {};
     try {
       return this.box.unseal<JobSecrets>(row.secrets);
@@ -400,7 +418,18 @@ export class SqliteJobStore implements JobStore {
    * place), to be claimed again with a new prompt id. False if it was not running.
    */
   async requeue(id: string): Promise<boolean> {
-    return this.stmt.requeue.run(id).changes === 1;
+    return this.db.transaction(() => {
+      const head = this.stmt.headOrd.get() as { qord: number } | undefined;
+      if (this.stmt.requeue.run(id).changes !== 1) return false;
+      const { qord } = this.stmt.qordOf.get(id) as { qord: number };
+      this.stmt.unhole.run(qord);
+      // Back ahead of the head: every ordinal between it and the old head left the queue.
+      if (head === undefined || qord < head.qord) {
+        const before = head?.qord ?? (this.stmt.lastOrd.get() as { last: number }).last + 1;
+        this.stmt.fillHoles.run({ after: qord, before });
+      }
+      return true;
+    })();
   }
 
   /** The latest jobs, newest first (for /stats). */
@@ -462,7 +491,9 @@ export class SqliteJobStore implements JobStore {
 
   /** How many pending jobs are ahead of this one. */
   async queuePosition(job: JobRecord): Promise<number> {
-    return (this.stmt.position.get(job.seq) as { n: number }).n;
+    const n = (this.stmt.position.get(job.seq) as { n: number | null }).n;
+    // Null when the job left the queue since it was read.
+    return Math.max(0, n ?? 0);
   }
 
   async pendingCount(): Promise<number> {
@@ -483,6 +514,39 @@ export class SqliteJobStore implements JobStore {
   /** Pending jobs whose caller waits on an open connection. */
   async pendingSync(): Promise<JobRecord[]> {
     return (this.stmt.pendingSync.all() as JobRow[]).map((row) => rowToRecord(row, this.files));
+  }
+
+  /**
+   * EXPLAIN QUERY PLAN of the statements on hot paths (admission, claim, /status, /stats, ending a
+   * job), each step's detail line by statement name: tests assert they use indexes, not scans.
+   */
+  queryPlans(): Record<string, string[]> {
+    const hot: Record<string, [string, unknown]> = {
+      admission: [this.stmt.pendingCount.source, []],
+      insert: [
+        this.stmt.insert.source,
+        { id: 'x', source: 'http', contract: 'wrapper', sync: 0, created_at: 0, secrets: null, spec: '{}', inputs: null },
+      ],
+      claimNext: [this.stmt.claim.source, { now: 0, prompt_id: 'p', backend: null }],
+      get: [this.stmt.get.source, ['x']],
+      queuePosition: [this.stmt.position.source, [1]],
+      webhookState: ['SELECT * FROM webhook_deliveries WHERE job_id = ?', ['x']],
+      counts: [this.stmt.counts.source, []],
+      recent: [this.stmt.recent.source, [50]],
+      ending: [this.stmt.ending.source, ['x']],
+      finish: [this.stmt.finish.source, { id: 'x', status: 'completed', now: 0, result: null, error: null }],
+      leaveQueueTrigger: [
+        `DELETE FROM queue_holes WHERE ord < COALESCE((SELECT qord FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1), 0)`,
+        [],
+      ],
+    };
+    const plans: Record<string, string[]> = {};
+    for (const [name, [sql, params]] of Object.entries(hot)) {
+      const explain = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      const rows = (Array.isArray(params) ? explain.all(...params) : explain.all(params)) as Array<{ detail: string }>;
+      plans[name] = rows.map((row) => row.detail);
+    }
+    return plans;
   }
 
   async close(): Promise<void> {
