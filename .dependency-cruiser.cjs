@@ -62,14 +62,18 @@ module.exports = {
       comment: 'Nothing above jobs/ knows which store backend is in use',
       severity: 'error',
       from: { pathNot: `^worker/(jobs|webhooks)/|${NOT_TESTS}` },
-      to: { path: '(^worker/jobs/sqlite/|^worker/webhooks/sqlite-|^node_modules/better-sqlite3/)' },
+      to: {
+        path: '(^worker/jobs/(sqlite|redis)/|^worker/webhooks/(sqlite|redis)-|^node_modules/(better-sqlite3|bullmq|ioredis)/)',
+      },
     },
     {
       name: 'only-jobs-reach-the-store',
       comment: 'The store, the runner and the outbox are behind the job facade (jobs/queue.ts)',
       severity: 'error',
       from: { path: '^(worker/(doors|contracts)/|benchmark/)', pathNot: NOT_TESTS },
-      to: { path: '^worker/(jobs/(store|sqlite/|runner|execute|recovery)|webhooks/(outbox|sqlite-|sender|progress))' },
+      to: {
+        path: '^worker/(jobs/(store|sqlite/|redis/|runner|execute|recovery)|webhooks/(outbox|sqlite-|redis-|sender|progress))',
+      },
     },
     {
       name: 'simulator-is-not-the-worker',

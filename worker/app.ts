@@ -46,11 +46,18 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   }
   core.webhooks.sender.start();
   core.webhooks.progress.start();
-  // The runner reconciles jobs a previous process left running before it takes a new one.
-  core.runner.start();
+  // The runner reconciles jobs a previous process left running before it takes a new one. An
+  // api-only worker runs nothing: runner workers take its jobs from the shared queue.
+  if (config.jobs.role !== 'api') core.runner.start();
   core.upkeep.start();
   core.logger.info(
-    { url: door.url, mode: config.mode, comfyui: config.comfy.baseUrls.join(','), db: config.jobs.dbPath },
+    {
+      url: door.url,
+      mode: config.mode,
+      role: config.jobs.role,
+      comfyui: config.jobs.role === 'api' ? undefined : config.comfy.baseUrls.join(','),
+      jobs: core.queue.storeInfo().path,
+    },
     'worker started',
   );
 

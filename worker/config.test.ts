@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, loadConfig, redactUrl } from './config';
 
 describe('loadConfig', () => {
   test('defaults', () => {
@@ -19,6 +19,39 @@ describe('loadConfig', () => {
     expect(loadConfig({ REPORT_ADDR: 'https://run.vast.ai', CONTAINER_ID: '1' }).mode).toBe('vast');
     expect(loadConfig({ REPORT_ADDR: 'https://run.vast.ai' }).mode).toBe('http');
     expect(loadConfig({ RUNPOD_WEBHOOK_GET_JOB: 'https://api.runpod.ai/v2/x/job-take/$ID' }).mode).toBe('runpod');
+  });
+
+  test('the shared queue: JOB_QUEUE_URL, WORKER_ROLE and their checks; the password never echoed nor shown', () => {
+    const defaults = loadConfig({}).jobs;
+    expect([defaults.queueUrl, defaults.role, defaults.queueLockS, defaults.queueInlineMaxBytes]).toEqual([
+      undefined,
+      'all',
+      30,
+      16 * 1024 * 1024,
+    ]);
+    const url = 'rediss://:hunter2-pw@redis.example:6380/2';
+    const config = loadConfig({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_ROLE: 'api' });
+    expect([config.jobs.queueUrl, config.jobs.role]).toEqual([url, 'api']);
+    expect(redactUrl(url)).toBe('rediss://:***@redis.example:6380/2');
+    expect(redactUrl('redis://token-user@host:6379')).toBe('redis://***@host:6379');
+    const refused = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    const bad = refused({ JOB_QUEUE_URL: 'http://:hunter2-pw@host' });
+    expect(bad).toMatch(/JOB_QUEUE_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
+    expect(bad).not.toContain('hunter2-pw');
+    expect(refused({ WORKER_ROLE: 'runner' })).toMatch(/WORKER_ROLE: runner needs JOB_QUEUE_URL/);
+    expect(refused({ WORKER_ROLE: 'cook' })).toMatch(/WORKER_ROLE: expected one of all, api, runner/);
+    expect(refused({ JOB_QUEUE_URL: url })).toMatch(/JOB_SECRETS_KEY: with JOB_QUEUE_URL/);
+    expect(refused({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_ROLE: 'api', WORKER_MODE: 'vast' })).toMatch(
+      /WORKER_ROLE: api is for the standalone HTTP API/,
+    );
   });
 
   test('COMFY_HOST=host:port is accepted; COMFYUI_API_BASE wins', () => {

@@ -107,6 +107,34 @@ const httpUrlList = () =>
       return urls;
     });
 
+/** JOB_QUEUE_URL: redis:// or rediss:// (TLS). Never echoed in errors: it may hold a password. */
+const redisUrl = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    try {
+      const url = new URL(raw.trim());
+      if ((url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '') return raw.trim();
+    } catch {
+      // reported below
+    }
+    ctx.addIssue({ code: 'custom', message: 'expected a redis:// or rediss:// URL (redis://[:password@]host[:port][/db])' });
+    return z.NEVER;
+  });
+
+/** A URL as logs and /health may show it: without its password (nor a user's token). */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password !== '') url.password = '***';
+    else if (url.username !== '') url.username = '***';
+    return url.toString().replace(/\/$/, '');
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
 const httpUrl = (fallback?: string) =>
   z
     .string()
@@ -199,6 +227,10 @@ const envSchema = z.object({
   // Jobs
   SQLITE_DB_PATH: optionalText,
   MAX_QUEUE_SIZE: number(1000, { min: 1, int: true }),
+  JOB_QUEUE_URL: redisUrl,
+  JOB_QUEUE_LOCK_S: number(30, { min: 1, max: MAX_TIMER_S }),
+  JOB_QUEUE_INLINE_MAX_BYTES: number(16 * 1024 * 1024, { min: 0, int: true }),
+  WORKER_ROLE: z.enum(['all', 'api', 'runner']).default('all'),
   JOB_SECRETS_KEY: optionalText,
   JOB_SECRETS_KEY_FILE: optionalText,
   SHUTDOWN_GRACE_S: number(30, { min: 0, max: 3600 }),
@@ -375,6 +407,12 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       /** Prompts of ours that may wait in each ComfyUI's queue behind the one executing. */
       queueAhead: env.COMFY_QUEUE_AHEAD,
       maxQueueSize: env.MAX_QUEUE_SIZE,
+      /** JOB_QUEUE_URL: jobs in Redis (BullMQ), shared by every worker pointed at it; else SQLite. */
+      queueUrl: env.JOB_QUEUE_URL,
+      queueLockS: env.JOB_QUEUE_LOCK_S,
+      queueInlineMaxBytes: env.JOB_QUEUE_INLINE_MAX_BYTES,
+      /** WORKER_ROLE: all (serve and run), api (serve only), runner (run, /health and /metrics only). */
+      role: env.WORKER_ROLE,
       secretsKey: env.JOB_SECRETS_KEY,
       secretsKeyFile: env.JOB_SECRETS_KEY_FILE === undefined ? undefined : path.resolve(cwd, env.JOB_SECRETS_KEY_FILE),
       /** SIGTERM/SIGINT: how long the running job may take to finish before it is left for recovery. */
@@ -572,5 +610,21 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (publicPort !== undefined && !/^\d{1,5}$/.test(publicPort)) {
     throw new ConfigError(`Invalid configuration:\n  ${portVar}: expected a port number, got "${publicPort}"`);
   }
-  return buildConfig(parsed.data, cwd, publicPort);
+  const env2 = parsed.data;
+  if (env2.WORKER_ROLE !== 'all' && env2.JOB_QUEUE_URL === undefined) {
+    throw new ConfigError(
+      `Invalid configuration:\n  WORKER_ROLE: ${env2.WORKER_ROLE} needs JOB_QUEUE_URL (a queue shared with other workers); without it jobs stay on this machine, so use all`,
+    );
+  }
+  if (env2.WORKER_ROLE !== 'all' && chooseMode(env2) !== 'http') {
+    throw new ConfigError(
+      `Invalid configuration:\n  WORKER_ROLE: ${env2.WORKER_ROLE} is for the standalone HTTP API (WORKER_MODE=http); the Vast and RunPod doors run their own jobs, so use all`,
+    );
+  }
+  if (env2.JOB_QUEUE_URL !== undefined && env2.JOB_SECRETS_KEY === undefined && env2.JOB_SECRETS_KEY_FILE === undefined) {
+    throw new ConfigError(
+      'Invalid configuration:\n  JOB_SECRETS_KEY: with JOB_QUEUE_URL, set the same JOB_SECRETS_KEY (or JOB_SECRETS_KEY_FILE) on every worker, so any of them can open the credentials another sealed',
+    );
+  }
+  return buildConfig(env2, cwd, publicPort);
 }

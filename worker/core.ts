@@ -4,13 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { ComfyClient } from './comfy/client';
-import type { Config } from './config';
+import { redactUrl, type Config } from './config';
 import { contractOf } from './contracts';
 import type { ContractContext } from './contracts/context';
 import { ModifierRegistry } from './contracts/wrapper/modifiers';
 import { S3Clients, s3Defaults } from './delivery/s3';
 import type { DoorContext } from './doors/door';
-import { backendStatus } from './jobs/backend';
+import { backendStatus, queueOnlyStatus } from './jobs/backend';
 import { JobEvents } from './jobs/events';
 import { createExecutor, type DeliveryDeps } from './jobs/execute';
 import { openJobStore } from './jobs/open-store';
@@ -58,7 +58,21 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     key: config.jobs.secretsKey,
     keyFile: config.jobs.secretsKeyFile ?? path.join(path.dirname(config.jobs.dbPath), 'job-secrets.key'),
   });
-  const store = openJobStore({ dbPath: config.jobs.dbPath, secrets, clock: opts.clock });
+  const { queueUrl } = config.jobs;
+  const store = openJobStore({
+    dbPath: config.jobs.dbPath,
+    queue: queueUrl
+      ? {
+          url: queueUrl,
+          shownAs: redactUrl(queueUrl),
+          lockS: config.jobs.queueLockS,
+          inlineMaxBytes: config.jobs.queueInlineMaxBytes,
+        }
+      : undefined,
+    secrets,
+    logger,
+    clock: opts.clock,
+  });
   const backends = config.comfy.baseUrls.map(
     (baseUrl) =>
       new ComfyClient({
@@ -82,7 +96,8 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       const counts = await store.counts();
       return counts.pending + counts.running;
     },
-    comfyUp: () => backends.map((b) => ({ backend: b.baseUrl, up: b.isReady })),
+    // An api-only worker has no ComfyUI of its own.
+    comfyUp: () => (config.jobs.role === 'api' ? [] : backends.map((b) => ({ backend: b.baseUrl, up: b.isReady }))),
     webhookStates: () => store.webhooks.counts(),
   });
   const defaults3 = s3Defaults(config.s3);
@@ -152,6 +167,8 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
       render: async (job) => contractOf(job.contract).webhookView(job, await queue.inlineData(job)),
       logger,
       onResult: (result) => metrics.webhookAttempt(result),
+      // Jobs ended (or senders lost) on other workers arm deliveries this worker is not told of.
+      lookEveryMs: store.shared ? 5_000 : undefined,
     }),
     progress: new ProgressNotifier({
       events,
@@ -180,7 +197,7 @@ export function doorContext(core: Core): DoorContext {
     jobs: core.queue,
     events: core.events,
     upkeep: core.upkeep,
-    backend: backendStatus(core.backends),
+    backend: core.config.jobs.role === 'api' ? queueOnlyStatus() : backendStatus(core.backends),
     contracts: core.contracts,
     metrics: core.metrics,
   };

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'conflict'
   | 'payload_too_large'
   | 'queue_full'
+  | 'store_unavailable' // the job store (Redis) cannot be reached
   | 'comfy_unavailable' // ComfyUI is not (yet) reachable
   | 'comfy_validation' // ComfyUI rejected the prompt (400 from /prompt)
   | 'input_image' // an input image could not be decoded, fetched or uploaded

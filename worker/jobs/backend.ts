@@ -96,3 +96,32 @@ export function backendStatus(clients: ComfyClient[]): BackendStatus {
     },
   };
 }
+
+/**
+ * An api-only worker (WORKER_ROLE=api) runs nothing: its jobs wait in the shared queue for the
+ * runner workers, so it is ready whatever ComfyUI does, and has no backend of its own to report.
+ */
+export function queueOnlyStatus(): BackendStatus {
+  return {
+    baseUrl: '',
+    isReady: true,
+    gpuFault: undefined,
+    count: 0,
+    readyCount: 0,
+    async health() {
+      return { healthy: true, reachable: true, websocket: 'idle' };
+    },
+    async backends() {
+      return [];
+    },
+    async systemStats() {
+      return undefined;
+    },
+    async missingNodeClasses() {
+      return [];
+    },
+    onConnection() {
+      return () => undefined;
+    },
+  };
+}

@@ -1,17 +1,37 @@
-// Opens the job store the configuration asks for. SQLite is the one backend today; a second one
-// (a shared queue across machines) is chosen here, and nothing outside jobs/ changes.
+// Opens the job store the configuration asks for: SQLite on this machine by default, or Redis
+// (BullMQ) shared by every worker pointed at it when JOB_QUEUE_URL is set. Nothing outside jobs/
+// changes with the choice.
+import type { Logger } from '../observability/logger';
 import type { SecretBox } from '../secrets/secret-box';
+import { filesFolderOf } from './files';
+import { RedisJobStore } from './redis/store';
 import { SqliteJobStore } from './sqlite/store';
 import type { JobStore } from './store';
 
 export interface StoreSettings {
-  /** SQLITE_DB_PATH */
+  /** SQLITE_DB_PATH (with Redis, its folder holds the outputs of running jobs until they end). */
   dbPath: string;
+  /** JOB_QUEUE_URL, with how it may be shown (no password). */
+  queue?: { url: string; shownAs: string; lockS: number; inlineMaxBytes: number };
   secrets: SecretBox;
+  logger: Logger;
   /** Milliseconds since the epoch (tests control time with it). */
   clock?: () => number;
 }
 
 export function openJobStore(settings: StoreSettings): JobStore {
+  const { queue } = settings;
+  if (queue) {
+    return new RedisJobStore({
+      url: queue.url,
+      shownAs: queue.shownAs,
+      secrets: settings.secrets,
+      filesPath: filesFolderOf(settings.dbPath),
+      lockMs: queue.lockS * 1000,
+      inlineMaxBytes: queue.inlineMaxBytes,
+      logger: settings.logger,
+      clock: settings.clock,
+    });
+  }
   return new SqliteJobStore({ path: settings.dbPath, secrets: settings.secrets, clock: settings.clock });
 }

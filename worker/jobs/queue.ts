@@ -26,6 +26,12 @@ export type CancelOutcome = 'cancelled' | 'cancelling' | 'already_finished';
 
 /** Files are read in pieces of 3 × 64 KiB, so each piece but the last is whole base64 groups. */
 const READ_BYTES = 3 * 64 * 1024;
+/** With a shared store, a running job's progress is saved for other workers at most this often. */
+const PROGRESS_SAVE_MS = 500;
+/** With a shared store, a waiting caller's job is also read again this often. */
+const SHARED_WAIT_POLL_MS = 2_000;
+/** With a shared store, watchers (the event stream) read the job again this often. */
+const SHARED_WATCH_MS = 1_000;
 
 export class JobQueue {
   private readonly store: JobStore;
@@ -37,6 +43,8 @@ export class JobQueue {
   private readonly watchers = new Map<string, Set<() => void>>();
   /** Set when the worker stops: new jobs are refused with it. */
   private closed: WorkerError | undefined;
+  /** With a shared store: tells watchers to read again now and then. */
+  private watchTicker: NodeJS.Timeout | undefined;
 
   constructor(opts: { store: JobStore; runner: RunnerPool; events: JobEvents; maxQueueSize: number }) {
     this.store = opts.store;
@@ -45,9 +53,7 @@ export class JobQueue {
     this.maxQueueSize = opts.maxQueueSize;
     // One set of listeners for every watch: a job's own events tell its watchers, a job taken or
     // ended tells them all (queue positions move).
-    const everyWatcher = () => {
-      for (const set of this.watchers.values()) for (const notify of set) notify();
-    };
+    const everyWatcher = () => this.notifyWatchers();
     const ownWatchers = (job: JobRecord) => {
       for (const notify of this.watchers.get(job.id) ?? []) notify();
     };
@@ -55,12 +61,56 @@ export class JobQueue {
     this.events.on('finished', everyWatcher);
     this.events.on('started', ownWatchers);
     this.events.on('progress', ownWatchers);
-    this.events.on('finished', (job) => {
-      const waiting = this.waiters.get(job.id);
-      if (!waiting) return;
-      this.waiters.delete(job.id);
-      for (const waiter of waiting) waiter.resolve(job);
+    this.events.on('finished', (job) => this.resolveWaiters(job));
+    if (this.store.shared) this.followOtherWorkers();
+  }
+
+  private notifyWatchers(): void {
+    for (const set of this.watchers.values()) for (const notify of set) notify();
+  }
+
+  private resolveWaiters(job: JobRecord): void {
+    const waiting = this.waiters.get(job.id);
+    if (!waiting) return;
+    this.waiters.delete(job.id);
+    for (const waiter of waiting) waiter.resolve(job);
+  }
+
+  /**
+   * A shared store: jobs taken here may run on another worker, and a cancel sent here may be for a
+   * job running there. Ends reach the callers waiting here; cancels reach the runner that has the
+   * job; progress is kept in the store for /status anywhere (at most twice a second per job).
+   */
+  private followOtherWorkers(): void {
+    this.store.onMessage((message) => {
+      // Jobs taken and ended elsewhere move queue positions here too.
+      if (message.type === 'finished' || message.type === 'queued') this.notifyWatchers();
+      if (message.type === 'finished') {
+        if (!this.waiters.has(message.jobId)) return;
+        void this.store.get(message.jobId).then(
+          (job) => {
+            if (job && TERMINAL_STATUSES.includes(job.status)) this.resolveWaiters(job);
+          },
+          () => undefined, // the waiter's own timeout or a later message settles it
+        );
+      } else if (message.type === 'queued') {
+        this.runner.wake();
+      } else if (message.type === 'cancel') {
+        const { code, message: text, status, details } = message.error;
+        this.runner.abortRunning(message.jobId, new WorkerError(status, code, text, { details }));
+      }
     });
+    const savedAt = new Map<string, number>();
+    this.events.on('progress', (job, progress) => {
+      const now = Date.now();
+      if (progress.percentage < 100 && now - (savedAt.get(job.id) ?? 0) < PROGRESS_SAVE_MS) return;
+      savedAt.set(job.id, now);
+      void this.store.saveProgress(job.id, progress).catch(() => undefined);
+    });
+    this.events.on('finished', (job) => savedAt.delete(job.id));
+    // Progress and starts on other workers come as no event here: watchers read again each second.
+    this.watchTicker = setInterval(() => this.notifyWatchers(), SHARED_WATCH_MS);
+    this.watchTicker.unref();
   }
 
   /** The worker is stopping (close() was called): nothing new is admitted. */
@@ -76,12 +126,18 @@ export class JobQueue {
    */
   async close(): Promise<void> {
     if (this.closed) return;
+    clearInterval(this.watchTicker);
     const closed = new WorkerError(503, 'worker_stopping', 'The worker is stopping; retry shortly (on another worker)', {
       headers: { 'Retry-After': '5' },
     });
     this.closed = closed;
     const error = closed.toBody();
-    for (const job of await this.store.pendingSync()) {
+    // A shared store's other synchronous jobs are waited for on other workers: only ours end.
+    const ours = async () => {
+      const jobs = await Promise.all([...this.waiters.keys()].map((id) => this.store.get(id)));
+      return jobs.filter((job): job is JobRecord => job?.status === 'pending' && job.sync);
+    };
+    for (const job of this.store.shared ? await ours() : await this.store.pendingSync()) {
       if (!(await this.store.finish(job.id, 'failed', { error }))) continue;
       const final = await this.store.get(job.id);
       if (final) this.events.emit('finished', final);
@@ -253,8 +309,9 @@ export class JobQueue {
     return this.runner.waitingJobIds;
   }
 
-  progress(id: string): JobProgress | undefined {
-    return this.runner.progressOf(id);
+  /** A running job's progress: from its runner here, or as the worker running it saved it. */
+  async progress(id: string): Promise<JobProgress | undefined> {
+    return this.runner.progressOf(id) ?? (this.store.shared ? await this.store.progressOf(id) : undefined);
   }
 
   async queuePosition(job: JobRecord): Promise<number | undefined> {
@@ -300,17 +357,23 @@ export class JobQueue {
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
       const waiting = set;
+      // With a shared store the end may happen on another worker while a message is lost (Redis
+      // restarting): the store is read again now and then.
+      const poll = this.store.shared ? setInterval(() => void check(), SHARED_WAIT_POLL_MS) : undefined;
       const leave = () => {
+        clearInterval(poll);
         waiting.delete(waiter);
         if (waiting.size === 0 && this.waiters.get(id) === waiting) this.waiters.delete(id);
         signal?.removeEventListener('abort', onAbort);
       };
       const waiter: Waiter = {
         resolve: (final) => {
+          clearInterval(poll);
           signal?.removeEventListener('abort', onAbort);
           resolve(final);
         },
         reject: (err) => {
+          clearInterval(poll);
           signal?.removeEventListener('abort', onAbort);
           reject(err);
         },
@@ -322,21 +385,28 @@ export class JobQueue {
       waiting.add(waiter);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.store.get(id).then(
-        (job) => {
-          if (!job) {
-            leave();
-            reject(notFound(`Job ${id} not found`));
-          } else if (TERMINAL_STATUSES.includes(job.status)) {
-            leave();
-            resolve(job);
-          }
-        },
-        (err: unknown) => {
+      let first = true;
+      const check = async () => {
+        const initial = first;
+        first = false;
+        let job: JobRecord | undefined;
+        try {
+          job = await this.store.get(id);
+        } catch (err) {
+          // A later look settles it; only the first one, which says whether the job exists, fails the wait.
+          if (!initial) return;
           leave();
-          reject(err);
-        },
-      );
+          return reject(err);
+        }
+        if (!job) {
+          leave();
+          reject(notFound(`Job ${id} not found`));
+        } else if (TERMINAL_STATUSES.includes(job.status)) {
+          leave();
+          resolve(job);
+        }
+      };
+      void check();
     });
   }
 
@@ -355,6 +425,11 @@ export class JobQueue {
     const stopped = await this.runner.stopJob(id, reason);
     if (stopped === 'aborting') return 'cancelling';
     if (stopped === 'ended') return 'cancelled';
+    if (this.store.shared && (await this.store.get(id))?.status === 'running') {
+      // Running on another worker: its runner interrupts it when the message reaches it.
+      await this.store.publish({ type: 'cancel', jobId: id, error: reason.toBody() });
+      return 'cancelling';
+    }
     return 'already_finished';
   }
 }

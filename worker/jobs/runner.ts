@@ -26,6 +26,8 @@ import type { JobProgress, JobRecord } from './types';
 const LOOP_ERROR_PAUSE_MS = 1_000;
 /** Prompts of ours waiting in ComfyUI's queue, by default. */
 const QUEUE_AHEAD = 1;
+/** With a shared store, an idle runner looks at the queue at least this often. */
+const SHARED_IDLE_MS = 1_000;
 
 export interface RunnerOptions {
   store: JobStore;
@@ -172,6 +174,9 @@ export class Runner {
     const { store, comfy } = this.opts;
     const job = await store.get(jobId);
     if (job?.status !== 'running') return false;
+    // With a shared store a running job not in flight here runs on another worker (or its lock
+    // has not run out yet): the queue sends the cancel there.
+    if (store.shared) return false;
     // Another backend's runner has it (its prompt is on that ComfyUI).
     if (this.opts.siblings && !this.opts.siblings.owns(job)) return false;
     if (!(await store.finish(jobId, statusFor(reason), { error: reason.toBody() }))) return false;
@@ -218,8 +223,12 @@ export class Runner {
         } else if (!this.canTakeAnother()) {
           await this.idle();
         } else {
-          const job = await this.opts.store.claimNext(randomUUID(), this.backend);
-          if (job) {
+          const promptId = randomUUID();
+          const job = await this.opts.store.claimNext(promptId, this.backend);
+          if (job && job.promptId !== promptId) {
+            // A shared store handed back a job a worker that died left running: reconcile it first.
+            await this.recoverOne(job);
+          } else if (job) {
             this.opts.events.emit('taken', job);
             this.launch(job);
             this.opts.siblings?.activity();
@@ -253,7 +262,17 @@ export class Runner {
 
   private idle(): Promise<void> {
     return new Promise((resolve) => {
-      this.wakeUp = resolve;
+      if (!this.opts.store.shared) {
+        this.wakeUp = resolve;
+        return;
+      }
+      // A shared queue gets jobs from other workers too, and BullMQ hands back the jobs of workers
+      // that died: look again now and then even if no message comes.
+      const timer = setTimeout(() => this.wake(), SHARED_IDLE_MS);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
@@ -296,6 +315,8 @@ export class Runner {
   }
 
   private async failWaitingSyncJobs(error: WorkerError): Promise<void> {
+    // With a shared store, other workers' backends may well run them.
+    if (this.opts.store.shared) return;
     for (const job of await this.opts.store.pendingSync()) {
       if (await this.opts.store.finish(job.id, 'failed', { error: error.toBody() })) await this.emitFinished(job.id);
     }
@@ -307,28 +328,48 @@ export class Runner {
    * meanwhile and the order of the queue is kept. If ComfyUI goes away halfway, the loop retries.
    */
   private async recoverLeftovers(): Promise<void> {
-    const { recovery, store, logger } = this.opts;
+    const { recovery, store } = this.opts;
     for (const job of await store.running()) {
       if (!recovery) break;
       if (this.opts.siblings && !this.opts.siblings.owns(job)) continue;
       if (this.stopping || this.paused) return;
-      const plan = await recovery.plan(job);
-      if ((await store.get(job.id))?.status !== 'running') {
-        // Cancelled or reset while we looked: make sure ComfyUI drops it too.
-        if (plan.kind === 'resume' && job.promptId !== null) await this.opts.comfy.cancelPrompt(job.promptId);
-        continue;
-      }
-      logger.info({ jobId: job.id, promptId: job.promptId, plan: plan.kind }, 'recovering a job left running');
-      if (plan.kind === 'resume') {
-        // One at a time, in order: a second prompt left queued runs in ComfyUI meanwhile anyway.
-        await this.launch(job, plan.execute, plan.timeoutMs).done;
-      } else if (plan.kind === 'requeue') {
-        await store.requeue(job.id);
-      } else if (await store.finish(job.id, 'failed', { error: plan.error.toBody() })) {
-        await this.emitFinished(job.id);
-      }
+      await this.recoverOne(job);
     }
     this.recovered = true;
+  }
+
+  /**
+   * One job left running by a process that is gone: looked up in ComfyUI by its prompt id, then
+   * resumed (watched to its end), requeued (ComfyUI never got it) or failed, never run twice.
+   */
+  private async recoverOne(job: JobRecord): Promise<void> {
+    const { recovery, store, logger } = this.opts;
+    if (!recovery) {
+      await store.putBack(job.id);
+      return;
+    }
+    let plan;
+    try {
+      plan = await recovery.plan(job);
+    } catch (err) {
+      // ComfyUI cannot be asked now: the job is looked at again later, as it is.
+      await store.putBack(job.id);
+      throw err;
+    }
+    if ((await store.get(job.id))?.status !== 'running') {
+      // Cancelled or reset while we looked: make sure ComfyUI drops it too.
+      if (plan.kind === 'resume' && job.promptId !== null) await this.opts.comfy.cancelPrompt(job.promptId);
+      return;
+    }
+    logger.info({ jobId: job.id, promptId: job.promptId, plan: plan.kind }, 'recovering a job left running');
+    if (plan.kind === 'resume') {
+      // One at a time, in order: a second prompt left queued runs in ComfyUI meanwhile anyway.
+      await this.launch(job, plan.execute, plan.timeoutMs).done;
+    } else if (plan.kind === 'requeue') {
+      await store.requeue(job.id);
+    } else if (await store.finish(job.id, 'failed', { error: plan.error.toBody() })) {
+      await this.emitFinished(job.id);
+    }
   }
 
   /** Hands a claimed job to ComfyUI and follows it to its end in the background. */

@@ -6,7 +6,7 @@ import type { KeptFile, OutputSink } from '../delivery/types';
 import type { ErrorBody } from '../errors';
 import type { WebhookOutbox } from '../webhooks/outbox';
 import type { JobFiles } from './files';
-import type { JobRecord, JobResult, JobSecrets, JobStatus, NewJob } from './types';
+import type { JobProgress, JobRecord, JobResult, JobSecrets, JobStatus, NewJob } from './types';
 
 export type StatusCounts = Record<JobStatus, number>;
 
@@ -23,7 +23,24 @@ export interface RecentJob {
 /** An output kept for inline answers: its file, or (rows stored before files) its bytes. */
 export type StoredFile = { size: number; path: string } | { size: number; bytes: Buffer };
 
+/** What processes sharing one store tell each other. */
+export type StoreMessage =
+  /** A job ended (the process that ended it publishes it, for callers waiting elsewhere). */
+  | { type: 'finished'; jobId: string }
+  /** A job was stored or put back: idle runners look at the queue. */
+  | { type: 'queued'; jobId: string }
+  /** A job left running on this backend is due again (`due`, epoch ms): its runners take it then. */
+  | { type: 'leftover'; jobId: string; backend: string; due: number }
+  /** Stop this running job, wherever it runs. */
+  | { type: 'cancel'; jobId: string; error: ErrorBody };
+
 export interface JobStore {
+  /**
+   * Several worker processes share this store (Redis): jobs run and end elsewhere too, so
+   * cancels and ends travel as messages, progress is kept in the store, and a job left running
+   * by a process that died comes back through claimNext rather than through running().
+   */
+  readonly shared: boolean;
   /** The final webhook deliveries of this store's jobs. */
   readonly webhooks: WebhookOutbox;
   /** The folder of the jobs' files: input images until their job ends, outputs kept for inline answers. */
@@ -40,7 +57,11 @@ export interface JobStore {
   get(id: string): Promise<JobRecord | undefined>;
   /** The job's credentials, while it is not finished. */
   secretsOf(id: string): Promise<JobSecrets>;
-  /** Atomically marks the oldest pending job running with the given prompt id, on this backend. */
+  /**
+   * Atomically marks the oldest pending job running with the given prompt id, on this backend.
+   * A shared store may instead hand back a job a dead process left running: it keeps its old
+   * prompt id (not the one given), to be reconciled with ComfyUI before anything is resubmitted.
+   */
   claimNext(promptId: string, backend?: string): Promise<JobRecord | undefined>;
   /**
    * Ends a pending or running job and arms its webhook. Returns false if it had already ended
@@ -58,6 +79,12 @@ export interface JobStore {
   markStarted(id: string, at: number): Promise<void>;
   /** Cancels a job only if it has not started; false otherwise. */
   cancelPending(id: string, error: ErrorBody): Promise<boolean>;
+  /**
+   * A job claimNext handed back as left running, that cannot be reconciled now: it stays running
+   * with its prompt id, for a later claim to look at again (a no-op when not shared: such jobs
+   * come from running(), which is read again).
+   */
+  putBack(id: string): Promise<void>;
   /** Puts a job a previous process left running back at its place in the queue. */
   requeue(id: string): Promise<boolean>;
   /** The latest jobs, newest first. */
@@ -84,5 +111,13 @@ export interface JobStore {
   running(): Promise<JobRecord[]>;
   /** Pending jobs whose caller waits on an open connection. */
   pendingSync(): Promise<JobRecord[]>;
+  /** A running job's progress, kept for the other processes (a no-op when not shared). */
+  saveProgress(id: string, progress: JobProgress): Promise<void>;
+  /** A running job's progress as its process last saved it (undefined when not shared). */
+  progressOf(id: string): Promise<JobProgress | undefined>;
+  /** Tells every process sharing the store, this one too (a no-op when not shared). */
+  publish(message: StoreMessage): Promise<void>;
+  /** Messages published by any process sharing the store. */
+  onMessage(listener: (message: StoreMessage) => void): void;
   close(): Promise<void>;
 }

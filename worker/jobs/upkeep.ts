@@ -86,6 +86,11 @@ export class Upkeep {
         `Job timed out (stuck in running state for more than ${maxRunningHours} h); its prompt was interrupted`,
       );
       if ((await runner.stopJob(job.id, reason)) !== false) reset++;
+      else if (store.shared) {
+        // Running on another worker (a shared store): its runner interrupts it when this reaches it.
+        await store.publish({ type: 'cancel', jobId: job.id, error: reason.toBody() });
+        reset++;
+      }
     }
     if (reset > 0) logger.warn({ reset, maxRunningHours }, 'failed stuck jobs');
     return reset;

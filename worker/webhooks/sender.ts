@@ -37,6 +37,11 @@ export interface SenderOptions<J extends WebhookJob> {
   render: ContractRenderer<J>;
   logger: Logger;
   onResult?: (result: 'delivered' | 'retrying' | 'failed') => void;
+  /**
+   * An outbox shared by several workers: deliveries are armed (and leases run out) without a local
+   * `finished` event, so it is read at least this often.
+   */
+  lookEveryMs?: number;
 }
 
 export class WebhookSender<J extends WebhookJob> {
@@ -160,8 +165,17 @@ export class WebhookSender<J extends WebhookJob> {
 
   private async schedule(): Promise<void> {
     const next = await this.opts.outbox.nextDueAt();
-    if (next === undefined || this.stopped || this.again) return;
-    let waitMs = Math.min(Math.max(0, (next - this.opts.store.now()) * 1000), LONGEST_TIMER_MS);
+    if (this.stopped || this.again) return;
+    const { lookEveryMs } = this.opts;
+    if (next === undefined) {
+      // A shared outbox is armed by other workers too: look again now and then.
+      if (lookEveryMs !== undefined) {
+        this.timer = setTimeout(() => this.wake(), lookEveryMs);
+        this.timer.unref();
+      }
+      return;
+    }
+    let waitMs = Math.min(Math.max(0, (next - this.opts.store.now()) * 1000), LONGEST_TIMER_MS, lookEveryMs ?? Infinity);
     // Rows that are due but already in flight are rescheduled when their attempt ends.
     if (waitMs === 0 && this.inFlight.size > 0) return;
     // Due rows left waiting are cooling down: wake when the first may go again.

@@ -56,7 +56,7 @@ export async function sendResult(queue: JobQueue, job: JobRecord, res: Response)
       const file = files(output);
       return file && body.base64(file);
     },
-    queue.progress(job.id),
+    await queue.progress(job.id),
   );
   const status = wrapperHttpStatus(job);
   // A 503 (ComfyUI unavailable, the worker stopping) is worth retrying shortly.

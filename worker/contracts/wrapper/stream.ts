@@ -42,7 +42,7 @@ function progressMessage(job: JobRecord, progress: JobProgress | undefined, fall
 export async function statusEvent(queue: JobQueue, job: JobRecord, startedMs: number): Promise<StatusEvent> {
   const counts = await queue.counts();
   const position = await queue.queuePosition(job);
-  const progress = job.status === 'running' ? queue.progress(job.id) : undefined;
+  const progress = job.status === 'running' ? await queue.progress(job.id) : undefined;
   const base = toWrapperResult(job, () => undefined, progress);
   const pending = job.status === 'pending';
   const event: StatusEvent = {

@@ -28,6 +28,25 @@ export function createHttpServer(deps: DoorContext): http.Server {
   // The API description is open like /health: it holds nothing but the routes' shapes.
   app.get('/openapi.json', serveOpenApi(httpDoorDoc({ comfyProxy: proxy !== undefined })));
   app.use(healthRoutes(deps));
+  if (deps.config.jobs.role === 'runner') {
+    // A runner worker runs jobs from the shared queue and serves only /health and /metrics.
+    app.use(requireKey(apiAccess));
+    app.get('/metrics', async (_req, res) => {
+      const { contentType, body } = await deps.metrics.render();
+      res.type(contentType).send(body);
+    });
+    app.use((req, res) => {
+      res.status(404).json({
+        error: {
+          code: 'not_found',
+          message: `No route ${req.method} ${req.path} (WORKER_ROLE=runner serves /health and /metrics only)`,
+          status: 404,
+        },
+      });
+    });
+    app.use(errorHandler(deps.logger, deps.config.http.maxBodyBytes));
+    return createDoorServer(app, deps.config.http.limits);
+  }
   app.use('/admin', requireKey(adminAccess), adminRoutes(deps));
   app.use(requireKey(apiAccess));
   // The proxy must see the raw body, so it goes before the JSON parser.

@@ -43,7 +43,7 @@ export async function statusBody(job: JobRecord, queue: JobQueue, fileData: File
     completed_at: job.completedAt,
   };
   if (job.error?.details !== undefined) body.error_details = job.error.details;
-  if (job.status === 'running') body.progress = queue.progress(job.id) ?? null;
+  if (job.status === 'running') body.progress = (await queue.progress(job.id)) ?? null;
   if (job.status === 'pending') body.queue_position = await queue.queuePosition(job);
   const hook = await queue.webhookState(job.id);
   // The URL is left out: it may carry a token.

@@ -18,7 +18,7 @@ export interface RunpodJobs {
   cancel(id: string, reason: WorkerError): Promise<CancelOutcome>;
   /** Base64 of the job's inline outputs' bytes, by output. */
   inlineData(job: JobRecord): Promise<(output: JobOutput) => string | undefined>;
-  progress(id: string): JobProgress | undefined;
+  progress(id: string): Promise<JobProgress | undefined>;
   counts(): Promise<StatusCounts>;
   /** Running jobs whose prompt still waits in ComfyUI's queue: shown as IN_QUEUE. */
   waitingInBackend(): string[];

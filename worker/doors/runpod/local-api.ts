@@ -120,7 +120,7 @@ export class LocalApi {
     return jobView(
       job,
       await this.ctx.jobs.inlineData(job),
-      job.status === 'running' ? this.ctx.jobs.progress(job.id) : undefined,
+      job.status === 'running' ? await this.ctx.jobs.progress(job.id) : undefined,
       waiting,
     );
   }

@@ -11,7 +11,7 @@ import type { SecretBox } from '../../secrets/secret-box';
 import { SqliteWebhookOutbox, UNDELIVERED_JOB_IDS_SQL } from '../../webhooks/sqlite-outbox';
 import { JobFiles, filesFolderOf } from '../files';
 import type { JobStore, RecentJob, StatusCounts, StoredFile } from '../store';
-import type { JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
+import type { JobProgress, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
 import { migrate } from './migrations';
 
 /**
@@ -207,6 +207,29 @@ export class SqliteJobStore implements JobStore {
     }
     this.stmt = prepareStatements(this.db);
     this.webhooks = new SqliteWebhookOutbox(this.db, this.box);
+  }
+
+  /** One process owns the file (its recovery handles what another left running). */
+  readonly shared = false;
+
+  async putBack(): Promise<void> {
+    // Jobs left running are read from running() again on the next recovery pass.
+  }
+
+  async saveProgress(): Promise<void> {
+    // The runner that has the job is in this process and answers for its progress.
+  }
+
+  async progressOf(): Promise<JobProgress | undefined> {
+    return undefined;
+  }
+
+  async publish(): Promise<void> {
+    // No other process shares the file: its job events already tell this one.
+  }
+
+  onMessage(): void {
+    // Nothing is ever published.
   }
 
   describe(): { backend: string; path: string } {

@@ -1,0 +1,129 @@
+// The Redis job store against a real redis-server: claims are atomic across stores (each is a
+// worker), the first end wins and arms its webhook once, a cancelled job is never claimed, and a
+// webhook delivery is handed to one sender at a time.
+import path from 'node:path';
+import { startRedis, type RedisServer } from '../../../test/support/redis';
+import { tempDir } from '../../../test/support/tmp';
+import { createLogger } from '../../observability/logger';
+import { SecretBox } from '../../secrets/secret-box';
+import type { NewJob } from '../types';
+import { RedisJobStore } from './store';
+
+let redis: RedisServer;
+const stores: RedisJobStore[] = [];
+const secrets = SecretBox.open({ key: 'test key', keyFile: '' });
+let n = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  for (const store of stores) await store.close();
+  await redis.stop();
+});
+
+function open(): RedisJobStore {
+  const store = new RedisJobStore({
+    url: redis.url,
+    shownAs: redis.url,
+    secrets,
+    filesPath: path.join(tempDir('redis-store-'), 'files'),
+    lockMs: 5_000,
+    inlineMaxBytes: 1024 * 1024,
+    logger: createLogger('silent'),
+  });
+  stores.push(store);
+  return store;
+}
+
+const newJob = (extra: Partial<NewJob> = {}): NewJob => ({
+  id: `job-${++n}-${Date.now()}`,
+  source: 'http',
+  contract: 'worker-comfyui',
+  sync: false,
+  spec: {
+    workflow: { '1': { class_type: 'SaveImage', inputs: {} } },
+    images: [{ name: 'a.png', image: 'AAAA' }],
+    includeTempOutputs: false,
+    forceBase64: false,
+    includeComfyResponse: false,
+    allowPartial: false,
+  },
+  ...extra,
+});
+
+test('four workers claiming at once: every job claimed exactly once, FIFO per claimer, by the prompt id it stores', async () => {
+  const seed = open();
+  const ids: string[] = [];
+  for (let i = 0; i < 80; i++) ids.push((await seed.insert(newJob())).id);
+  const claimers = [open(), open(), open(), open()];
+  const claimed = await Promise.all(
+    claimers.map(async (store, k) => {
+      const mine: Array<{ id: string; seq: number }> = [];
+      for (let i = 0; ; i++) {
+        const job = await store.claimNext(`${'abcd'[k]}-${i}`, `http://backend-${k}`);
+        if (!job) return mine;
+        expect(job).toMatchObject({
+          status: 'running',
+          promptId: `${'abcd'[k]}-${i}`,
+          backend: `http://backend-${k}`,
+          attempts: 1,
+        });
+        mine.push({ id: job.id, seq: job.seq });
+      }
+    }),
+  );
+  const all = claimed.flat().map((c) => c.id);
+  expect(all).toHaveLength(ids.length);
+  expect(new Set(all)).toEqual(new Set(ids));
+  for (const mine of claimed) expect(mine.map((c) => c.seq)).toEqual([...mine.map((c) => c.seq)].sort((a, b) => a - b));
+  expect(await seed.counts()).toMatchObject({ pending: 0, running: ids.length });
+  for (const [k, store] of claimers.entries()) {
+    for (const { id } of claimed[k]!) await store.finish(id, 'completed', { result: undefined });
+  }
+  expect(await seed.counts()).toMatchObject({ pending: 0, running: 0, completed: ids.length });
+});
+
+test('the first end wins and arms the webhook once; secrets are sealed and purged at the end', async () => {
+  const a = open();
+  const b = open();
+  const job = await a.insert(
+    newJob({
+      spec: { ...newJob().spec, webhook: { url: 'http://hook.example/x?token=t1', extraParams: {}, signed: true } },
+      secrets: { s3SecretAccessKey: 'S3-SECRET', webhookSecret: 'whsec' },
+    }),
+  );
+  expect(await a.webhooks.state(job.id)).toMatchObject({ status: 'waiting' });
+  expect(await b.secretsOf(job.id)).toEqual({ s3SecretAccessKey: 'S3-SECRET' });
+  const claimed = await b.claimNext('p-1', 'http://b');
+  expect(claimed?.id).toBe(job.id);
+  const error = { code: 'cancelled' as const, message: 'by client', status: 499 };
+  const ends = await Promise.all([
+    a.finish(job.id, 'cancelled', { error }),
+    b.finish(job.id, 'failed', { error: { ...error, code: 'internal' as const } }),
+  ]);
+  expect(ends.filter(Boolean)).toHaveLength(1);
+  expect(await a.secretsOf(job.id)).toEqual({});
+  expect(await b.webhooks.counts()).toMatchObject({ waiting: 0, pending: 1 });
+  const due = await a.webhooks.due(a.now() + 1, 10);
+  expect(due.map((d) => [d.jobId, d.url, d.secret])).toEqual([[job.id, 'http://hook.example/x?token=t1', 'whsec']]);
+  // Leased: another sender does not get it while the first one sends.
+  expect(await b.webhooks.due(b.now() + 1, 10)).toEqual([]);
+  await b.webhooks.recordDelivered(job.id, b.now());
+  expect(await a.webhooks.counts()).toMatchObject({ pending: 0, delivered: 1 });
+  expect(await a.hasUndeliveredWebhook(job.id)).toBe(false);
+});
+
+test('a job cancelled while it waits is never claimed; a 409 for a second job with the same id', async () => {
+  const store = open();
+  const job = await store.insert(newJob());
+  await expect(store.insert(newJob({ id: job.id }))).rejects.toMatchObject({ status: 409 });
+  expect(await store.cancelPending(job.id, { code: 'cancelled', message: 'no', status: 499 })).toBe(true);
+  expect(await store.cancelPending(job.id, { code: 'cancelled', message: 'no', status: 499 })).toBe(false);
+  expect(await store.claimNext('p', 'http://x')).toBeUndefined();
+  expect((await store.get(job.id))?.status).toBe('cancelled');
+  // Deleted, its id can be used again.
+  expect(await store.deleteFinished(job.id)).toBe(true);
+  const again = await store.insert(newJob({ id: job.id }));
+  expect((await store.claimNext('p2', 'http://x'))?.id).toBe(again.id);
+});
