@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { startSimulator, type Simulator } from '../../simulator';
-import { getJson, startTestWorker, type TestWorker } from '../support/worker';
+import { getJson, startTestWorker, until, type TestWorker } from '../support/worker';
 
 let sim: Simulator;
 let worker: TestWorker | undefined;
@@ -81,8 +81,11 @@ test('the HTTP door: a body that stalls after its headers gets a 408 naming the 
   });
   // No job, and the part of the image already decoded left no spool file behind.
   expect((await getJson(`${worker.url}/stats`)).body.total_jobs).toBe(0);
+  // (The spool is released when the response closes; its file goes a moment later.)
   const inputs = path.join(`${worker.dbPath}-files`, 'inputs');
-  expect(fs.existsSync(inputs) ? fs.readdirSync(inputs) : []).toEqual([]);
+  const left = () => (fs.existsSync(inputs) ? fs.readdirSync(inputs) : []);
+  await until(() => left().length === 0, 3_000, 'the spool file to go').catch(() => undefined);
+  expect(left()).toEqual([]);
 });
 
 test('headers that never end are cut off; an idle kept-alive connection is closed', async () => {
