@@ -1,5 +1,6 @@
 // The environment, read and validated once at startup. Every variable the worker reads is named
 // here with its default; the README's table is kept in step with this file.
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors';
@@ -231,6 +232,7 @@ const envSchema = z.object({
   JOB_QUEUE_LOCK_S: number(30, { min: 1, max: MAX_TIMER_S }),
   JOB_QUEUE_INLINE_MAX_BYTES: number(16 * 1024 * 1024, { min: 0, int: true }),
   WORKER_ROLE: z.enum(['all', 'api', 'runner']).default('all'),
+  WORKER_NODE_ID: optionalText,
   JOB_SECRETS_KEY: optionalText,
   JOB_SECRETS_KEY_FILE: optionalText,
   SHUTDOWN_GRACE_S: number(30, { min: 0, max: 3600 }),
@@ -411,6 +413,11 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       queueUrl: env.JOB_QUEUE_URL,
       queueLockS: env.JOB_QUEUE_LOCK_S,
       queueInlineMaxBytes: env.JOB_QUEUE_INLINE_MAX_BYTES,
+      /**
+       * Which machine this is, with a shared queue: a backend URL such as 127.0.0.1:8188 names a
+       * different ComfyUI on every machine, so jobs record the machine with the URL.
+       */
+      nodeId: env.WORKER_NODE_ID ?? os.hostname(),
       /** WORKER_ROLE: all (serve and run), api (serve only), runner (run, /health and /metrics only). */
       role: env.WORKER_ROLE,
       secretsKey: env.JOB_SECRETS_KEY,

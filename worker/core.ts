@@ -67,6 +67,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
           shownAs: redactUrl(queueUrl),
           lockS: config.jobs.queueLockS,
           inlineMaxBytes: config.jobs.queueInlineMaxBytes,
+          nodeId: config.jobs.nodeId,
         }
       : undefined,
     secrets,

@@ -12,7 +12,7 @@ export interface StoreSettings {
   /** SQLITE_DB_PATH (with Redis, its folder holds the outputs of running jobs until they end). */
   dbPath: string;
   /** JOB_QUEUE_URL, with how it may be shown (no password). */
-  queue?: { url: string; shownAs: string; lockS: number; inlineMaxBytes: number };
+  queue?: { url: string; shownAs: string; lockS: number; inlineMaxBytes: number; nodeId: string };
   secrets: SecretBox;
   logger: Logger;
   /** Milliseconds since the epoch (tests control time with it). */
@@ -29,6 +29,7 @@ export function openJobStore(settings: StoreSettings): JobStore {
       filesPath: filesFolderOf(settings.dbPath),
       lockMs: queue.lockS * 1000,
       inlineMaxBytes: queue.inlineMaxBytes,
+      nodeId: queue.nodeId,
       logger: settings.logger,
       clock: settings.clock,
     });

@@ -22,8 +22,9 @@ afterAll(async () => {
   await redis.stop();
 });
 
-function open(): RedisJobStore {
+function open(nodeId?: string): RedisJobStore {
   const store = new RedisJobStore({
+    nodeId,
     url: redis.url,
     shownAs: redis.url,
     secrets,
@@ -126,4 +127,13 @@ test('a job cancelled while it waits is never claimed; a 409 for a second job wi
   expect(await store.deleteFinished(job.id)).toBe(true);
   const again = await store.insert(newJob({ id: job.id }));
   expect((await store.claimNext('p2', 'http://x'))?.id).toBe(again.id);
+});
+
+test('a job records the machine with its backend: 127.0.0.1 names another ComfyUI on every machine', async () => {
+  const a = open('machine-a');
+  const { id } = await a.insert(newJob());
+  const job = await a.claimNext('pa-1', 'http://127.0.0.1:8188');
+  expect(job).toMatchObject({ id, backend: 'machine-a http://127.0.0.1:8188' });
+  expect((await open('machine-b').get(id))?.backend).toBe('machine-a http://127.0.0.1:8188');
+  await a.finish(id, 'completed', { result: undefined });
 });

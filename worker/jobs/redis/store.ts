@@ -42,6 +42,11 @@ export interface RedisStoreOptions {
   url: string;
   /** How it is shown in /health and logs: the URL without its password. */
   shownAs: string;
+  /**
+   * This machine (WORKER_NODE_ID): a job records its backend as "<node> <url>", since one URL
+   * (127.0.0.1:8188) names a different ComfyUI on every machine. Default: none (the URL alone).
+   */
+  nodeId?: string;
   secrets: SecretBox;
   /** A local scratch folder: outputs are written there, then moved into Redis when the job ends. */
   filesPath: string;
@@ -437,7 +442,8 @@ export class RedisJobStore implements JobStore {
 
   async claimNext(promptId: string, backend?: string): Promise<JobRecord | undefined> {
     if (this.closed) return undefined;
-    if (backend !== undefined) this.backends.add(backend);
+    const where = backend === undefined ? undefined : this.opts.nodeId ? `${this.opts.nodeId} ${backend}` : backend;
+    if (where !== undefined) this.backends.add(where);
     const worker = this.bullWorker();
     return this.guard(async () => {
       for (;;) {
@@ -455,7 +461,7 @@ export class RedisJobStore implements JobStore {
           k.counts,
           id,
           promptId,
-          backend ?? '',
+          where ?? '',
           String(now),
         )) as string;
         if (outcome !== 'claimed' && outcome !== 'leftover') {
@@ -467,7 +473,7 @@ export class RedisJobStore implements JobStore {
         const record = toRecord(id, row);
         if (outcome === 'leftover') {
           const waited = (now - Number(row.left_at ?? now)) * 1000;
-          if (record.backend !== (backend ?? null) && waited < LEFTOVER_WAIT_MS) {
+          if (record.backend !== (where ?? null) && waited < LEFTOVER_WAIT_MS) {
             // Its prompt is on another backend: the worker that has it reconciles it when it is back.
             // Its runners are told when it is due again, so they, not we, take it then.
             const due = Date.now() + LEFTOVER_RETRY_MS;
