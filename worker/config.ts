@@ -231,6 +231,7 @@ const envSchema = z.object({
   JOB_QUEUE_URL: redisUrl,
   JOB_QUEUE_LOCK_S: number(30, { min: 1, max: MAX_TIMER_S }),
   JOB_QUEUE_INLINE_MAX_BYTES: number(16 * 1024 * 1024, { min: 0, int: true }),
+  JOB_QUEUE_WEBHOOK_LEASE_S: number(120, { min: 1, max: MAX_TIMER_S }),
   WORKER_ROLE: z.enum(['all', 'api', 'runner']).default('all'),
   WORKER_NODE_ID: optionalText,
   JOB_SECRETS_KEY: optionalText,
@@ -413,6 +414,8 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       queueUrl: env.JOB_QUEUE_URL,
       queueLockS: env.JOB_QUEUE_LOCK_S,
       queueInlineMaxBytes: env.JOB_QUEUE_INLINE_MAX_BYTES,
+      /** How long a webhook delivery handed to one worker's sender is not handed to another. */
+      queueWebhookLeaseS: env.JOB_QUEUE_WEBHOOK_LEASE_S,
       /**
        * Which machine this is, with a shared queue: a backend URL such as 127.0.0.1:8188 names a
        * different ComfyUI on every machine, so jobs record the machine with the URL.

@@ -68,6 +68,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
           lockS: config.jobs.queueLockS,
           inlineMaxBytes: config.jobs.queueInlineMaxBytes,
           nodeId: config.jobs.nodeId,
+          webhookLeaseS: config.jobs.queueWebhookLeaseS,
         }
       : undefined,
     secrets,

@@ -18,8 +18,15 @@ export interface Receiver {
   failNext: number;
   /** Answer every progress event with 500. */
   failProgress: boolean;
-  /** While set, final deliveries go unanswered until it settles (each is recorded when answered). */
+  /**
+   * While set, final deliveries go unanswered until it settles (each is recorded when answered;
+   * one whose sender went away meanwhile is not recorded: nothing was delivered).
+   */
   hold: Promise<unknown> | undefined;
+  /** Final deliveries held right now (arrived, not answered). */
+  held: number;
+  /** Held deliveries whose sender closed the connection before the answer. */
+  dropped: number;
   /** Final deliveries only (completed, failed, cancelled). */
   finals(): Delivery[];
   /** Resolves when `n` deliveries matching `filter` (default: final ones) have arrived. */
@@ -37,6 +44,8 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     failNext: 0,
     failProgress: false,
     hold: undefined,
+    held: 0,
+    dropped: 0,
     finals: () => receiver.deliveries.filter((d) => d.body?.event !== 'progress'),
     async waitFor(n, filter = (d) => d.body?.event !== 'progress', timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
@@ -67,7 +76,19 @@ export async function startReceiver(port = 0): Promise<Receiver> {
             body = raw;
           }
           const progress = body?.event === 'progress';
-          if (!progress && receiver.hold) await receiver.hold.catch(() => undefined);
+          if (!progress && receiver.hold) {
+            receiver.held += 1;
+            let gone = false;
+            const onClose = () => {
+              gone = true;
+              receiver.dropped += 1;
+            };
+            req.socket.once('close', onClose);
+            await receiver.hold.catch(() => undefined);
+            req.socket.off('close', onClose);
+            receiver.held -= 1;
+            if (gone) return;
+          }
           const fail = progress ? receiver.failProgress : receiver.failNext > 0;
           if (fail && !progress) receiver.failNext -= 1;
           const answered = fail ? 500 : 200;

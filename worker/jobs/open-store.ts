@@ -12,7 +12,15 @@ export interface StoreSettings {
   /** SQLITE_DB_PATH (with Redis, its folder holds the outputs of running jobs until they end). */
   dbPath: string;
   /** JOB_QUEUE_URL, with how it may be shown (no password). */
-  queue?: { url: string; shownAs: string; lockS: number; inlineMaxBytes: number; nodeId: string };
+  queue?: {
+    url: string;
+    shownAs: string;
+    lockS: number;
+    inlineMaxBytes: number;
+    nodeId: string;
+    /** JOB_QUEUE_WEBHOOK_LEASE_S */
+    webhookLeaseS?: number;
+  };
   secrets: SecretBox;
   logger: Logger;
   /** Milliseconds since the epoch (tests control time with it). */
@@ -30,6 +38,7 @@ export function openJobStore(settings: StoreSettings): JobStore {
       lockMs: queue.lockS * 1000,
       inlineMaxBytes: queue.inlineMaxBytes,
       nodeId: queue.nodeId,
+      webhookLeaseS: queue.webhookLeaseS,
       logger: settings.logger,
       clock: settings.clock,
     });

@@ -344,6 +344,16 @@ export class Runner {
    */
   private async recoverOne(job: JobRecord): Promise<void> {
     const { recovery, store, logger } = this.opts;
+    if (job.cancelRequested) {
+      // Cancelled (or reset as stuck) while its worker was dead: it ends as asked, and its prompt,
+      // on this runner's ComfyUI, is interrupted or taken out of its queue.
+      const error = job.cancelRequested;
+      const status = error.code === 'cancelled' || error.code === 'client_disconnected' ? 'cancelled' : 'failed';
+      logger.info({ jobId: job.id, promptId: job.promptId }, `a job left running was ${status} as asked before`);
+      if (job.promptId !== null) await this.opts.comfy.cancelPrompt(job.promptId);
+      if (await store.finish(job.id, status, { error })) await this.emitFinished(job.id);
+      return;
+    }
     if (!recovery) {
       await store.putBack(job.id);
       return;

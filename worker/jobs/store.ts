@@ -91,6 +91,12 @@ export interface JobStore {
   recent(limit: number): Promise<RecentJob[]>;
   /** Deletes ended jobs that ended before `cutoff` (epoch s) and have no delivery left to make. */
   deleteFinishedBefore(cutoff: number): Promise<number>;
+  /**
+   * Ends what no runner would end well (a shared store: jobs whose submission was interrupted
+   * between its steps, synchronous jobs whose caller's worker is gone); how many. Called by the
+   * upkeep each pass. 0 when there is nothing of the kind (SQLite: one transaction, one process).
+   */
+  repair(): Promise<number>;
   /** Jobs running since before `cutoff` (epoch s). */
   runningSince(cutoff: number): Promise<JobRecord[]>;
   /** The job has a webhook that is not delivered yet (nor given up on). */

@@ -111,4 +111,9 @@ export interface JobRecord {
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
+  /**
+   * A shared store: a cancel (or stuck reset) was sent while it ran, with this reason. Whoever
+   * takes it over from a worker that died ends it so rather than running or reconciling it.
+   */
+  cancelRequested?: ErrorBody;
 }

@@ -34,7 +34,7 @@ export class Upkeep {
    */
   start(): void {
     if (this.timer) return;
-    void this.safely(() => this.cleanup(this.opts.retentionHours));
+    void this.safely(async () => (await this.repair()) + (await this.cleanup(this.opts.retentionHours)));
     void this.sweep();
     this.timer = setInterval(() => void this.pass(), this.opts.intervalS * 1000);
     this.timer.unref();
@@ -47,6 +47,7 @@ export class Upkeep {
 
   /** One scheduled pass. */
   async pass(): Promise<void> {
+    await this.safely(() => this.repair());
     await this.safely(() => this.cleanup(this.opts.retentionHours));
     await this.safely(() => this.resetStuck(this.opts.stuckHours));
     await this.sweep();
@@ -62,6 +63,13 @@ export class Upkeep {
       this.opts.logger.error({ err }, 'job files sweep failed');
       return 0;
     }
+  }
+
+  /** Ends jobs the store finds no runner would end well (see JobStore.repair). */
+  async repair(): Promise<number> {
+    const repaired = await this.opts.store.repair();
+    if (repaired > 0) this.opts.logger.warn({ repaired }, 'ended jobs whose submission was interrupted or whose caller is gone');
+    return repaired;
   }
 
   /** Deletes completed, failed and cancelled jobs that ended more than `maxAgeHours` ago. */

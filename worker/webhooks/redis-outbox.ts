@@ -9,7 +9,7 @@ import type { SecretBox } from '../secrets/secret-box';
 import type { DeliveryState, DeliveryStatus, DueDelivery, WebhookOutbox } from './outbox';
 import type { WebhookTarget } from './types';
 
-/** How long a delivery handed to a sender is not handed to another (longer than any attempt). */
+/** How long a delivery handed to a sender is not handed to another (longer than any attempt), by default. */
 const LEASE_S = 120;
 
 /** The outbox's keys under the store's prefix. */
@@ -69,11 +69,14 @@ export class RedisWebhookOutbox implements WebhookOutbox {
   private readonly redis: Redis;
   private readonly box: SecretBox;
   private readonly keys: ReturnType<typeof outboxKeys>;
+  private readonly leaseS: number;
 
-  constructor(redis: Redis, prefix: string, box: SecretBox) {
+  /** @param leaseS JOB_QUEUE_WEBHOOK_LEASE_S: how long a sender has a delivery before another may send it. */
+  constructor(redis: Redis, prefix: string, box: SecretBox, leaseS = LEASE_S) {
     this.redis = redis;
     this.box = box;
     this.keys = outboxKeys(prefix);
+    this.leaseS = leaseS;
   }
 
   /** The hash of a new delivery, waiting for its job; the URL and secret sealed (they may carry tokens). */
@@ -123,7 +126,14 @@ export class RedisWebhookOutbox implements WebhookOutbox {
 
   async due(now: number, limit: number): Promise<DueDelivery[]> {
     if (limit <= 0) return [];
-    const ids = (await this.redis.eval(DUE_LUA, 1, this.keys.due, String(now), String(limit), String(now + LEASE_S))) as string[];
+    const ids = (await this.redis.eval(
+      DUE_LUA,
+      1,
+      this.keys.due,
+      String(now),
+      String(limit),
+      String(now + this.leaseS),
+    )) as string[];
     const found = await Promise.all(ids.map((id) => this.target(id)));
     return found.filter((d): d is DueDelivery => d !== undefined);
   }

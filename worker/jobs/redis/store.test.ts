@@ -2,12 +2,14 @@
 // worker), the first end wins and arms its webhook once, a cancelled job is never claimed, and a
 // webhook delivery is handed to one sender at a time.
 import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { startRedis, type RedisServer } from '../../../test/support/redis';
 import { tempDir } from '../../../test/support/tmp';
 import { createLogger } from '../../observability/logger';
 import { SecretBox } from '../../secrets/secret-box';
 import type { NewJob } from '../types';
-import { RedisJobStore } from './store';
+import { QUEUE_NAME, RedisJobStore } from './store';
 
 let redis: RedisServer;
 const stores: RedisJobStore[] = [];
@@ -136,4 +138,74 @@ test('a job records the machine with its backend: 127.0.0.1 names another ComfyU
   expect(job).toMatchObject({ id, backend: 'machine-a http://127.0.0.1:8188' });
   expect((await open('machine-b').get(id))?.backend).toBe('machine-a http://127.0.0.1:8188');
   await a.finish(id, 'completed', { result: undefined });
+});
+
+test('a submission interrupted between its two steps: the client gets a 503 and the record ends; a record left without its BullMQ job is failed by repair()', async () => {
+  let offsetS = 0;
+  const store = new RedisJobStore({
+    url: redis.url,
+    shownAs: redis.url,
+    secrets,
+    filesPath: path.join(tempDir('redis-store-'), 'files'),
+    lockMs: 5_000,
+    inlineMaxBytes: 1024 * 1024,
+    logger: createLogger('silent'),
+    clock: () => Date.now() + offsetS * 1000,
+  });
+  stores.push(store);
+  const webhook = { url: 'http://hook.example/x', extraParams: {}, signed: false };
+
+  // Redis fails on the second step (queue.add): a 503, and the record does not stay pending.
+  const bullQueue = (store as unknown as { queue: Queue }).queue;
+  const add = jest.spyOn(bullQueue, 'add').mockRejectedValueOnce(new Error('Connection is closed.'));
+  const refused = newJob({ spec: { ...newJob().spec, webhook } });
+  await expect(store.insert(refused)).rejects.toMatchObject({ status: 503, code: 'store_unavailable' });
+  add.mockRestore();
+  expect(await store.get(refused.id)).toMatchObject({ status: 'failed', error: { code: 'store_unavailable' } });
+  // The client was told it was not accepted: no webhook tells it otherwise.
+  expect(await store.webhooks.state(refused.id)).toBeUndefined();
+
+  // Redis failed for the ending too: a record without its BullMQ job (only the first step done).
+  const lost = await store.insert(newJob({ spec: { ...newJob().spec, webhook } }));
+  const queued = await store.insert(newJob());
+  const other = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: redis.port } });
+  await other.remove(lost.id);
+  await other.close();
+  expect(await store.repair()).toBe(0); // young: its submission may still be under way
+  offsetS = 61;
+  expect(await store.repair()).toBe(1);
+  const failed = await store.get(lost.id);
+  expect(failed).toMatchObject({ status: 'failed', error: { code: 'store_unavailable' } });
+  expect(failed?.error?.message).toMatch(/submission was interrupted.*submit it again/);
+  // Its client had a job id: the webhook tells it.
+  expect(await store.webhooks.state(lost.id)).toMatchObject({ status: 'pending' });
+  expect((await store.get(queued.id))?.status).toBe('pending');
+  expect(await store.repair()).toBe(0);
+  expect((await store.claimNext('p-lost', 'http://x'))?.id).toBe(queued.id);
+  await store.finish(queued.id, 'completed', { result: undefined });
+});
+
+test('a synchronous job whose accepting worker is gone is cancelled, by the claim or by repair(), never run', async () => {
+  const accepting = open();
+  const runner = open();
+  const live = await accepting.insert(newJob({ sync: true }));
+  expect((await runner.claimNext('p-live', 'http://r'))?.id).toBe(live.id);
+  await runner.finish(live.id, 'completed', { result: undefined });
+
+  const orphan = await accepting.insert(newJob({ sync: true }));
+  const another = await accepting.insert(newJob({ sync: true }));
+  // The accepting worker dies: its alive key runs out (here, deleted at once).
+  const raw = new Redis(redis.url);
+  for (const key of await raw.keys('comfyui-worker:alive:*')) await raw.del(key);
+  raw.disconnect();
+  expect(await runner.claimNext('p-orphan', 'http://r')).toBeUndefined();
+  for (const id of [orphan.id, another.id]) {
+    expect(await runner.get(id)).toMatchObject({ status: 'cancelled', error: { code: 'client_disconnected' } });
+  }
+  const third = await accepting.insert(newJob({ sync: true }));
+  const fourth = await accepting.insert(newJob({ sync: true }));
+  await accepting.close();
+  expect(await runner.repair()).toBe(2);
+  expect((await runner.get(third.id))?.status).toBe('cancelled');
+  expect((await runner.get(fourth.id))?.error?.message).toMatch(/caller waiting for it is gone/);
 });

@@ -13,6 +13,7 @@
 // lock expired and put it back): it is handed to the runner with its old prompt id to reconcile
 // with its ComfyUI, if the runner has that backend; otherwise it is put back for a while so the
 // worker that has it can come back, then taken by anyone.
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { Queue, Worker, type Job } from 'bullmq';
@@ -36,6 +37,13 @@ const LEFTOVER_WAIT_MS = 60_000;
 const LEFTOVER_RETRY_MS = 2_500;
 /** Progress kept after the last update (a job that stops reporting it is not running anymore). */
 const PROGRESS_TTL_S = 3600;
+/**
+ * A pending job older than this with no BullMQ job was stored while Redis failed before its
+ * BullMQ job was added (a submission is two steps): repair() fails it.
+ */
+const INTERRUPTED_SUBMISSION_S = 60;
+/** Pending jobs read per round trip by repair(). */
+const REPAIR_BATCH = 500;
 
 export interface RedisStoreOptions {
   /** JOB_QUEUE_URL (redis:// or rediss://; never logged). */
@@ -54,6 +62,8 @@ export interface RedisStoreOptions {
   lockMs: number;
   /** JOB_QUEUE_INLINE_MAX_BYTES: input images and inline outputs kept in Redis per job. */
   inlineMaxBytes: number;
+  /** JOB_QUEUE_WEBHOOK_LEASE_S: a delivery handed to a sender is not handed to another this long. */
+  webhookLeaseS?: number;
   logger: Logger;
   clock?: () => number;
 }
@@ -70,11 +80,13 @@ const k = {
   ended: `${KEY_PREFIX}ended`,
   counts: `${KEY_PREFIX}counts`,
   channel: `${KEY_PREFIX}events`,
+  /** Set while the process with this id is alive (a synchronous job's caller waits on it). */
+  alive: (instance: string) => `${KEY_PREFIX}alive:${instance}`,
 };
 const hooks = outboxKeys(KEY_PREFIX);
 
-// KEYS: job, all, pending, pendingSync, counts, seq, hook, hookCounts
-// ARGV: id, sync, n, n job fields/values..., m, m hook fields/values...
+// KEYS: job, all, pending, pendingSync, counts, seq, hook, hookCounts, alive (of this process)
+// ARGV: id, sync, n, n job fields/values..., m, m hook fields/values..., alive ttl (ms)
 const INSERT_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local seq = redis.call('INCR', KEYS[6])
@@ -94,13 +106,16 @@ if m > 0 then
   redis.call('HSET', KEYS[7], unpack(hook))
   redis.call('HINCRBY', KEYS[8], 'waiting', 1)
 end
+if ARGV[2] == '1' then redis.call('SET', KEYS[9], '1', 'PX', ARGV[5 + n + m]) end
 return seq
 `;
 
-// KEYS: job, pending, pendingSync, running, counts. ARGV: id, promptId, backend, now
+// KEYS: job, pending, pendingSync, running, counts. ARGV: id, promptId, backend, now, alive key prefix
 const CLAIM_LUA = `
 local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'pending' then
+  local caller = redis.call('HGET', KEYS[1], 'caller')
+  if caller and caller ~= '' and redis.call('EXISTS', ARGV[5] .. caller) == 0 then return 'orphaned' end
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'prompt_id', ARGV[2], 'backend', ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -118,19 +133,27 @@ return st or 'gone'
 `;
 
 // KEYS: job, pending, pendingSync, running, ended, counts, hook, due, hookCounts
-// ARGV: id, status, now, result, error, 'any' (pending or running) | 'pending'
+// ARGV: id, status, now, result, error, 'any' (pending or running) | 'pending', 'quiet' (its
+// webhook is dropped, not armed: the client was told the job was not accepted)
 const END_LUA = `${ARM_LUA}
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'pending' and (st ~= 'running' or ARGV[6] ~= 'any') then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'completed_at', ARGV[3], 'result', ARGV[4], 'error', ARGV[5])
-redis.call('HDEL', KEYS[1], 'secrets', 'inputs', 'left_at')
+redis.call('HDEL', KEYS[1], 'secrets', 'inputs', 'left_at', 'cancel_requested')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 redis.call('HINCRBY', KEYS[6], st, -1)
 redis.call('HINCRBY', KEYS[6], ARGV[2], 1)
-arm(KEYS[7], KEYS[8], KEYS[9], ARGV[1], ARGV[3])
+if ARGV[7] == 'quiet' then
+  if redis.call('HGET', KEYS[7], 'status') == 'waiting' then
+    redis.call('DEL', KEYS[7])
+    redis.call('HINCRBY', KEYS[9], 'waiting', -1)
+  end
+else
+  arm(KEYS[7], KEYS[8], KEYS[9], ARGV[1], ARGV[3])
+end
 return 1
 `;
 
@@ -139,12 +162,20 @@ const REQUEUE_LUA = `
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 local seq = redis.call('HGET', KEYS[1], 'seq')
 redis.call('HSET', KEYS[1], 'status', 'pending')
-redis.call('HDEL', KEYS[1], 'started_at', 'prompt_id', 'backend', 'left_at')
+redis.call('HDEL', KEYS[1], 'started_at', 'prompt_id', 'backend', 'left_at', 'cancel_requested')
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 if redis.call('HGET', KEYS[1], 'sync') == '1' then redis.call('ZADD', KEYS[3], seq, ARGV[1]) end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HINCRBY', KEYS[5], 'running', -1)
 redis.call('HINCRBY', KEYS[5], 'pending', 1)
+return 1
+`;
+
+// KEYS: job. ARGV: the error (JSON). A cancel of a running job sticks to it: whoever takes the job
+// over from a worker that died ends it instead of running it.
+const CANCEL_FLAG_LUA = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[1])
 return 1
 `;
 
@@ -202,8 +233,29 @@ function toRecord(id: string, row: Record<string, string>): JobRecord {
     createdAt: Number(row.created_at),
     startedAt: num(row.started_at),
     completedAt: num(row.completed_at),
+    ...(row.cancel_requested ? { cancelRequested: JSON.parse(row.cancel_requested) as ErrorBody } : {}),
   };
 }
+
+/** The terminal status of a job stopped with this error. */
+const stoppedAs = (error: ErrorBody) =>
+  error.code === 'cancelled' || error.code === 'client_disconnected' ? 'cancelled' : 'failed';
+
+/** A synchronous job whose caller's worker is gone: nobody waits for its answer. */
+const ORPHANED: ErrorBody = {
+  code: 'client_disconnected',
+  status: 499,
+  message:
+    'Cancelled before it ran: the worker that accepted this synchronous job stopped or died, and the caller waiting for it is gone with it; submit it again',
+};
+
+/** A job stored while Redis failed before its BullMQ job was added. */
+const INTERRUPTED: ErrorBody = {
+  code: 'store_unavailable',
+  status: 503,
+  message:
+    'Its submission was interrupted (the job queue, Redis, failed between storing the job and queueing it), so it was never queued; submit it again',
+};
 
 export class RedisJobStore implements JobStore {
   readonly shared = true;
@@ -222,6 +274,9 @@ export class RedisJobStore implements JobStore {
   private readonly listeners: Array<(message: StoreMessage) => void> = [];
   private lockTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** This process: synchronous jobs accepted here record it, and it is kept alive in Redis. */
+  private readonly instance = randomUUID();
+  private aliveTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: RedisStoreOptions) {
     this.opts = opts;
@@ -269,8 +324,21 @@ export class RedisJobStore implements JobStore {
       defaultJobOptions: { removeOnComplete: { count: 1000 }, removeOnFail: { count: 1000 } },
     });
     this.queue.on('error', () => undefined); // reported by the client's own error event
-    this.webhooks = new RedisWebhookOutbox(this.redis, KEY_PREFIX, opts.secrets);
+    this.webhooks = new RedisWebhookOutbox(this.redis, KEY_PREFIX, opts.secrets, opts.webhookLeaseS);
     this.files = new JobFiles(opts.filesPath);
+    // While this process lives, its synchronous jobs' callers may be waiting here: the key says so
+    // (set again with every synchronous job stored). Gone, a runner cancels those jobs rather than run them.
+    this.aliveTimer = setInterval(() => void this.keepAlive(), Math.max(500, Math.round(this.opts.lockMs / 3)));
+    this.aliveTimer.unref();
+  }
+
+  /** How long this process's alive key outlives its last renewal. */
+  private get aliveTtlMs(): number {
+    return 3 * this.opts.lockMs;
+  }
+
+  private async keepAlive(): Promise<void> {
+    await this.redis.set(k.alive(this.instance), '1', 'PX', this.aliveTtlMs).catch(() => undefined);
   }
 
   describe(): { backend: string; path: string } {
@@ -310,13 +378,16 @@ export class RedisJobStore implements JobStore {
       inputs.length > 0 ? JSON.stringify(inputs) : '',
       'secrets',
       hasSecrets ? this.opts.secrets.seal(jobSecrets).toString('base64') : '',
+      // The process whose caller waits for a synchronous job: if it dies, nobody does.
+      'caller',
+      job.sync ? this.instance : '',
     ];
     const hook = webhook ? this.webhooks.fields(webhook, webhookSecret, createdAt) : [];
     const seq = await this.guard(async () => {
       const stored = Number(
         await this.redis.eval(
           INSERT_LUA,
-          8,
+          9,
           k.job(job.id),
           k.all,
           k.pending,
@@ -325,22 +396,31 @@ export class RedisJobStore implements JobStore {
           k.seq,
           hooks.hook(job.id),
           hooks.counts,
+          k.alive(this.instance),
           job.id,
           job.sync ? '1' : '0',
           String(fields.length),
           ...fields,
           String(hook.length),
           ...hook,
+          String(this.aliveTtlMs),
         ),
       );
       if (stored < 0) return stored;
       // The BullMQ job: what a dashboard shows, and what runners take in order. No secrets in it.
       const nodes = Object.keys(spec.workflow).length;
-      await this.queue.add(
-        job.contract,
-        { id: job.id, source: job.source, contract: job.contract, sync: job.sync, nodes, created_at: createdAt },
-        { jobId: job.id },
-      );
+      try {
+        await this.queue.add(
+          job.contract,
+          { id: job.id, source: job.source, contract: job.contract, sync: job.sync, nodes, created_at: createdAt },
+          { jobId: job.id },
+        );
+      } catch (err) {
+        // Stored but not queued: no runner would ever take it. The client gets a 503, so the record
+        // ends now as failed, quietly (no webhook); if Redis is away for this too, repair() ends it later.
+        await this.end(job.id, 'failed', { error: INTERRUPTED, mode: 'pending', quiet: true }).catch(() => undefined);
+        throw err;
+      }
       return stored;
     });
     if (seq < 0) throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
@@ -388,6 +468,82 @@ export class RedisJobStore implements JobStore {
       );
     }
     return inputs;
+  }
+
+  /** Runs END_LUA: ends the job if it is pending (or running, mode 'any'); true if it did. */
+  private async end(
+    id: string,
+    status: Exclude<JobStatus, 'pending' | 'running'>,
+    how: { error?: ErrorBody; result?: JobResult; at?: number; mode: 'any' | 'pending'; quiet?: boolean },
+  ): Promise<boolean> {
+    const changed = await this.redis.eval(
+      END_LUA,
+      9,
+      k.job(id),
+      k.pending,
+      k.pendingSync,
+      k.running,
+      k.ended,
+      k.counts,
+      hooks.hook(id),
+      hooks.due,
+      hooks.counts,
+      id,
+      status,
+      String(how.at ?? this.now()),
+      how.result ? JSON.stringify(how.result) : '',
+      how.error ? JSON.stringify(how.error) : '',
+      how.mode,
+      how.quiet ? 'quiet' : '',
+    );
+    return Number(changed) === 1;
+  }
+
+  /**
+   * Ends what no runner would end well: pending jobs older than INTERRUPTED_SUBMISSION_S that have
+   * no BullMQ job (Redis failed between the two steps of their submission), failed; pending
+   * synchronous jobs whose caller's worker is gone, cancelled. Returns how many.
+   */
+  async repair(): Promise<number> {
+    return this.guard(async () => {
+      let repaired = 0;
+      const cutoff = this.now() - INTERRUPTED_SUBMISSION_S;
+      for (let from = 0; ; from += REPAIR_BATCH) {
+        const ids = await this.redis.zrange(k.pending, String(from), String(from + REPAIR_BATCH - 1));
+        if (ids.length === 0) break;
+        const pipeline = this.redis.pipeline();
+        for (const id of ids) pipeline.hget(k.job(id), 'created_at').exists(this.queue.toKey(id));
+        const replies = (await pipeline.exec()) ?? [];
+        let young = false;
+        for (const [i, id] of ids.entries()) {
+          const created = Number(replies[2 * i]?.[1] ?? NaN);
+          const queued = Number(replies[2 * i + 1]?.[1] ?? 1) === 1;
+          if (!(created < cutoff)) {
+            young = true;
+            continue;
+          }
+          if (queued) continue;
+          if (await this.end(id, 'failed', { error: INTERRUPTED, mode: 'pending' })) {
+            this.opts.logger.warn({ jobId: id }, 'failed a job whose submission was interrupted (never queued)');
+            await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
+            repaired++;
+          }
+        }
+        // Pending jobs are in the order they were stored: past the first young ones, all are young.
+        if (young || ids.length < REPAIR_BATCH) break;
+      }
+      for (const id of await this.redis.zrange(k.pendingSync, '0', '-1')) {
+        const caller = await this.redis.hget(k.job(id), 'caller');
+        if (!caller || (await this.redis.exists(k.alive(caller))) === 1) continue;
+        if (await this.end(id, 'cancelled', { error: ORPHANED, mode: 'pending' })) {
+          await this.queue.remove(id).catch(() => undefined);
+          this.opts.logger.warn({ jobId: id }, 'cancelled a synchronous job whose caller left with its worker');
+          await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
+          repaired++;
+        }
+      }
+      return repaired;
+    });
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -463,7 +619,17 @@ export class RedisJobStore implements JobStore {
           promptId,
           where ?? '',
           String(now),
+          k.alive(''),
         )) as string;
+        if (outcome === 'orphaned') {
+          // A synchronous job whose caller's worker is gone: nobody would read its answer.
+          if (await this.end(id, 'cancelled', { error: ORPHANED, mode: 'pending' })) {
+            this.opts.logger.warn({ jobId: id }, 'cancelled a synchronous job whose caller left with its worker');
+            await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
+          }
+          await bull.moveToCompleted('cancelled', promptId, false).catch(() => undefined);
+          continue;
+        }
         if (outcome !== 'claimed' && outcome !== 'leftover') {
           // Cancelled while it waited, or deleted: BullMQ lets go of it too.
           await bull.moveToCompleted(outcome, promptId, false).catch(() => undefined);
@@ -471,7 +637,19 @@ export class RedisJobStore implements JobStore {
         }
         const row = await this.redis.hgetall(k.job(id));
         const record = toRecord(id, row);
-        if (outcome === 'leftover') {
+        if (outcome === 'leftover' && record.cancelRequested && record.backend !== (where ?? null)) {
+          // Cancelled (or reset) after its worker died: it ends now, as asked; its prompt stays on a
+          // backend we cannot reach (the worker that has it finds the job ended when it is back).
+          const error = record.cancelRequested;
+          const status = stoppedAs(error);
+          if (await this.end(id, status, { error, mode: 'any' })) {
+            this.opts.logger.warn({ jobId: id, backend: record.backend }, `a job left running was ${status} as asked before`);
+            await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
+          }
+          await bull.moveToFailed(new Error(error.message), promptId, false).catch(() => undefined);
+          continue;
+        }
+        if (outcome === 'leftover' && !record.cancelRequested) {
           const waited = (now - Number(row.left_at ?? now)) * 1000;
           if (record.backend !== (where ?? null) && waited < LEFTOVER_WAIT_MS) {
             // Its prompt is on another backend: the worker that has it reconciles it when it is back.
@@ -525,29 +703,9 @@ export class RedisJobStore implements JobStore {
         for (const [index, file] of kept.entries()) fields.push(String(index), await fs.promises.readFile(file.path));
         await this.redis.hset(k.out(id), ...fields);
       }
-      const changed = Number(
-        await this.redis.eval(
-          END_LUA,
-          9,
-          k.job(id),
-          k.pending,
-          k.pendingSync,
-          k.running,
-          k.ended,
-          k.counts,
-          hooks.hook(id),
-          hooks.due,
-          hooks.counts,
-          id,
-          status,
-          String(now),
-          result ? JSON.stringify(result) : '',
-          error ? JSON.stringify(error) : '',
-          'any',
-        ),
-      );
-      if (changed === 0 && kept.length > 0) await this.redis.del(k.out(id));
-      return changed === 1;
+      const changed = await this.end(id, status, { result, error, at: now, mode: 'any' });
+      if (!changed && kept.length > 0) await this.redis.del(k.out(id));
+      return changed;
     });
     if (held) {
       this.files.removeOutputs(String(held.seq));
@@ -573,30 +731,7 @@ export class RedisJobStore implements JobStore {
 
   async cancelPending(id: string, error: ErrorBody): Promise<boolean> {
     const now = this.now();
-    const ended = await this.guard(
-      async () =>
-        Number(
-          await this.redis.eval(
-            END_LUA,
-            9,
-            k.job(id),
-            k.pending,
-            k.pendingSync,
-            k.running,
-            k.ended,
-            k.counts,
-            hooks.hook(id),
-            hooks.due,
-            hooks.counts,
-            id,
-            'cancelled',
-            String(now),
-            '',
-            JSON.stringify(error),
-            'pending',
-          ),
-        ) === 1,
-    );
+    const ended = await this.guard(() => this.end(id, 'cancelled', { error, at: now, mode: 'pending' }));
     if (ended) {
       // Taken by a runner meanwhile, it is locked: the runner sees it ended and lets it go.
       await this.queue.remove(id).catch(() => undefined);
@@ -758,7 +893,12 @@ export class RedisJobStore implements JobStore {
   }
 
   async publish(message: StoreMessage): Promise<void> {
-    await this.guard(() => this.redis.publish(k.channel, JSON.stringify(message)));
+    await this.guard(async () => {
+      // A cancel sticks to the job, for whoever takes it over if the worker running it has died.
+      if (message.type === 'cancel')
+        await this.redis.eval(CANCEL_FLAG_LUA, 1, k.job(message.jobId), JSON.stringify(message.error));
+      await this.redis.publish(k.channel, JSON.stringify(message));
+    });
   }
 
   private tell(message: StoreMessage): void {
@@ -773,6 +913,9 @@ export class RedisJobStore implements JobStore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.lockTimer);
+    clearInterval(this.aliveTimer);
+    // Its callers are answered or gone: its synchronous jobs left pending are nobody's now.
+    await this.redis.del(k.alive(this.instance)).catch(() => undefined);
     // Jobs still held stay locked until their lock runs out: another worker then takes them over.
     await this.worker?.close(true).catch(() => undefined);
     await this.queue.close().catch(() => undefined);
