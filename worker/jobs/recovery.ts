@@ -92,7 +92,8 @@ export async function cancelOrphanedSyncJobs(store: JobStore, events: JobEvents,
     'Cancelled at startup: the worker restarted before this synchronous job ran, and the caller waiting for it is gone; submit it again',
   );
   let cancelled = 0;
-  // A shared queue's synchronous jobs may be waited for on another worker.
+  // A shared queue's synchronous jobs may be waited for on another worker: the store cancels
+  // those whose accepting worker is gone when a runner takes them (and in repair()).
   if (store.shared) return 0;
   for (const job of await store.pendingSync()) {
     if (!(await store.cancelPending(job.id, reason.toBody()))) continue;
