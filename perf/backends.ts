@@ -4,45 +4,19 @@
 // client here. Printed: wall time for each, and their ratio (target ≤ 0.6).
 //
 //   npm run build && node dist/perf/backends.js [--jobs 40] [--node-ms 50]
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { startProcess } from './processes';
 import { arg, report } from './stats';
 
 const JOBS = arg('--jobs', 40);
 const NODE_MS = arg('--node-ms', 50);
 const DIST = path.join(__dirname, '..');
 
-/** Starts a process and resolves with the first match of `pattern` in its output. */
-function startProcess(
-  args: string[],
-  env: Record<string, string>,
-  pattern: RegExp,
-): Promise<{ child: ChildProcess; match: string }> {
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString();
-      const found = pattern.exec(text);
-      if (found?.[1]) {
-        clearTimeout(timer);
-        resolve({ child, match: found[1] });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${text}`)));
-  });
-}
-
 const simulator = () =>
   startProcess(
+    process.execPath,
     [path.join(DIST, 'simulator', 'cli.js'), '--port', '0', '--node-delay-ms', String(NODE_MS)],
     {},
     /listening on (\S+)/,
@@ -63,6 +37,7 @@ function workflow(i: number) {
 async function timeJobs(backends: string[]): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-backends-'));
   const worker = await startProcess(
+    process.execPath,
     [path.join(DIST, 'worker', 'main.js')],
     {
       COMFYUI_API_BASE: backends.join(','),

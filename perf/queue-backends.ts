@@ -8,12 +8,13 @@
 //      Printed: wall times and their ratio (target <= 0.6).
 //
 //   npm run build && node dist/perf/queue-backends.js [--jobs 10000] [--samples 2000] [--scale-jobs 40]
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { startProcess } from './processes';
 import { arg, median, percentile, report } from './stats';
 
 const JOBS = arg('--jobs', 10_000);
@@ -24,28 +25,10 @@ const CONCURRENCY = 16;
 const DIST = path.join(__dirname, '..');
 const children: ChildProcess[] = [];
 
-function startProcess(command: string, args: string[], env: Record<string, string>, pattern: RegExp): Promise<string> {
-  const child = spawn(command, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function started(command: string, args: string[], env: Record<string, string>, pattern: RegExp): Promise<string> {
+  const { child, match } = await startProcess(command, args, env, pattern);
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let text = '';
-    let started = false;
-    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
-    // Read on after the start too (and drop it), so a chatty child never blocks on a full pipe.
-    const onData = (chunk: Buffer) => {
-      if (started) return;
-      text += chunk.toString();
-      const found = pattern.exec(text);
-      if (found?.[1] !== undefined) {
-        started = true;
-        clearTimeout(timer);
-        resolve(found[1]);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${text}`)));
-  });
+  return match;
 }
 
 function freePort(): Promise<number> {
@@ -61,7 +44,7 @@ async function redisServer(): Promise<string> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-redis-'));
   // Production-like persistence: an append-only file written every second.
-  await startProcess(
+  await started(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes'],
     {},
@@ -71,7 +54,7 @@ async function redisServer(): Promise<string> {
 }
 
 const simulator = () =>
-  startProcess(
+  started(
     process.execPath,
     [path.join(DIST, 'simulator', 'cli.js'), '--port', '0', '--node-delay-ms', String(NODE_MS)],
     {},
@@ -80,7 +63,7 @@ const simulator = () =>
 
 function worker(env: Record<string, string>): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-queue-'));
-  return startProcess(
+  return started(
     process.execPath,
     ['--optimize-for-size', path.join(DIST, 'worker', 'main.js')],
     {

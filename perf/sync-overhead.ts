@@ -17,13 +17,14 @@
 //   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR] [--queue-ahead N]
 //
 // --cpu-prof DIR starts the /view worker with `node --cpu-prof` (a .cpuprofile in DIR at exit).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { startProcess, stopProcess } from './processes';
 import { median, percentile } from './stats';
 
 const argv = process.argv;
@@ -46,42 +47,6 @@ function workflow(size: number): Workflow {
     '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
     '3': { class_type: 'SaveImage', inputs: { images: ['2', 0], filename_prefix: `perf${size}` } },
   };
-}
-
-/** Starts a process and resolves with the first match of `pattern` in its output. */
-function start(args: string[], env: Record<string, string>, pattern: RegExp): Promise<{ child: ChildProcess; match: string }> {
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${text}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString();
-      const found = pattern.exec(text);
-      if (found?.[1]) {
-        clearTimeout(timer);
-        // From here the output is drained unread: scanning a growing text would cost this process
-        // CPU during the measurement, and a pipe read late makes the worker's log writes wait.
-        child.stdout?.off('data', onData).resume();
-        child.stderr?.off('data', onData).resume();
-        text = '';
-        resolve({ child, match: found[1] });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${text}`)));
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
@@ -180,7 +145,8 @@ async function startWorker(
 ): Promise<{ child: ChildProcess; url: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `perf-sync-${name}-`));
   const flags = ['--enable-source-maps', '--optimize-for-size', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
-  const worker = await start(
+  const worker = await startProcess(
+    process.execPath,
     [...flags, path.join(DIST, 'worker', 'main.js')],
     {
       COMFYUI_API_BASE: sim,
@@ -213,7 +179,8 @@ function row(label: string, values: Array<string | number>): void {
 
 async function main(): Promise<void> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-sync-sim-'));
-  const sim = await start(
+  const sim = await startProcess(
+    process.execPath,
     [path.join(DIST, 'simulator', 'cli.js'), '--port', '0', '--timing', 'recorded', '--data-dir', data],
     {},
     /listening on (\S+)/,
@@ -274,8 +241,8 @@ async function main(): Promise<void> {
   } finally {
     direct.close();
     agent.destroy();
-    await Promise.all([stop(viewWorker.child), stop(diskWorker.child)]);
-    await stop(sim.child);
+    await Promise.all([stopProcess(viewWorker.child), stopProcess(diskWorker.child)]);
+    await stopProcess(sim.child);
     fs.rmSync(data, { recursive: true, force: true });
   }
 }
