@@ -14,7 +14,7 @@
 // Also printed: the worker's CPU time per job (from /proc, 10 ms resolution summed over blocks),
 // which other load on the machine does not change as it changes latencies.
 //
-//   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR]
+//   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR] [--queue-ahead N]
 //
 // --cpu-prof DIR starts the /view worker with `node --cpu-prof` (a .cpuprofile in DIR at exit).
 import type { ChildProcess } from 'node:child_process';
@@ -33,6 +33,8 @@ const JOBS = Number(flag('--jobs') ?? 200);
 const BURSTS = Number(flag('--bursts') ?? 7);
 const BLOCK = 10;
 const CPU_PROF = flag('--cpu-prof');
+/** COMFY_QUEUE_AHEAD for both workers (the worker's default when not given). */
+const QUEUE_AHEAD = flag('--queue-ahead');
 const DIST = path.join(__dirname, '..');
 
 type Workflow = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
@@ -152,6 +154,7 @@ async function startWorker(
       API_PORT: '0',
       SQLITE_DB_PATH: path.join(dir, 'jobs.db'),
       LOG_LEVEL: 'info',
+      ...(QUEUE_AHEAD ? { COMFY_QUEUE_AHEAD: QUEUE_AHEAD } : {}),
       ...env,
     },
     /"url":"([^"]+)"[^\n]*"msg":"worker started"/,

@@ -180,6 +180,42 @@ describe('outputs', () => {
     });
   });
 
+  test('the waiting caller is answered from the bytes kept while writing the file; /result reads the file', async () => {
+    const outputsDir = path.join(filesOf(worker), 'outputs') + path.sep;
+    const reads: string[] = [];
+    const realReadFile = fs.readFileSync;
+    const realReadStream = fs.createReadStream;
+    const readFile = jest.spyOn(fs, 'readFileSync');
+    const readStream = jest.spyOn(fs, 'createReadStream');
+    const note = (file: unknown) => {
+      if (typeof file === 'string' && file.startsWith(outputsDir)) reads.push(file);
+    };
+    readFile.mockImplementation(((file: fs.PathOrFileDescriptor, options?: unknown) => {
+      note(file);
+      return realReadFile(file, options as undefined);
+    }) as typeof fs.readFileSync);
+    readStream.mockImplementation(((file: fs.PathLike, options?: unknown) => {
+      note(file);
+      return realReadStream(file, options as undefined);
+    }) as typeof fs.createReadStream);
+    try {
+      const sync = await postJson(`${worker.url}/generate/sync`, {
+        input: { request_id: 'held-1', workflow_json: saveWorkflow('held') },
+      });
+      expect(sync.status).toBe(200);
+      const out = sync.body.output[0];
+      expect(Buffer.from(out.data, 'base64').equals(simFile(out.filename))).toBe(true);
+      expect(reads).toEqual([]);
+      // The file is the record: what /result answers from, as after a restart.
+      const result = await callJson('GET', `${worker.url}/result/held-1`);
+      expect(result.body).toEqual(sync.body);
+      expect(reads).toHaveLength(1);
+    } finally {
+      readFile.mockRestore();
+      readStream.mockRestore();
+    }
+  });
+
   test('HEAD /status gives the length of the streamed answer and no body', async () => {
     const res = await postJson(`${worker.url}/generate/sync`, {
       input: { request_id: 'head-1', workflow_json: saveWorkflow('head') },

@@ -27,7 +27,18 @@ export async function openOutput(http: OutputReader, ref: OutputFileRef, signal:
   }
 }
 
-export type InlineFile = { ok: true; size: number; contentType: string | undefined } | { ok: false; size: number; error: string };
+export type InlineFile =
+  { ok: true; size: number; contentType: string | undefined; bytes?: Buffer } | { ok: false; size: number; error: string };
+
+/**
+ * An output whose announced length is at most this is read whole, written to its file in one
+ * write, and its bytes kept with the job's final record so the waiting caller is answered without
+ * reading the file back (the file is still written before the job is recorded as completed, for
+ * restarts and /status). Larger ones, or ones of unknown length, stream to the file.
+ */
+export const KEEP_IN_MEMORY_BYTES = 1024 * 1024;
+/** Kept bytes up to this are written synchronously: one write(2) costs less than three thread-pool turns. */
+const SYNC_WRITE_BYTES = 256 * 1024;
 
 /** Writes the output to `file`; over `maxBytes`, nothing is kept (the file is removed). */
 export async function keepInline(
@@ -46,6 +57,9 @@ export async function keepInline(
   if (view.contentLength !== undefined && view.contentLength > maxBytes) {
     view.stream.destroy();
     return tooBig(view.contentLength);
+  }
+  if (view.contentLength !== undefined && view.contentLength <= KEEP_IN_MEMORY_BYTES) {
+    return keepSmall(view, maxBytes, file, signal, tooBig);
   }
   let size = 0;
   const cap = new Transform({
@@ -66,6 +80,46 @@ export async function keepInline(
 }
 
 class OverCap extends Error {}
+
+/** A small output of announced length: read whole, written at once, its bytes returned with it. */
+async function keepSmall(
+  view: ViewStream,
+  maxBytes: number,
+  file: string,
+  signal: AbortSignal,
+  tooBig: (size: number) => InlineFile,
+): Promise<InlineFile> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const abort = () => view.stream.destroy(signal.reason as Error);
+  signal.addEventListener('abort', abort, { once: true });
+  try {
+    if (signal.aborted) throw signal.reason;
+    for await (const chunk of view.stream) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) {
+        view.stream.destroy();
+        return tooBig(view.contentLength ?? size);
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', abort);
+  }
+  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  try {
+    if (size <= SYNC_WRITE_BYTES) fs.writeFileSync(file, bytes, { mode: 0o600 });
+    else await fs.promises.writeFile(file, bytes, { mode: 0o600, signal });
+  } catch (err) {
+    await fs.promises.rm(file, { force: true });
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  }
+  return { ok: true, size, contentType: view.contentType, bytes };
+}
 
 export function describe(ref: OutputFileRef): string {
   return ref.subfolder ? `${ref.subfolder}/${ref.filename}` : ref.filename;

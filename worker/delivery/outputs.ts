@@ -106,7 +106,7 @@ async function deliverFile(
       if (inline.ok) {
         output.mimetype = mimeTypeOf(ref.filename, inline.contentType);
         output.size = inline.size;
-        output.blob = files.push({ path: file, size: inline.size }) - 1;
+        output.blob = files.push({ path: file, size: inline.size, bytes: inline.bytes }) - 1;
       } else {
         // Too big to inline: said on the output, as the api-wrapper does; the job still completes.
         output.size = inline.size;

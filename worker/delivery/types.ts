@@ -47,4 +47,10 @@ export interface OutputSink {
 export interface KeptFile {
   path: string;
   size: number;
+  /**
+   * The bytes as written, for a small output (see KEEP_IN_MEMORY_BYTES in inline.ts): the caller
+   * waiting for the job is answered from them instead of reading the file back. The file is the
+   * record (restarts, /status, /result); these live only as long as the job's final record.
+   */
+  bytes?: Buffer;
 }

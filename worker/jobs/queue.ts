@@ -9,6 +9,7 @@ import type { DeliveryState } from '../webhooks/outbox';
 import type { JobEvents } from './events';
 import type { RunnerPool } from './runner-pool';
 import type { InputSpool } from './files';
+import { keptBytesOf } from './kept-bytes';
 import type { JobStore, RecentJob, StatusCounts } from './store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
 
@@ -232,6 +233,11 @@ export class JobQueue {
     const found = new Map<number, Base64Source>();
     for (const output of job.result?.outputs ?? []) {
       if (output.blob === undefined || found.has(output.blob)) continue;
+      const held = keptBytesOf(job, output.blob);
+      if (held) {
+        found.set(output.blob, { size: held.length, open: () => Readable.from([held]), read: () => held });
+        continue;
+      }
       const stored = await this.store.file(job.id, output.blob);
       if (!stored) continue;
       if ('bytes' in stored) {
@@ -263,6 +269,11 @@ export class JobQueue {
     const data = new Map<number, string>();
     for (const output of job.result?.outputs ?? []) {
       if (output.blob === undefined || data.has(output.blob)) continue;
+      const held = keptBytesOf(job, output.blob);
+      if (held) {
+        data.set(output.blob, held.toString('base64'));
+        continue;
+      }
       const stored = await this.store.file(job.id, output.blob);
       if (!stored) continue;
       if ('bytes' in stored) data.set(output.blob, stored.bytes.toString('base64'));

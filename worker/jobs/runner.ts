@@ -17,6 +17,7 @@ import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
 import type { JobEvents } from './events';
 import type { JobExecutor } from './execute';
+import { attachKeptBytes } from './kept-bytes';
 import { MAX_ATTEMPTS, type Recovery } from './recovery';
 import { ProgressTracker } from './progress';
 import type { JobStore } from './store';
@@ -469,6 +470,7 @@ export class Runner {
       const at = store.now();
       if (await store.finish(job.id, 'completed', { result, files, at })) {
         final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };
+        attachKeptBytes(final, files);
       }
       completed = { ms: result.timings.total_ms, outputs: result.outputs.length };
     } catch (err) {
