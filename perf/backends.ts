@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startProcess } from './processes';
+import { uncachedWorkflow } from './load';
 import { arg, report } from './stats';
 
 const JOBS = arg('--jobs', 40);
@@ -21,18 +22,6 @@ const simulator = () =>
     {},
     /listening on (\S+)/,
   );
-
-function workflow(i: number) {
-  return {
-    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 1000 + i } },
-    '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
-    '3': {
-      class_type: 'ImageScale',
-      inputs: { image: ['2', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
-    },
-    '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: `perf${i}` } },
-  };
-}
 
 async function timeJobs(backends: string[]): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-backends-'));
@@ -62,7 +51,7 @@ async function timeJobs(backends: string[]): Promise<number> {
         fetch(`${url}/run`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ workflow: workflow(i) }),
+          body: JSON.stringify({ workflow: uncachedWorkflow(i) }),
         }),
       ),
     );

@@ -9,13 +9,13 @@
 //   npm run build && node --optimize-for-size dist/perf/jobs-api.js [--jobs 10000] [--samples 2000]
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startWorker } from '../worker/app';
 import { loadConfig } from '../worker/config';
 import { createLogger } from '../worker/observability/logger';
 import { startSimulator } from '../simulator';
+import { keepAliveClient } from './load';
 import { arg, median, percentile, report } from './stats';
 
 const JOBS = arg('--jobs', 10_000);
@@ -39,22 +39,7 @@ type FromLoad = { simUrl: string } | { report: LoadReport };
 
 // ---- the load process: simulator and clients ----
 
-// node:http with keep-alive: a light client, so the figures are the worker's, not the client's.
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-
-function request(url: string, method: string, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-    const req = http.request(url, { method, agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
+const request = keepAliveClient(CONCURRENCY);
 
 async function submit(url: string, i: number): Promise<string> {
   const res = await request(`${url}/run`, 'POST', JSON.stringify({ workflow: WORKFLOW, images: [], note: i }));

@@ -10,11 +10,11 @@
 //   npm run build && node dist/perf/queue-backends.js [--jobs 10000] [--samples 2000] [--scale-jobs 40]
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startProcess } from './processes';
+import { keepAliveClient, uncachedWorkflow } from './load';
 import { arg, median, percentile, report } from './stats';
 
 const JOBS = arg('--jobs', 10_000);
@@ -79,36 +79,10 @@ function worker(env: Record<string, string>): Promise<string> {
   );
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-
-function request(url: string, method: string, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-    const req = http.request(url, { method, agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
-
-function workflow(i: number) {
-  return {
-    '1': { class_type: 'EmptyImage', inputs: { width: 64, height: 64, batch_size: 1, color: 1000 + i } },
-    '2': { class_type: 'ImageInvert', inputs: { image: ['1', 0] } },
-    '3': {
-      class_type: 'ImageScale',
-      inputs: { image: ['2', 0], upscale_method: 'nearest-exact', width: 32, height: 32, crop: 'disabled' },
-    },
-    '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: `perf${i}` } },
-  };
-}
+const request = keepAliveClient(CONCURRENCY);
 
 async function submit(url: string, i: number): Promise<string> {
-  const res = await request(`${url}/run`, 'POST', JSON.stringify({ workflow: workflow(i) }));
+  const res = await request(`${url}/run`, 'POST', JSON.stringify({ workflow: uncachedWorkflow(i) }));
   if (res.status !== 200) throw new Error(`POST /run answered ${res.status}: ${res.text}`);
   return (JSON.parse(res.text) as { job_id: string }).job_id;
 }

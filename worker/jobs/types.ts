@@ -117,3 +117,24 @@ export interface JobRecord {
    */
   cancelRequested?: ErrorBody;
 }
+
+/** A job as a store has just accepted it: built, not read back (admission is on the hot path). */
+export function pendingRecord(job: NewJob, seq: number, createdAt: number, images: JobSpec['images']): JobRecord {
+  return {
+    id: job.id,
+    seq,
+    source: job.source,
+    contract: job.contract,
+    sync: job.sync,
+    status: 'pending',
+    spec: { ...job.spec, images },
+    promptId: null,
+    backend: null,
+    attempts: 0,
+    result: null,
+    error: null,
+    createdAt,
+    startedAt: null,
+    completedAt: null,
+  };
+}

@@ -25,7 +25,16 @@ import type { SecretBox } from '../../secrets/secret-box';
 import { ARM_LUA, RedisWebhookOutbox, outboxKeys } from '../../webhooks/redis-outbox';
 import { JobFiles } from '../files';
 import type { JobStore, RecentJob, StatusCounts, StoreMessage, StoredFile } from '../store';
-import type { JobProgress, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
+import {
+  pendingRecord,
+  type JobProgress,
+  type JobRecord,
+  type JobResult,
+  type JobSecrets,
+  type JobSpec,
+  type JobStatus,
+  type NewJob,
+} from '../types';
 
 /** The BullMQ queue (prefix `bull`, BullMQ's default): what a dashboard is pointed at. */
 export const QUEUE_NAME = 'comfyui-jobs';
@@ -426,23 +435,7 @@ export class RedisJobStore implements JobStore {
     if (seq < 0) throw new WorkerError(409, 'conflict', `A job with id ${job.id} already exists`, { field: 'request_id' });
     // Idle runners on every worker look at the queue now rather than at their next turn.
     await this.publish({ type: 'queued', jobId: job.id }).catch(() => undefined);
-    return {
-      id: job.id,
-      seq,
-      source: job.source,
-      contract: job.contract,
-      sync: job.sync,
-      status: 'pending',
-      spec: { ...job.spec, images: inputs },
-      promptId: null,
-      backend: null,
-      attempts: 0,
-      result: null,
-      error: null,
-      createdAt,
-      startedAt: null,
-      completedAt: null,
-    };
+    return pendingRecord(job, seq, createdAt, inputs);
   }
 
   /** Spooled images are read into base64 text (the runner may be on another machine). */

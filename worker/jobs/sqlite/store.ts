@@ -11,7 +11,16 @@ import type { SecretBox } from '../../secrets/secret-box';
 import { SqliteWebhookOutbox, UNDELIVERED_JOB_IDS_SQL } from '../../webhooks/sqlite-outbox';
 import { JobFiles, filesFolderOf } from '../files';
 import type { JobStore, RecentJob, StatusCounts, StoredFile } from '../store';
-import type { JobProgress, JobRecord, JobResult, JobSecrets, JobSpec, JobStatus, NewJob } from '../types';
+import {
+  pendingRecord,
+  type JobProgress,
+  type JobRecord,
+  type JobResult,
+  type JobSecrets,
+  type JobSpec,
+  type JobStatus,
+  type NewJob,
+} from '../types';
 import { migrate } from './migrations';
 
 /**
@@ -276,23 +285,7 @@ export class SqliteJobStore implements JobStore {
     }
     for (const file of files) this.files.adopt(file);
     // Built here rather than read back: admission is on the hot path of a deep queue.
-    return {
-      id: job.id,
-      seq,
-      source: job.source,
-      contract: job.contract,
-      sync: job.sync,
-      status: 'pending',
-      spec: { ...job.spec, images },
-      promptId: null,
-      backend: null,
-      attempts: 0,
-      result: null,
-      error: null,
-      createdAt,
-      startedAt: null,
-      completedAt: null,
-    };
+    return pendingRecord(job, seq, createdAt, images);
   }
 
   /**
