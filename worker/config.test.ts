@@ -23,12 +23,14 @@ describe('loadConfig', () => {
 
   test('the shared queue: JOB_QUEUE_URL, WORKER_ROLE and their checks; the password never echoed nor shown', () => {
     const defaults = loadConfig({}).jobs;
-    expect([defaults.queueUrl, defaults.role, defaults.queueLockS, defaults.queueInlineMaxBytes]).toEqual([
-      undefined,
-      'all',
-      30,
-      16 * 1024 * 1024,
-    ]);
+    expect([
+      defaults.queueUrl,
+      defaults.role,
+      defaults.queueLockS,
+      defaults.queueInlineMaxBytes,
+      defaults.queueTakeoverS,
+    ]).toEqual([undefined, 'all', 30, 16 * 1024 * 1024, 60]);
+    expect(loadConfig({ JOB_QUEUE_TAKEOVER_S: '5' }).jobs.queueTakeoverS).toBe(5);
     const url = 'rediss://:hunter2-pw@redis.example:6380/2';
     const config = loadConfig({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_ROLE: 'api' });
     expect([config.jobs.queueUrl, config.jobs.role]).toEqual([url, 'api']);
@@ -65,6 +67,7 @@ describe('loadConfig', () => {
     [{ WORKER_MODE: 'lambda' }, 'WORKER_MODE: expected one of http, vast, runpod'],
     [{ COMFYUI_API_BASE: 'ftp://x' }, 'COMFYUI_API_BASE: expected an http(s) URL'],
     [{ JOB_TIMEOUT_S: '-1' }, 'JOB_TIMEOUT_S: expected a number >= 0.1'],
+    [{ JOB_QUEUE_TAKEOVER_S: 'soon' }, 'JOB_QUEUE_TAKEOVER_S: expected a number'],
   ])('a bad value names the variable: %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

@@ -232,6 +232,7 @@ const envSchema = z.object({
   JOB_QUEUE_LOCK_S: number(30, { min: 1, max: MAX_TIMER_S }),
   JOB_QUEUE_INLINE_MAX_BYTES: number(16 * 1024 * 1024, { min: 0, int: true }),
   JOB_QUEUE_WEBHOOK_LEASE_S: number(120, { min: 1, max: MAX_TIMER_S }),
+  JOB_QUEUE_TAKEOVER_S: number(60, { min: 0, max: MAX_TIMER_S }),
   WORKER_ROLE: z.enum(['all', 'api', 'runner']).default('all'),
   WORKER_NODE_ID: optionalText,
   JOB_SECRETS_KEY: optionalText,
@@ -416,6 +417,11 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
       queueInlineMaxBytes: env.JOB_QUEUE_INLINE_MAX_BYTES,
       /** How long a webhook delivery handed to one worker's sender is not handed to another. */
       queueWebhookLeaseS: env.JOB_QUEUE_WEBHOOK_LEASE_S,
+      /**
+       * How long a job whose worker died after sending its prompt waits for a worker with that
+       * backend to reconcile it, before another fails it rather than risk running it twice.
+       */
+      queueTakeoverS: env.JOB_QUEUE_TAKEOVER_S,
       /**
        * Which machine this is, with a shared queue: a backend URL such as 127.0.0.1:8188 names a
        * different ComfyUI on every machine, so jobs record the machine with the URL.

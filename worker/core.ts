@@ -69,6 +69,7 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
           inlineMaxBytes: config.jobs.queueInlineMaxBytes,
           nodeId: config.jobs.nodeId,
           webhookLeaseS: config.jobs.queueWebhookLeaseS,
+          takeoverS: config.jobs.queueTakeoverS,
         }
       : undefined,
     secrets,
@@ -128,7 +129,13 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     return new Runner({
       store,
       comfy: client,
-      execute: createExecutor({ ...delivery, outbound, inputs, orgApiKey: config.comfy.orgApiKey }),
+      execute: createExecutor({
+        ...delivery,
+        outbound,
+        inputs,
+        orgApiKey: config.comfy.orgApiKey,
+        markPromptSent: (job) => store.markPromptSent(job),
+      }),
       events,
       logger: backendLogger(logger, baseUrl, config.comfy.baseUrls.length),
       jobTimeoutMs: config.jobs.timeoutS * 1000,

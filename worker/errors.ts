@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'execution_error' // a node raised while running
   | 'comfy_connection' // ComfyUI went away or answered garbage mid-job
   | 'prompt_lost' // ComfyUI no longer knows the prompt (it restarted)
+  | 'worker_lost' // the worker running it died after sending its prompt; not resubmitted (shared queue)
   | 'timeout' // the job's deadline passed
   | 'cancelled'
   | 'client_disconnected'

@@ -1,11 +1,14 @@
 // What a worker that dies leaves behind on a shared queue (real worker processes, a real
 // redis-server, SIGKILL): its webhook delivery in flight is made by another worker once its lease
 // runs out; a synchronous job it accepted is cancelled, not run for a caller that is gone; a
-// cancel sent after it died sticks to the job, for whoever takes the job over.
+// cancel sent after it died sticks to the job, for whoever takes the job over; a job whose prompt
+// it had sent is reconciled by a worker with its backend, or after JOB_QUEUE_TAKEOVER_S failed by
+// another (never run twice); a job whose prompt it had not sent yet simply runs elsewhere.
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '../../simulator';
-import { submittedPrefixes, waitForStatus } from '../http-api/support';
+import { TERMINAL, submittedPrefixes, waitForStatus } from '../http-api/support';
+import { serve } from '../support/http-server';
 import { spawnWorker, type WorkerProcess } from '../support/process';
 import { startReceiver, type Receiver } from '../support/receiver';
 import { startRedis, type RedisServer } from '../support/redis';
@@ -138,4 +141,101 @@ test('a cancel sent just after the worker running the job died sticks: a worker 
   const ended = await waitForStatus(b.url, id, ['cancelled', 'completed', 'failed'], 30_000);
   expect(ended.status).toBe('cancelled');
   expect(simB.prompts).toHaveLength(0);
+}, 90_000);
+
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+test('SIGKILL of the worker on machine A after its prompt reached ComfyUI: after JOB_QUEUE_TAKEOVER_S a worker on machine B fails it worker_lost, never sending the prompt; its webhook is delivered once', async () => {
+  const simA = await simulator(10_000);
+  const simB = await simulator();
+  const a = await worker(simA.url, { WORKER_NODE_ID: 'machine-a' });
+  const body = { workflow: slowWorkflow('lost'), webhook: { url: `${receiver.url}?token=t` } };
+  const id = (await postJson(`${a.url}/run`, body)).body.job_id as string;
+  await waitForStatus(a.url, id, ['running']);
+  await until(() => simA.prompts.length === 1, 5_000, 'the prompt in ComfyUI A');
+  await a.kill('SIGKILL');
+  const diedAt = Date.now();
+
+  const b = await worker(simB.url, { WORKER_NODE_ID: 'machine-b', JOB_QUEUE_TAKEOVER_S: '3' });
+  const ended = await waitForStatus(b.url, id, TERMINAL, 30_000);
+  expect(Date.now() - diedAt).toBeGreaterThanOrEqual(3_000);
+  expect(ended).toMatchObject({ status: 'failed', error_code: 'worker_lost' });
+  expect(ended.error).toMatch(/machine-a http:\/\/127\.0\.0\.1:\d+.*may have run there, so it was not resubmitted/);
+  expect(simB.prompts).toHaveLength(0);
+  const [delivered] = await receiver.waitFor(1, undefined, 15_000);
+  expect(delivered!.body).toMatchObject({ event: 'failed', id });
+  // B's runner goes on with other jobs; the lost one is never sent anywhere.
+  expect((await postJson(`${b.url}/run`, { workflow: saveWorkflow('next') })).status).toBe(200);
+  await until(() => jobsOf(simB).includes('next'), 15_000, 'the next job run on B');
+  expect(jobsOf(simB)).toEqual(['next']);
+  expect(jobsOf(simA)).toEqual(['lost']);
+  expect(receiver.finals()).toHaveLength(1);
+}, 90_000);
+
+test('SIGKILL of the worker on machine A after its prompt reached ComfyUI: B hands it back meanwhile; A back (same machine, same backend) reconciles it even past its takeover wait; the prompt ran once, its webhook delivered once', async () => {
+  const simA = await simulator(3_000);
+  const simB = await simulator();
+  const a = await worker(simA.url, { WORKER_NODE_ID: 'machine-a' });
+  const b = await worker(simB.url, { WORKER_NODE_ID: 'machine-b' });
+  const body = { workflow: slowWorkflow('victim'), webhook: { url: `${receiver.url}?token=t` } };
+  const id = (await postJson(`${a.url}/run`, body)).body.job_id as string;
+  await waitForStatus(a.url, id, ['running']);
+  await until(() => simA.prompts.length === 1, 5_000, 'the prompt in ComfyUI A');
+  await a.kill('SIGKILL');
+  // B sees it left running (its lock runs out after 2 s) and hands it back for 60 s.
+  await new Promise((r) => setTimeout(r, 5_000));
+  expect((await callJson('GET', `${b.url}/status/${id}`)).body.status).toBe('running');
+
+  // A comes back with a takeover wait already passed: the job is its own to reconcile, not to fail.
+  const again = await worker(simA.url, { WORKER_NODE_ID: 'machine-a', JOB_QUEUE_TAKEOVER_S: '1' });
+  const done = await waitForStatus(again.url, id, TERMINAL, 30_000);
+  expect(done.status).toBe('completed');
+  expect(done.result.images).toHaveLength(1);
+  expect(jobsOf(simA)).toEqual(['victim']);
+  expect(simB.prompts).toHaveLength(0);
+  const [delivered] = await receiver.waitFor(1, undefined, 15_000);
+  expect(delivered!.body).toMatchObject({ event: 'completed', id });
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect(receiver.finals()).toHaveLength(1);
+}, 90_000);
+
+test('SIGKILL of the worker on machine A before its prompt was sent (fetching an input image): a worker on machine B runs it at once, its prompt sent once', async () => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let asked = 0;
+  const images = await serve((_req, res) => {
+    asked++;
+    void held.then(() => {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      res.end(PNG);
+    });
+  });
+  try {
+    const simA = await simulator();
+    const simB = await simulator();
+    const a = await worker(simA.url, { WORKER_NODE_ID: 'machine-a' });
+    const body = {
+      workflow: {
+        '1': { class_type: 'LoadImage', inputs: { image: 'cat.png' } },
+        '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'unsent' } },
+      },
+      images: [{ name: 'cat.png', image: `${images.url}/cat.png` }],
+    };
+    const id = (await postJson(`${a.url}/run`, body)).body.job_id as string;
+    await until(() => asked === 1, 10_000, 'A fetching the input image');
+    await a.kill('SIGKILL');
+    release();
+
+    // Well within the (default, 60 s) takeover wait: nothing of it is in any ComfyUI.
+    const b = await worker(simB.url, { WORKER_NODE_ID: 'machine-b' });
+    const done = await waitForStatus(b.url, id, TERMINAL, 30_000);
+    expect(done.status).toBe('completed');
+    expect(jobsOf(simB)).toEqual(['unsent']);
+    expect(simA.prompts).toHaveLength(0);
+  } finally {
+    await images.close();
+  }
 }, 90_000);

@@ -26,6 +26,8 @@ export interface ExecuteDeps {
   s3Clients: S3Clients;
   /** Where a job's outputs kept for inline answers are written (the store's job files folder). */
   outputSink: (job: JobRecord) => OutputSink;
+  /** Called just before POST /prompt (JobStore.markPromptSent); the prompt is not sent if it throws. */
+  markPromptSent: (job: JobRecord) => Promise<void>;
   logger: Logger;
   clock?: () => number;
 }
@@ -57,6 +59,7 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     const workflow = withUniquePrefix(withUploadedNames(spec.workflow, references), promptId.slice(0, 8));
     const apiKey = secrets.comfyOrgApiKey ?? deps.orgApiKey;
     const extraData = apiKey !== undefined ? { api_key_comfy_org: apiKey } : {};
+    await deps.markPromptSent(job);
     const submitted = clock();
 
     const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent, onQueued });

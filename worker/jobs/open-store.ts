@@ -20,6 +20,8 @@ export interface StoreSettings {
     nodeId: string;
     /** JOB_QUEUE_WEBHOOK_LEASE_S */
     webhookLeaseS?: number;
+    /** JOB_QUEUE_TAKEOVER_S */
+    takeoverS: number;
   };
   secrets: SecretBox;
   logger: Logger;
@@ -39,6 +41,7 @@ export function openJobStore(settings: StoreSettings): JobStore {
       inlineMaxBytes: queue.inlineMaxBytes,
       nodeId: queue.nodeId,
       webhookLeaseS: queue.webhookLeaseS,
+      takeoverMs: queue.takeoverS * 1000,
       logger: settings.logger,
       clock: settings.clock,
     });

@@ -525,6 +525,7 @@ export class Runner {
 
   private async emitFinished(jobId: string, known?: JobRecord): Promise<void> {
     const final = known ?? (await this.opts.store.get(jobId));
-    if (final) this.opts.events.emit('finished', final);
+    // Not ended by us and still running: another worker took it over (a shared store).
+    if (final && final.status !== 'running' && final.status !== 'pending') this.opts.events.emit('finished', final);
   }
 }

@@ -60,7 +60,8 @@ export interface JobStore {
   /**
    * Atomically marks the oldest pending job running with the given prompt id, on this backend.
    * A shared store may instead hand back a job a dead process left running: it keeps its old
-   * prompt id (not the one given), to be reconciled with ComfyUI before anything is resubmitted.
+   * prompt id (not the one given), to be reconciled with ComfyUI before anything is resubmitted
+   * (one whose prompt was never sent comes as a fresh claim, with the given prompt id).
    */
   claimNext(promptId: string, backend?: string): Promise<JobRecord | undefined>;
   /**
@@ -75,6 +76,13 @@ export interface JobStore {
     status: Exclude<JobStatus, 'pending' | 'running'>,
     outcome: { result?: JobResult; error?: ErrorBody; files?: KeptFile[]; at?: number },
   ): Promise<boolean>;
+  /**
+   * Its prompt is about to be sent to ComfyUI (POST /prompt): from now on it may run there. A
+   * shared store records it, so a worker taking the job over from one that died knows whether a
+   * rerun is safe; it throws (and the prompt is not sent) if that cannot be recorded or the job
+   * has been taken over meanwhile. A no-op when not shared (recovery asks the same ComfyUI).
+   */
+  markPromptSent(job: JobRecord): Promise<void>;
   /** A running job's work started now (its prompt left ComfyUI's queue): its started_at. */
   markStarted(id: string, at: number): Promise<void>;
   /** Cancels a job only if it has not started; false otherwise. */

@@ -8,7 +8,7 @@ import { startRedis, type RedisServer } from '../../../test/support/redis';
 import { tempDir } from '../../../test/support/tmp';
 import { createLogger } from '../../observability/logger';
 import { SecretBox } from '../../secrets/secret-box';
-import type { NewJob } from '../types';
+import type { JobRecord, NewJob } from '../types';
 import { QUEUE_NAME, RedisJobStore } from './store';
 
 let redis: RedisServer;
@@ -20,18 +20,20 @@ beforeAll(async () => {
   redis = await startRedis();
 });
 afterAll(async () => {
-  for (const store of stores) await store.close();
+  // Each close waits up to a few seconds for BullMQ: all at once.
+  await Promise.all(stores.map((store) => store.close()));
   await redis.stop();
 });
 
-function open(nodeId?: string): RedisJobStore {
+function open(nodeId?: string, times: { lockMs?: number; takeoverMs?: number } = {}): RedisJobStore {
   const store = new RedisJobStore({
     nodeId,
     url: redis.url,
     shownAs: redis.url,
     secrets,
     filesPath: path.join(tempDir('redis-store-'), 'files'),
-    lockMs: 5_000,
+    lockMs: times.lockMs ?? 5_000,
+    takeoverMs: times.takeoverMs ?? 60_000,
     inlineMaxBytes: 1024 * 1024,
     logger: createLogger('silent'),
   });
@@ -148,6 +150,7 @@ test('a submission interrupted between its two steps: the client gets a 503 and 
     secrets,
     filesPath: path.join(tempDir('redis-store-'), 'files'),
     lockMs: 5_000,
+    takeoverMs: 60_000,
     inlineMaxBytes: 1024 * 1024,
     logger: createLogger('silent'),
     clock: () => Date.now() + offsetS * 1000,
@@ -209,3 +212,78 @@ test('a synchronous job whose accepting worker is gone is cancelled, by the clai
   expect((await runner.get(third.id))?.status).toBe('cancelled');
   expect((await runner.get(fourth.id))?.error?.message).toMatch(/caller waiting for it is gone/);
 });
+
+/** Claims until a job comes (a dead worker's lock must run out first). */
+async function claimWithin(store: RedisJobStore, promptId: string, backend: string, timeoutMs = 15_000): Promise<JobRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await store.claimNext(promptId, backend);
+    if (job) return job;
+    if (Date.now() > deadline) throw new Error(`no job claimed within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A worker that died: its locks are no longer renewed (it stays connected, as a stalled process may). */
+function stopRenewing(store: RedisJobStore): void {
+  clearInterval((store as unknown as { lockTimer: NodeJS.Timeout }).lockTimer);
+}
+
+const COMFY = 'http://127.0.0.1:8188';
+
+test('a job a dead worker left before sending its prompt runs again at once, anywhere; the dead worker can no longer send it nor end it', async () => {
+  const dead = open('machine-a', { lockMs: 1_000 });
+  const other = open('machine-b', { lockMs: 1_000 });
+  const { id } = await dead.insert(newJob());
+  const left = await dead.claimNext('pa-1', COMFY);
+  expect(left).toMatchObject({ id, promptId: 'pa-1', attempts: 1 });
+  stopRenewing(dead);
+
+  const again = await claimWithin(other, 'pb-1', COMFY);
+  expect(again).toMatchObject({ id, status: 'running', promptId: 'pb-1', backend: `machine-b ${COMFY}`, attempts: 1 });
+  // The old worker, still alive after all, may not send its prompt nor end the new run.
+  await expect(dead.markPromptSent(left!)).rejects.toMatchObject({ code: 'worker_lost' });
+  expect(await dead.finish(id, 'failed', { error: { code: 'internal', message: 'late', status: 500 } })).toBe(false);
+  await other.markPromptSent(again);
+  expect(await other.finish(id, 'completed', { result: undefined })).toBe(true);
+  expect(await other.get(id)).toMatchObject({ status: 'completed', promptId: 'pb-1' });
+  await dead.close();
+});
+
+test('a job a dead worker left after sending its prompt: others hand it back for JOB_QUEUE_TAKEOVER_S, then fail it worker_lost, webhook armed', async () => {
+  const webhook = { url: 'http://hook.example/lost', extraParams: {}, signed: false };
+  const dead = open('machine-a', { lockMs: 1_000 });
+  const other = open('machine-b', { lockMs: 1_000, takeoverMs: 3_000 });
+  const { id } = await dead.insert(newJob({ spec: { ...newJob().spec, webhook } }));
+  const job = await dead.claimNext('pa-1', COMFY);
+  expect(job?.id).toBe(id);
+  await dead.markPromptSent(job!);
+  const diedAt = Date.now();
+  stopRenewing(dead);
+
+  // machine-b has no worker for the backend that has the prompt: it hands it back, then fails it.
+  while ((await other.get(id))?.status === 'running') {
+    expect(await other.claimNext('pb', COMFY)).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(Date.now() - diedAt).toBeGreaterThanOrEqual(3_000);
+  const failed = await other.get(id);
+  expect(failed).toMatchObject({ status: 'failed', promptId: 'pa-1', error: { code: 'worker_lost', status: 502 } });
+  expect(failed?.error?.message).toMatch(
+    /stopped .* after sending its prompt to ComfyUI machine-a http:\/\/127\.0\.0\.1:8188.*JOB_QUEUE_TAKEOVER_S \(3 s\).*may have run there, so it was not resubmitted/,
+  );
+  expect(await other.webhooks.state(id)).toMatchObject({ status: 'pending' });
+  await dead.close();
+}, 30_000);
+
+test('a job a dead worker left after sending its prompt goes to a worker with its backend, with its old prompt id to reconcile, however long it waited', async () => {
+  const dead = open('machine-a', { lockMs: 1_000 });
+  const { id } = await dead.insert(newJob());
+  const job = await dead.claimNext('pa-1', COMFY);
+  await dead.markPromptSent(job!);
+  stopRenewing(dead);
+  const back = open('machine-a', { lockMs: 1_000, takeoverMs: 0 });
+  expect(await claimWithin(back, 'pa-new', COMFY)).toMatchObject({ id, promptId: 'pa-1', backend: `machine-a ${COMFY}` });
+  expect(await back.finish(id, 'completed', { result: undefined })).toBe(true);
+  await dead.close();
+}, 30_000);

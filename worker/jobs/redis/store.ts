@@ -10,9 +10,11 @@
 //
 // Claiming: a runner takes the next BullMQ job with its new prompt id as lock token, then marks
 // the hash running. A job whose hash says running was left by a worker that died (BullMQ found its
-// lock expired and put it back): it is handed to the runner with its old prompt id to reconcile
-// with its ComfyUI, if the runner has that backend; otherwise it is put back for a while so the
-// worker that has it can come back, then taken by anyone.
+// lock expired and put it back). If its prompt was never sent to ComfyUI (`sent` is recorded just
+// before POST /prompt), no ComfyUI has it and it simply runs again, here. Otherwise only a worker
+// with its backend ("<node> <url>") can tell whether it ran: that worker gets it with its old
+// prompt id to reconcile; others put it back for JOB_QUEUE_TAKEOVER_S so that worker can come
+// back, then fail it (`worker_lost`) rather than resubmit a prompt that may have run.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -40,8 +42,6 @@ import {
 export const QUEUE_NAME = 'comfyui-jobs';
 /** The job hashes, indexes and webhook outbox. */
 export const KEY_PREFIX = 'comfyui-worker:';
-/** A job left running by a dead worker waits this long for a worker with its backend. */
-const LEFTOVER_WAIT_MS = 60_000;
 // Not a multiple of the runners' idle look (1 s), so the runner that handed it back is not the first to see it again.
 const LEFTOVER_RETRY_MS = 2_500;
 /** Progress kept after the last update (a job that stops reporting it is not running anymore). */
@@ -73,6 +73,11 @@ export interface RedisStoreOptions {
   inlineMaxBytes: number;
   /** JOB_QUEUE_WEBHOOK_LEASE_S: a delivery handed to a sender is not handed to another this long. */
   webhookLeaseS?: number;
+  /**
+   * JOB_QUEUE_TAKEOVER_S in ms: a job a dead worker left after sending its prompt waits this long
+   * for a worker with its backend, then is failed by any other.
+   */
+  takeoverMs: number;
   logger: Logger;
   clock?: () => number;
 }
@@ -122,9 +127,12 @@ return seq
 // KEYS: job, pending, pendingSync, running, counts. ARGV: id, promptId, backend, now, alive key prefix
 const CLAIM_LUA = `
 local st = redis.call('HGET', KEYS[1], 'status')
-if st == 'pending' then
+local function orphaned()
   local caller = redis.call('HGET', KEYS[1], 'caller')
-  if caller and caller ~= '' and redis.call('EXISTS', ARGV[5] .. caller) == 0 then return 'orphaned' end
+  return caller and caller ~= '' and redis.call('EXISTS', ARGV[5] .. caller) == 0
+end
+if st == 'pending' then
+  if orphaned() then return 'orphaned' end
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'prompt_id', ARGV[2], 'backend', ARGV[3])
   redis.call('HINCRBY', KEYS[1], 'attempts', 1)
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -135,6 +143,14 @@ if st == 'pending' then
   return 'claimed'
 end
 if st == 'running' then
+  if redis.call('HEXISTS', KEYS[1], 'sent') == 0 and redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 0 then
+    -- Left before its prompt was sent: no ComfyUI has it, so it runs again, here (the same attempt).
+    if orphaned() then return 'orphaned' end
+    redis.call('HSET', KEYS[1], 'prompt_id', ARGV[2], 'backend', ARGV[3], 'started_at', ARGV[4])
+    redis.call('HDEL', KEYS[1], 'left_at')
+    redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+    return 'retaken'
+  end
   if redis.call('HEXISTS', KEYS[1], 'left_at') == 0 then redis.call('HSET', KEYS[1], 'left_at', ARGV[4]) end
   return 'leftover'
 end
@@ -143,10 +159,12 @@ return st or 'gone'
 
 // KEYS: job, pending, pendingSync, running, ended, counts, hook, due, hookCounts
 // ARGV: id, status, now, result, error, 'any' (pending or running) | 'pending', 'quiet' (its
-// webhook is dropped, not armed: the client was told the job was not accepted)
+// webhook is dropped, not armed: the client was told the job was not accepted), the prompt id the
+// ender ran it with ('' for any: a worker whose job was taken over does not end the new run)
 const END_LUA = `${ARM_LUA}
 local st = redis.call('HGET', KEYS[1], 'status')
 if st ~= 'pending' and (st ~= 'running' or ARGV[6] ~= 'any') then return 0 end
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[1], 'prompt_id') ~= ARGV[8] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'completed_at', ARGV[3], 'result', ARGV[4], 'error', ARGV[5])
 redis.call('HDEL', KEYS[1], 'secrets', 'inputs', 'left_at', 'cancel_requested')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -171,12 +189,20 @@ const REQUEUE_LUA = `
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 local seq = redis.call('HGET', KEYS[1], 'seq')
 redis.call('HSET', KEYS[1], 'status', 'pending')
-redis.call('HDEL', KEYS[1], 'started_at', 'prompt_id', 'backend', 'left_at', 'cancel_requested')
+redis.call('HDEL', KEYS[1], 'started_at', 'prompt_id', 'backend', 'left_at', 'cancel_requested', 'sent')
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 if redis.call('HGET', KEYS[1], 'sync') == '1' then redis.call('ZADD', KEYS[3], seq, ARGV[1]) end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HINCRBY', KEYS[5], 'running', -1)
 redis.call('HINCRBY', KEYS[5], 'pending', 1)
+return 1
+`;
+
+// KEYS: job. ARGV: the prompt id. Just before POST /prompt: from now on the prompt may run in
+// ComfyUI. Refused (0) if the job ended or was taken over (another prompt id) meanwhile.
+const PROMPT_SENT_LUA = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'prompt_id') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'sent', '1')
 return 1
 `;
 
@@ -211,6 +237,8 @@ interface Held {
   bull: Job;
   token: string;
   seq: number;
+  /** The prompt id it runs with (a job taken over keeps its old one). */
+  promptId: string | null;
 }
 
 /** Redis and BullMQ errors become a 503 the caller can retry; the URL is never in them. */
@@ -257,6 +285,18 @@ const ORPHANED: ErrorBody = {
   message:
     'Cancelled before it ran: the worker that accepted this synchronous job stopped or died, and the caller waiting for it is gone with it; submit it again',
 };
+
+/** A job whose worker died after sending its prompt, and no worker with that backend came back. */
+function workerLost(backend: string | null, takeoverMs: number): ErrorBody {
+  return {
+    code: 'worker_lost',
+    status: 502,
+    message:
+      `The worker running this job stopped (it died or lost its machine) after sending its prompt to ComfyUI ${backend ?? '(unknown)'}, ` +
+      `and no worker with that ComfyUI took the job back within JOB_QUEUE_TAKEOVER_S (${takeoverMs / 1000} s). ` +
+      'The prompt may have run there, so it was not resubmitted (that could run it twice); submit the job again if you need it',
+  };
+}
 
 /** A job stored while Redis failed before its BullMQ job was added. */
 const INTERRUPTED: ErrorBody = {
@@ -467,7 +507,14 @@ export class RedisJobStore implements JobStore {
   private async end(
     id: string,
     status: Exclude<JobStatus, 'pending' | 'running'>,
-    how: { error?: ErrorBody; result?: JobResult; at?: number; mode: 'any' | 'pending'; quiet?: boolean },
+    how: {
+      error?: ErrorBody;
+      result?: JobResult;
+      at?: number;
+      mode: 'any' | 'pending';
+      quiet?: boolean;
+      promptId?: string | null;
+    },
   ): Promise<boolean> {
     const changed = await this.redis.eval(
       END_LUA,
@@ -488,6 +535,7 @@ export class RedisJobStore implements JobStore {
       how.error ? JSON.stringify(how.error) : '',
       how.mode,
       how.quiet ? 'quiet' : '',
+      how.promptId ?? '',
     );
     return Number(changed) === 1;
   }
@@ -615,15 +663,16 @@ export class RedisJobStore implements JobStore {
           k.alive(''),
         )) as string;
         if (outcome === 'orphaned') {
-          // A synchronous job whose caller's worker is gone: nobody would read its answer.
-          if (await this.end(id, 'cancelled', { error: ORPHANED, mode: 'pending' })) {
+          // A synchronous job whose caller's worker is gone: nobody would read its answer. (Pending,
+          // or left running before its prompt was sent; we hold its BullMQ job either way.)
+          if (await this.end(id, 'cancelled', { error: ORPHANED, mode: 'any' })) {
             this.opts.logger.warn({ jobId: id }, 'cancelled a synchronous job whose caller left with its worker');
             await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
           }
           await bull.moveToCompleted('cancelled', promptId, false).catch(() => undefined);
           continue;
         }
-        if (outcome !== 'claimed' && outcome !== 'leftover') {
+        if (outcome !== 'claimed' && outcome !== 'leftover' && outcome !== 'retaken') {
           // Cancelled while it waited, or deleted: BullMQ lets go of it too.
           await bull.moveToCompleted(outcome, promptId, false).catch(() => undefined);
           continue;
@@ -642,23 +691,39 @@ export class RedisJobStore implements JobStore {
           await bull.moveToFailed(new Error(error.message), promptId, false).catch(() => undefined);
           continue;
         }
-        if (outcome === 'leftover' && !record.cancelRequested) {
+        if (outcome === 'leftover' && !record.cancelRequested && record.backend !== (where ?? null)) {
+          // Its prompt was sent to another backend: only a worker with that backend can tell whether
+          // it ran. One of ours (another runner here), or one that may come back, reconciles it;
+          // its runners are told when it is due again, so they, not we, take it then.
           const waited = (now - Number(row.left_at ?? now)) * 1000;
-          if (record.backend !== (where ?? null) && waited < LEFTOVER_WAIT_MS) {
-            // Its prompt is on another backend: the worker that has it reconciles it when it is back.
-            // Its runners are told when it is due again, so they, not we, take it then.
+          if (waited < this.opts.takeoverMs || this.backends.has(record.backend ?? '')) {
             const due = Date.now() + LEFTOVER_RETRY_MS;
             this.opts.logger.debug({ jobId: id, backend: record.backend }, 'a job left running on another backend: handed back');
             await bull.moveToDelayed(due, promptId).catch(() => undefined);
             await this.publish({ type: 'leftover', jobId: id, backend: record.backend ?? '', due }).catch(() => undefined);
             continue;
           }
+          // Nobody came back for it: resubmitting here could run it twice, so it fails.
+          const error = workerLost(record.backend, this.opts.takeoverMs);
+          if (await this.end(id, 'failed', { error, mode: 'any', promptId: record.promptId })) {
+            this.opts.logger.warn(
+              { jobId: id, promptId: record.promptId, backend: record.backend },
+              'failed a job a worker that died left running: its prompt may have run on a backend no worker has now',
+            );
+            await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
+          }
+          await bull.moveToFailed(new Error(error.message), promptId, false).catch(() => undefined);
+          continue;
+        }
+        if (outcome === 'retaken') {
+          this.opts.logger.warn({ jobId: id }, 'a job a worker that died left before sending its prompt runs again here');
+        } else if (outcome === 'leftover' && !record.cancelRequested) {
           this.opts.logger.warn(
             { jobId: id, promptId: record.promptId, backend: record.backend },
-            'took over a job a worker that died left running',
+            'took over a job a worker that died left running, to reconcile it with its backend',
           );
         }
-        this.held.set(id, { bull, token: promptId, seq: record.seq });
+        this.held.set(id, { bull, token: promptId, seq: record.seq, promptId: record.promptId });
         return record;
       }
     });
@@ -696,7 +761,7 @@ export class RedisJobStore implements JobStore {
         for (const [index, file] of kept.entries()) fields.push(String(index), await fs.promises.readFile(file.path));
         await this.redis.hset(k.out(id), ...fields);
       }
-      const changed = await this.end(id, status, { result, error, at: now, mode: 'any' });
+      const changed = await this.end(id, status, { result, error, at: now, mode: 'any', promptId: held?.promptId });
       if (!changed && kept.length > 0) await this.redis.del(k.out(id));
       return changed;
     });
@@ -713,6 +778,19 @@ export class RedisJobStore implements JobStore {
     }
     if (ended) await this.publish({ type: 'finished', jobId: id }).catch(() => undefined);
     return ended;
+  }
+
+  async markPromptSent(job: JobRecord): Promise<void> {
+    const sent = await this.guard(async () =>
+      Number(await this.redis.eval(PROMPT_SENT_LUA, 1, k.job(job.id), job.promptId ?? '')),
+    );
+    if (sent !== 1) {
+      throw new WorkerError(
+        503,
+        'worker_lost',
+        `Job ${job.id} ended or was taken over by another worker (this one stopped renewing its lock) before its prompt was sent; not sent from here`,
+      );
+    }
   }
 
   async markStarted(id: string, at: number): Promise<void> {

@@ -388,6 +388,9 @@ export class SqliteJobStore implements JobStore {
     return true;
   }
 
+  /** One process: its recovery looks the prompt up in the same ComfyUI, so nothing to record. */
+  async markPromptSent(): Promise<void> {}
+
   async markStarted(id: string, at: number): Promise<void> {
     this.stmt.markStarted.run(at, id);
   }
