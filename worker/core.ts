@@ -153,6 +153,8 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     intervalS: config.upkeep.intervalS,
     retentionHours: config.upkeep.retentionHours,
     stuckHours: config.upkeep.stuckHours,
+    // Only a shared store has anything to repair (SQLite's repair() is a no-op).
+    repairIntervalS: store.shared ? config.jobs.queueLockS : undefined,
   });
 
   events.on('submitted', (job) => metrics.jobSubmitted(job));

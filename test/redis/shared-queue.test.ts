@@ -1,7 +1,9 @@
 // One job queue across workers (JOB_QUEUE_URL): two workers on one real redis-server, each with
 // its own simulator. A job submitted to one runs on either and is read from both; a cancel sent to
 // the one not running it stops it; the roles split serving from running; every prompt runs once.
+import { Queue } from 'bullmq';
 import { startSimulator, type Simulator } from '../../simulator';
+import { QUEUE_NAME } from '../../worker/jobs/redis/store';
 import { submittedPrefixes, waitForStatus } from '../http-api/support';
 import { startRedis, type RedisServer } from '../support/redis';
 import { callJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
@@ -153,4 +155,23 @@ test('/generate/stream on the api worker follows a job another worker runs to it
   });
   // The runner saved the job's progress in Redis; the api worker streamed it.
   expect(events.some((e) => e.progress?.total_nodes === 3)).toBe(true);
+});
+
+test('a submission interrupted between its two steps is failed within JOB_QUEUE_LOCK_S of its 60 s, not at the hourly upkeep', async () => {
+  let offsetS = 0;
+  const api = await startTestWorker('http://127.0.0.1:9', shared({ WORKER_ROLE: 'api', CLEANUP_INTERVAL_S: '3600' }), false, {
+    clock: () => Date.now() + offsetS * 1000,
+  });
+  workers.push(api);
+  const id = (await postJson(`${api.url}/run`, { workflow: saveWorkflow('interrupted') })).body.job_id as string;
+  // Only its first step done: the record without its BullMQ job (Redis failed in between).
+  const bull = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: redis.port } });
+  await bull.remove(id);
+  await bull.close();
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect((await callJson('GET', `${api.url}/status/${id}`)).body.status).toBe('pending'); // young: not yet
+  offsetS = 61;
+  const failed = await waitForStatus(api.url, id, ['failed'], 5_000);
+  expect(failed.error_code).toBe('store_unavailable');
+  expect(failed.error).toMatch(/submission was interrupted/);
 });

@@ -2,7 +2,9 @@
 // JOB_RETENTION_HOURS are deleted (their output files with them), jobs running longer than
 // STUCK_JOB_HOURS are failed after their prompt is interrupted, and files no job refers to (left
 // by a crash) are deleted. The same two operations serve
-// /admin/cleanup and /admin/reset-stuck with other thresholds. Pending jobs never expire.
+// /admin/cleanup and /admin/reset-stuck with other thresholds. Pending jobs never expire. A shared
+// store's repairs (JobStore.repair) also run on a short interval of their own: a job left by an
+// interrupted submission or a dead caller should not wait an hour for its end.
 import { WorkerError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { RunnerPool } from './runner-pool';
@@ -17,11 +19,15 @@ export interface UpkeepOptions {
   intervalS: number;
   retentionHours: number;
   stuckHours: number;
+  /** Run repair() this often too (a shared store: JOB_QUEUE_LOCK_S); else only with each pass. */
+  repairIntervalS?: number;
 }
 
 export class Upkeep {
   private readonly opts: UpkeepOptions;
   private timer: NodeJS.Timeout | undefined;
+  private repairTimer: NodeJS.Timeout | undefined;
+  private repairing = false;
 
   constructor(opts: UpkeepOptions) {
     this.opts = opts;
@@ -38,11 +44,23 @@ export class Upkeep {
     void this.sweep();
     this.timer = setInterval(() => void this.pass(), this.opts.intervalS * 1000);
     this.timer.unref();
+    const { repairIntervalS } = this.opts;
+    if (repairIntervalS !== undefined) {
+      this.repairTimer = setInterval(() => {
+        // One at a time: a slow Redis must not pile them up.
+        if (this.repairing) return;
+        this.repairing = true;
+        void this.safely(() => this.repair()).finally(() => (this.repairing = false));
+      }, repairIntervalS * 1000);
+      this.repairTimer.unref();
+    }
   }
 
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.repairTimer);
     this.timer = undefined;
+    this.repairTimer = undefined;
   }
 
   /** One scheduled pass. */
