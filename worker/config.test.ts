@@ -54,6 +54,16 @@ describe('loadConfig', () => {
     expect(refused({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_ROLE: 'api', WORKER_MODE: 'vast' })).toMatch(
       /WORKER_ROLE: api is for the standalone HTTP API/,
     );
+    // The Vast and RunPod platforms choose the worker that runs each job: no shared queue behind them.
+    const vast = refused({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_MODE: 'vast' });
+    expect(vast).toMatch(/JOB_QUEUE_URL: .*standalone HTTP API \(WORKER_MODE=http\); with WORKER_MODE=vast .*autoscaler/);
+    expect(vast).not.toContain('hunter2-pw');
+    expect(refused({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_MODE: 'runpod' })).toMatch(
+      /JOB_QUEUE_URL: .*with WORKER_MODE=runpod .*RunPod\) brings its own job queue/,
+    );
+    // Chosen from the platform's own variables too, as when WORKER_MODE is unset.
+    expect(refused({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', SERVE_API_LOCALLY: 'true' })).toMatch(/WORKER_MODE=runpod/);
+    expect(loadConfig({ JOB_QUEUE_URL: url, JOB_SECRETS_KEY: 'k', WORKER_MODE: 'http' }).jobs.queueUrl).toBe(url);
   });
 
   test('COMFY_HOST=host:port is accepted; COMFYUI_API_BASE wins', () => {

@@ -632,9 +632,22 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
       `Invalid configuration:\n  WORKER_ROLE: ${env2.WORKER_ROLE} needs JOB_QUEUE_URL (a queue shared with other workers); without it jobs stay on this machine, so use all`,
     );
   }
-  if (env2.WORKER_ROLE !== 'all' && chooseMode(env2) !== 'http') {
+  const mode = chooseMode(env2);
+  if (env2.WORKER_ROLE !== 'all' && mode !== 'http') {
     throw new ConfigError(
       `Invalid configuration:\n  WORKER_ROLE: ${env2.WORKER_ROLE} is for the standalone HTTP API (WORKER_MODE=http); the Vast and RunPod doors run their own jobs, so use all`,
+    );
+  }
+  if (env2.JOB_QUEUE_URL !== undefined && mode !== 'http') {
+    // Vast's autoscaler sends each request to the worker it chose and accounts load (and the
+    // benchmark's max_perf) per worker; RunPod hands each job to one pod from its own queue. A
+    // shared queue would run their jobs on other machines' GPUs behind those platforms' backs.
+    throw new ConfigError(
+      `Invalid configuration:\n  JOB_QUEUE_URL: a queue shared across machines is for the standalone HTTP API (WORKER_MODE=http); with WORKER_MODE=${mode} the platform ` +
+        (mode === 'vast'
+          ? "(Vast's autoscaler) routes each request to one worker and accounts its load and benchmark per worker, so its jobs must run on that worker's own GPUs"
+          : '(RunPod) brings its own job queue and hands each job to one worker, so its jobs must run there') +
+        '; unset JOB_QUEUE_URL (jobs then stay in SQLITE_DB_PATH on this machine)',
     );
   }
   if (env2.JOB_QUEUE_URL !== undefined && env2.JOB_SECRETS_KEY === undefined && env2.JOB_SECRETS_KEY_FILE === undefined) {
