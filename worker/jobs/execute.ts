@@ -3,7 +3,8 @@
 import type { AxiosInstance } from 'axios';
 import type { ComfyClient } from '../comfy/client';
 import { collectOutputs, withoutSecrets } from '../comfy/history';
-import { outputReader, type OutputFolders } from '../comfy/output-files';
+import { EarlyOutputs } from '../comfy/early-outputs';
+import { outputReader, type OutputFolders, type OutputReader } from '../comfy/output-files';
 import { uploadInputImages, type InputLimits } from '../comfy/inputs';
 import type { ComfyEvent, HistoryEntry, OutputFileRef, OutputValue } from '../comfy/types';
 import { withUniquePrefix, withUploadedNames } from '../comfy/workflow';
@@ -62,10 +63,23 @@ export function createExecutor(deps: ExecuteDeps): JobExecutor {
     await deps.markPromptSent(job);
     const submitted = clock();
 
-    const { entry, warnings } = await deps.comfy.runPrompt({ promptId, workflow, extraData, signal, onEvent, onQueued });
-    const generated = clock();
-
-    return deliverFinished(deps, job, secrets, entry, { warnings, started, submitted, generated }, signal);
+    // Files the prompt announces are opened while it runs on (see comfy/early-outputs.ts).
+    const early = spec.skipDelivery ? undefined : new EarlyOutputs(readerOf(deps), spec.includeTempOutputs);
+    const events = early ? (event: ComfyEvent) => (early.onEvent(event), onEvent(event)) : onEvent;
+    try {
+      const { entry, warnings } = await deps.comfy.runPrompt({
+        promptId,
+        workflow,
+        extraData,
+        signal,
+        onEvent: events,
+        onQueued,
+      });
+      const generated = clock();
+      return await deliverFinished(deps, job, secrets, entry, { warnings, started, submitted, generated }, signal, early);
+    } finally {
+      early?.close();
+    }
   };
 }
 
@@ -94,19 +108,14 @@ export async function deliverFinished(
   entry: HistoryEntry,
   marks: RunMarks,
   signal: AbortSignal,
+  reader: OutputReader = readerOf(deps),
 ): Promise<Execution> {
   const clock = deps.clock ?? Date.now;
   const { spec } = job;
   const { files: refs, values } = collectOutputs(entry, spec.includeTempOutputs);
   const delivered = spec.skipDelivery
     ? { outputs: listOnly(refs, values), files: [] }
-    : await deliverOutputs(
-        outputReader(deps.comfy.http, deps.outputFolders ?? {}),
-        refs,
-        values,
-        deliveryPlan(deps, job, secrets),
-        signal,
-      );
+    : await deliverOutputs(reader, refs, values, deliveryPlan(deps, job, secrets), signal);
   const finished = clock();
   const queuedAt = Math.round(job.createdAt * 1000);
   const result: JobResult = {
@@ -125,6 +134,10 @@ export async function deliverFinished(
   };
   if (spec.includeComfyResponse && job.promptId !== null) result.comfyResponse = { [job.promptId]: withoutSecrets(entry) };
   return { result, files: delivered.files };
+}
+
+function readerOf(deps: DeliveryDeps): OutputReader {
+  return outputReader(deps.comfy.http, deps.outputFolders ?? {});
 }
 
 function deliveryPlan(deps: DeliveryDeps, job: JobRecord, secrets: JobSecrets): DeliveryPlan {

@@ -1,0 +1,92 @@
+// Output files opened as soon as ComfyUI announces them. An `executed` websocket frame lists a
+// node's files (the same shape as that node's outputs in /history) several frames before the
+// prompt ends, so the /view request (or the disk open) runs while the worker waits for the end and
+// reads /history, instead of after it. Only a hint: the files delivered are still the ones /history
+// lists, each read once; an early open that /history does not confirm is closed unread.
+// An opened file is held, not read: its first bytes wait in the socket's (or the file's) buffers,
+// so holding costs no memory of ours, and at most MAX_EARLY_FILES are held per run.
+import { collectOutputs } from './history';
+import type { ViewStream } from './http';
+import type { OutputReader } from './output-files';
+import type { ComfyEvent } from './types';
+
+/**
+ * Enough for the usual workflows; more files are opened when delivered. Kept well under the
+ * ComfyUI client's socket limit (16), so held files never starve the /history read they wait for.
+ */
+const MAX_EARLY_FILES = 4;
+
+type Ref = { filename: string; subfolder: string; type: string };
+
+const keyOf = (ref: Ref) => `${ref.type}\u0000${ref.subfolder}\u0000${ref.filename}`;
+
+interface Held {
+  opened: Promise<ViewStream | undefined>;
+  view?: ViewStream;
+  dead: boolean;
+}
+
+/** An OutputReader that hands out files opened early, and reads the rest from `base`. */
+export class EarlyOutputs implements OutputReader {
+  private readonly held = new Map<string, Held>();
+  private readonly abort = new AbortController();
+  private closed = false;
+
+  constructor(
+    private readonly base: OutputReader,
+    private readonly includeTemp: boolean,
+  ) {}
+
+  /** Feed every websocket event of the prompt; `executed` frames open their files. */
+  onEvent(event: ComfyEvent): void {
+    if (event.type !== 'executed' || this.closed) return;
+    const { node, output } = event.data;
+    if (typeof node !== 'string' || typeof output !== 'object' || output === null) return;
+    const { files } = collectOutputs({ outputs: { [node]: output as Record<string, unknown> } }, this.includeTemp);
+    for (const ref of files) {
+      const key = keyOf(ref);
+      if (this.held.has(key) || this.held.size >= MAX_EARLY_FILES) continue;
+      this.open(key, ref);
+    }
+  }
+
+  private open(key: string, ref: Ref): void {
+    const held: Held = { opened: Promise.resolve(undefined), dead: false };
+    held.opened = this.base.view(ref, this.abort.signal).then(
+      (view) => {
+        if (!view) return undefined;
+        // A stream that breaks while held must not crash the process; it is simply not used.
+        view.stream.on('error', () => (held.dead = true));
+        if (this.closed) view.stream.destroy();
+        else held.view = view;
+        return view;
+      },
+      () => {
+        held.dead = true;
+        return undefined;
+      },
+    );
+    this.held.set(key, held);
+  }
+
+  /** The early-opened file when there is one (each is handed out once), else a fresh read. */
+  async view(ref: Ref, signal?: AbortSignal): Promise<ViewStream | undefined> {
+    const key = keyOf(ref);
+    const held = this.held.get(key);
+    if (held) {
+      this.held.delete(key);
+      const view = await held.opened;
+      if (view && !held.dead && !view.stream.destroyed) return view;
+      view?.stream.destroy();
+    }
+    return this.base.view(ref, signal);
+  }
+
+  /** Closes every file not handed out. Call once the run's outputs are delivered, or it failed. */
+  close(): void {
+    this.closed = true;
+    this.abort.abort();
+    for (const held of this.held.values()) held.view?.stream.destroy();
+    this.held.clear();
+  }
+}
