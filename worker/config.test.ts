@@ -21,6 +21,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ RUNPOD_WEBHOOK_GET_JOB: 'https://api.runpod.ai/v2/x/job-take/$ID' }).mode).toBe('runpod');
   });
 
+  test('COMFY_QUEUE_AHEAD: 3 for the HTTP API on one backend, 1 on several or behind Vast and RunPod; the variable wins', () => {
+    const ahead = (env: Record<string, string>) => loadConfig(env).jobs.queueAhead;
+    expect(ahead({})).toBe(3);
+    expect(ahead({ COMFYUI_API_BASE: 'http://127.0.0.1:8188,http://127.0.0.1:8189' })).toBe(1);
+    expect(ahead({ WORKER_MODE: 'runpod' })).toBe(1);
+    expect(ahead({ REPORT_ADDR: 'https://run.vast.ai', CONTAINER_ID: '1' })).toBe(1);
+    expect(ahead({ COMFY_QUEUE_AHEAD: '5', COMFYUI_API_BASE: 'http://127.0.0.1:8188,http://127.0.0.1:8189' })).toBe(5);
+    expect(() => loadConfig({ COMFY_QUEUE_AHEAD: '0' })).toThrow(/COMFY_QUEUE_AHEAD/);
+  });
+
   test('the shared queue: JOB_QUEUE_URL, WORKER_ROLE and their checks; the password never echoed nor shown', () => {
     const defaults = loadConfig({}).jobs;
     expect([

@@ -171,7 +171,7 @@ const envSchema = z.object({
   WEBSOCKET_TRACE: bool(false),
   HISTORY_POLL_INTERVAL_S: number(5, { min: 0.05, max: 3600 }),
   JOB_TIMEOUT_S: number(3600, { min: 0.1, max: MAX_TIMER_S }),
-  COMFY_QUEUE_AHEAD: number(1, { min: 1, max: 64, int: true }),
+  COMFY_QUEUE_AHEAD: optionalNumber({ min: 1, max: 64, int: true }),
   COMFY_PROXY: bool(false),
 
   // Inputs
@@ -408,8 +408,13 @@ function buildConfig(env: z.infer<typeof envSchema>, cwd: string, publicPort: st
     jobs: {
       dbPath: path.resolve(cwd, env.SQLITE_DB_PATH ?? path.join('data', 'comfyui_jobs.db')),
       timeoutS: env.JOB_TIMEOUT_S,
-      /** Prompts of ours that may wait in each ComfyUI's queue behind the one executing. */
-      queueAhead: env.COMFY_QUEUE_AHEAD,
+      /**
+       * Prompts of ours that may wait in each ComfyUI's queue behind the one executing. The HTTP
+       * API with one GPU: 3, so ComfyUI never idles between short jobs. Several GPUs: 1, so waiting
+       * jobs stay in our queue, where the first backend to free up takes them. Vast and RunPod: 1
+       * (their platforms queue; RunPod's /purge-queue empties ours).
+       */
+      queueAhead: env.COMFY_QUEUE_AHEAD ?? (mode === 'http' && comfyBaseUrls(env).length === 1 ? 3 : 1),
       maxQueueSize: env.MAX_QUEUE_SIZE,
       /** JOB_QUEUE_URL: jobs in Redis (BullMQ), shared by every worker pointed at it; else SQLite. */
       queueUrl: env.JOB_QUEUE_URL,

@@ -2,7 +2,7 @@
 // on SIGTERM/SIGINT. A bad configuration exits with status 2 and a message naming the variable.
 import { startWorker, type RunningWorker } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
-import { createLogger } from './observability/logger';
+import { createLogger, stdoutDestination } from './observability/logger';
 
 /**
  * `--simulate`: start the ComfyUI simulator in this process and point the worker at it, so the
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, stdoutDestination());
   let sim: { close(): Promise<void> } | undefined;
   let worker: RunningWorker | undefined;
   let stopping: string | undefined;

@@ -19,6 +19,15 @@ const SECRET_KEYS = [
   'apiKey',
 ];
 
+/**
+ * Standard output, written asynchronously: a synchronous write to a pipe costs the job's thread a
+ * system call and often a context switch per line. Lines still buffered are flushed when the
+ * process exits (pino registers that for its own destinations); only a SIGKILL can lose the last.
+ */
+export function stdoutDestination(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const paths = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
   return pino(
