@@ -22,6 +22,8 @@ beforeAll(async () => {
     COMFYUI_API_BASE: sim.url,
     SQLITE_DB_PATH: path.join(tempDir('cli-db-'), 'jobs.db'),
     HISTORY_POLL_INTERVAL_S: '0.5',
+    // A job submitted behind another waits in the worker's queue (not ComfyUI's) and shows its place.
+    COMFY_QUEUE_AHEAD: '1',
   });
 });
 afterAll(async () => {

@@ -28,6 +28,8 @@ const workerEnv = () => ({
   WEBSOCKET_RECONNECT_ATTEMPTS: '5',
   WEBSOCKET_RECONNECT_DELAY_S: '0.2',
   COMFY_READY_TIMEOUT_S: '30',
+  // The scenario: exactly one prompt waits in ComfyUI's queue behind the running one.
+  COMFY_QUEUE_AHEAD: '1',
 });
 
 /** How many accepted prompts each job (known by its filename_prefix) has had. */

@@ -128,8 +128,11 @@ describe('POST /generate/stream', () => {
   test('?cancel_on_disconnect=true: a client that disconnects cancels the job', async () => {
     sim.setNodeDelay({ ImageScale: 3_000, '*': 2 });
     const controller = new AbortController();
+    // A colour no other test uses: ImageScale cached from an earlier run would end the job at once.
+    const workflow = slowWorkflow('cancel_me');
+    workflow['1']!.inputs.color = 424242;
     const stream = await openStream(
-      { request_id: 'cancel-me', workflow_json: slowWorkflow('cancel_me') },
+      { request_id: 'cancel-me', workflow_json: workflow },
       '?cancel_on_disconnect=true',
       controller.signal,
     );

@@ -118,3 +118,38 @@ test('a server that accepts the websocket and drops it at once does not make the
     await new Promise((r) => server.close(r));
   }
 });
+
+test("progress_state frames (ComfyUI's json.dumps text) reach no listener; every other frame does", async () => {
+  // The raw text as the server sends it, read by a plain websocket client.
+  const { WebSocket } = await import('ws');
+  const raw: string[] = [];
+  const socket = new WebSocket(`${sim.url.replace('http', 'ws')}/ws?clientId=raw-reader`);
+  socket.on('message', (data) => raw.push(data.toString()));
+  await new Promise((resolve) => socket.once('open', resolve));
+  const workflow = {
+    '1': { class_type: 'EmptyImage', inputs: { width: 8, height: 8, batch_size: 1, color: 1 } },
+    '2': { class_type: 'SaveImage', inputs: { images: ['1', 0], filename_prefix: 'raw' } },
+  };
+  await fetch(`${sim.url}/prompt`, { method: 'POST', body: JSON.stringify({ prompt: workflow, client_id: 'raw-reader' }) });
+  await waitFor(() => raw.some((t) => t.includes('"executing", "data": {"node": null')), 5_000);
+  socket.close();
+  expect(raw.some((t) => t.startsWith('{"type": "progress_state", "data": {'))).toBe(true);
+
+  const c = client();
+  try {
+    await c.waitUntilReady(5_000);
+    const seen: string[] = [];
+    workflow['1'].inputs.color = 2;
+    await c.runPrompt({
+      promptId: crypto.randomUUID(),
+      workflow,
+      extraData: {},
+      signal: new AbortController().signal,
+      onEvent: (event) => seen.push(event.type),
+    });
+    expect(seen).toEqual(expect.arrayContaining(['execution_start', 'executing', 'executed', 'execution_success']));
+    expect(seen).not.toContain('progress_state');
+  } finally {
+    c.close();
+  }
+});

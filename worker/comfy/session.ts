@@ -18,6 +18,9 @@ const MIN_RETRY_MS = 100;
 /** A socket that stays open this long ends an outage (resets the failure count). */
 const STABLE_AFTER_MS = 1_000;
 
+/** How ComfyUI's `progress_state` frames begin (see ../shared/comfy-traces/ws_success_run.json). */
+const PROGRESS_STATE_HEAD = '{"type": "progress_state"';
+
 export type SessionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'down' | 'closed';
 
 export interface SessionOptions {
@@ -223,6 +226,9 @@ export class ComfySession extends EventEmitter<SessionEvents> {
 
   private onText(text: string): void {
     if (this.opts.trace) this.opts.logger.info({ frame: text.slice(0, 2000) }, 'websocket frame');
+    // The largest and most frequent frame (every node's state, twice per node), used by nothing
+    // here: not parsed. ComfyUI writes it with json.dumps' default separators.
+    if (text.startsWith(PROGRESS_STATE_HEAD)) return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
