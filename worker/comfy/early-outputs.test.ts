@@ -50,17 +50,44 @@ const settled = async (count: number) => {
   while (streams.length < count) await new Promise((resolve) => setImmediate(resolve));
 };
 
-test('close() destroys files held but never handed out, and later frames open nothing', async () => {
-  fs.writeFileSync(path.join(folder, 'b.png'), 'b');
-  fs.writeFileSync(path.join(folder, 'c.png'), 'c');
+const BIG = 1024 * 1024 + 1;
+
+test('a small file is read whole at once: delivered from memory even if the file is gone meanwhile', async () => {
+  fs.writeFileSync(path.join(folder, 's.png'), 'small');
+  const early = new EarlyOutputs(disk, false);
+  early.onEvent(executed('1', 's.png'));
+  await settled(1);
+  while (!streams[0]!.stream.destroyed) await new Promise((resolve) => setImmediate(resolve));
+  fs.rmSync(path.join(folder, 's.png'));
+  const view = await early.view(ref('s.png'));
+  expect(view?.contentLength).toBe(5);
+  expect(await read(view)).toBe('small');
+  expect(opened).toEqual(['s.png']);
+  early.close();
+});
+
+test('close() destroys large files held but never handed out, and later frames open nothing', async () => {
+  fs.writeFileSync(path.join(folder, 'b.png'), Buffer.alloc(BIG));
+  fs.writeFileSync(path.join(folder, 'c.png'), Buffer.alloc(BIG));
   const early = new EarlyOutputs(disk, false);
   early.onEvent(executed('1', 'b.png', 'c.png'));
   await settled(2);
+  await new Promise((resolve) => setImmediate(resolve));
   expect(streams.some((v) => v.stream.destroyed)).toBe(false);
   early.close();
   expect(streams.every((v) => v.stream.destroyed)).toBe(true);
   early.onEvent(executed('2', 'b.png'));
   expect(opened).toEqual(['b.png', 'c.png']);
+});
+
+test('a large file held open is handed out as it is, unread', async () => {
+  const early = new EarlyOutputs(disk, false);
+  early.onEvent(executed('1', 'b.png'));
+  await settled(1);
+  const view = await early.view(ref('b.png'));
+  expect(view?.stream).toBe(streams[0]!.stream);
+  expect((await read(view)).length).toBe(BIG);
+  early.close();
 });
 
 test('a file whose opening completes after close() is destroyed as it arrives', async () => {

@@ -2,9 +2,10 @@
 // node's files (the same shape as that node's outputs in /history) several frames before the
 // prompt ends, so the /view request (or the disk open) runs while the worker waits for the end and
 // reads /history, instead of after it. Only a hint: the files delivered are still the ones /history
-// lists, each read once; an early open that /history does not confirm is closed unread.
-// An opened file is held, not read: its first bytes wait in the socket's (or the file's) buffers,
-// so holding costs no memory of ours, and at most MAX_EARLY_FILES are held per run.
+// lists, each read once; an early open that /history does not confirm is dropped.
+// A small file is read whole at once (at most 1 MiB each, MAX_EARLY_FILES per run); a larger one
+// is held open, unread, its first bytes waiting in the socket's (or the file's) buffers.
+import { Readable } from 'node:stream';
 import { collectOutputs } from './history';
 import type { ViewStream } from './http';
 import type { OutputReader } from './output-files';
@@ -15,6 +16,13 @@ import type { ComfyEvent } from './types';
  * ComfyUI client's socket limit (16), so held files never starve the /history read they wait for.
  */
 const MAX_EARLY_FILES = 4;
+
+/**
+ * A file of at most this announced length is read whole as soon as it is open: its bytes are then
+ * in memory when delivery asks (no read from disk or socket on the caller's path) and its socket or
+ * file handle is released at once. Larger ones are held open, unread.
+ */
+const READ_AHEAD_BYTES = 1024 * 1024;
 
 type Ref = { filename: string; subfolder: string; type: string };
 
@@ -53,13 +61,18 @@ export class EarlyOutputs implements OutputReader {
   private open(key: string, ref: Ref): void {
     const held: Held = { opened: Promise.resolve(undefined), dead: false };
     held.opened = this.base.view(ref, this.abort.signal).then(
-      (view) => {
+      async (view) => {
         if (!view) return undefined;
         // A stream that breaks while held must not crash the process; it is simply not used.
         view.stream.on('error', () => (held.dead = true));
-        if (this.closed) view.stream.destroy();
-        else held.view = view;
-        return view;
+        if (this.closed) {
+          view.stream.destroy();
+          return undefined;
+        }
+        held.view = view;
+        if (view.contentLength === undefined || view.contentLength > READ_AHEAD_BYTES) return view;
+        held.view = await readWhole(view);
+        return held.view;
       },
       () => {
         held.dead = true;
@@ -89,4 +102,16 @@ export class EarlyOutputs implements OutputReader {
     for (const held of this.held.values()) held.view?.stream.destroy();
     this.held.clear();
   }
+}
+
+/** The file's bytes, as a stream over memory; undefined (read afresh later) if reading failed. */
+async function readWhole(view: ViewStream): Promise<ViewStream | undefined> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of view.stream) chunks.push(chunk as Buffer);
+  } catch {
+    return undefined;
+  }
+  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return { stream: Readable.from([bytes], { objectMode: false }), contentType: view.contentType, contentLength: bytes.length };
 }
