@@ -56,9 +56,17 @@ interface Answer<T> {
 /** The timer of a call ran out (told apart from the caller's abort). */
 class CallTimeout extends Error {}
 
+/** Under every usual server's keep-alive timeout (Node 5 s, aiohttp 75 s). */
+export const IDLE_SOCKET_MS = 2_000;
+
 export class ComfyHttp {
   readonly baseUrl: string;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  /**
+   * A kept-alive socket idle this long is closed by us rather than reused: a server closing an
+   * idle connection (Node's after 5 s) just as a request goes out on it resets that request, and
+   * a reset POST /prompt cannot safely be sent again. An active request is not affected.
+   */
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: IDLE_SOCKET_MS });
 
   constructor(baseUrl: string) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
