@@ -119,3 +119,14 @@ test('at most four files are held per run', () => {
   expect(opened).toEqual(['f1', 'f2', 'f3', 'f4']);
   early.close();
 });
+
+test('a caller waiting for an early open that has not finished stops at its own abort', async () => {
+  const never: OutputReader = { view: () => new Promise<ViewStream | undefined>(() => undefined) };
+  const early = new EarlyOutputs(never, false);
+  early.onEvent(executed('1', 'stuck.png'));
+  const controller = new AbortController();
+  const taking = early.view(ref('stuck.png'), controller.signal);
+  controller.abort(new Error('cancelled by the caller'));
+  await expect(taking).rejects.toThrow('cancelled by the caller');
+  early.close();
+});

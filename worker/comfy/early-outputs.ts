@@ -88,7 +88,7 @@ export class EarlyOutputs implements OutputReader {
     const held = this.held.get(key);
     if (held) {
       this.held.delete(key);
-      const view = await held.opened;
+      const view = await untilAborted(held.opened, signal);
       if (view && !held.dead && !view.stream.destroyed) return view;
       view?.stream.destroy();
     }
@@ -114,4 +114,19 @@ async function readWhole(view: ViewStream): Promise<ViewStream | undefined> {
   }
   const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   return { stream: Readable.from([bytes], { objectMode: false }), contentType: view.contentType, contentLength: bytes.length };
+}
+
+/** The opening's result, or the caller's abort reason first (an early open has no caller signal). */
+function untilAborted<T>(opening: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return opening;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = () => signal.removeEventListener('abort', onAbort);
+    opening.then(
+      (value) => (settle(), resolve(value)),
+      (err: unknown) => (settle(), reject(err as Error)),
+    );
+  });
 }
