@@ -6,7 +6,7 @@
 // A small file is read whole at once (at most 1 MiB each, MAX_EARLY_FILES per run); a larger one
 // is held open, unread, its first bytes waiting in the socket's (or the file's) buffers.
 import { Readable } from 'node:stream';
-import { collectOutputs } from './history';
+import { collectOutputs, outputKey } from './history';
 import type { ViewStream } from './http';
 import type { OutputReader } from './output-files';
 import type { ComfyEvent } from './types';
@@ -26,12 +26,11 @@ const READ_AHEAD_BYTES = 1024 * 1024;
 
 type Ref = { filename: string; subfolder: string; type: string };
 
-const keyOf = (ref: Ref) => `${ref.type}\u0000${ref.subfolder}\u0000${ref.filename}`;
-
 interface Held {
+  /** The file as delivery will get it; undefined when it could not be opened or read. */
   opened: Promise<ViewStream | undefined>;
+  /** What close() must destroy meanwhile. */
   view?: ViewStream;
-  dead: boolean;
 }
 
 /** An OutputReader that hands out files opened early, and reads the rest from `base`. */
@@ -52,44 +51,42 @@ export class EarlyOutputs implements OutputReader {
     if (typeof node !== 'string' || typeof output !== 'object' || output === null) return;
     const { files } = collectOutputs({ outputs: { [node]: output as Record<string, unknown> } }, this.includeTemp);
     for (const ref of files) {
-      const key = keyOf(ref);
+      const key = outputKey(ref);
       if (this.held.has(key) || this.held.size >= MAX_EARLY_FILES) continue;
       this.open(key, ref);
     }
   }
 
   private open(key: string, ref: Ref): void {
-    const held: Held = { opened: Promise.resolve(undefined), dead: false };
-    held.opened = this.base.view(ref, this.abort.signal).then(
-      async (view) => {
-        if (!view) return undefined;
-        // A stream that breaks while held must not crash the process; it is simply not used.
-        view.stream.on('error', () => (held.dead = true));
-        if (this.closed) {
-          view.stream.destroy();
-          return undefined;
-        }
-        held.view = view;
-        if (view.contentLength === undefined || view.contentLength > READ_AHEAD_BYTES) return view;
-        held.view = await readWhole(view);
-        return held.view;
-      },
-      () => {
-        held.dead = true;
-        return undefined;
-      },
-    );
+    const held: Held = {
+      opened: this.base.view(ref, this.abort.signal).then(
+        async (view) => {
+          if (!view) return undefined;
+          // A stream that breaks while held must not crash the process; destroyed, it is not used.
+          view.stream.on('error', () => undefined);
+          if (this.closed) {
+            view.stream.destroy();
+            return undefined;
+          }
+          held.view = view;
+          if (view.contentLength === undefined || view.contentLength > READ_AHEAD_BYTES) return view;
+          held.view = await readWhole(view);
+          return held.view;
+        },
+        () => undefined,
+      ),
+    };
     this.held.set(key, held);
   }
 
   /** The early-opened file when there is one (each is handed out once), else a fresh read. */
   async view(ref: Ref, signal?: AbortSignal): Promise<ViewStream | undefined> {
-    const key = keyOf(ref);
+    const key = outputKey(ref);
     const held = this.held.get(key);
     if (held) {
       this.held.delete(key);
       const view = await untilAborted(held.opened, signal);
-      if (view && !held.dead && !view.stream.destroyed) return view;
+      if (view && !view.stream.destroyed) return view;
       view?.stream.destroy();
     }
     return this.base.view(ref, signal);

@@ -63,6 +63,11 @@ function wanted(type: string, includeTemp: boolean): boolean {
  * `audio`, `text`, and keys nobody has told us about. Non-lists and items without a filename are
  * not files; lists of strings (PreviewAny's `text`) are values.
  */
+/** One output file's identity: the same name in another folder or subfolder is another file. */
+export function outputKey(ref: { filename: string; subfolder: string; type: string }): string {
+  return `${ref.type}\u0000${ref.subfolder}\u0000${ref.filename}`;
+}
+
 export function collectOutputs(entry: HistoryEntry, includeTemp: boolean): { files: OutputFileRef[]; values: OutputValue[] } {
   const files: OutputFileRef[] = [];
   const values: OutputValue[] = [];
@@ -79,7 +84,7 @@ export function collectOutputs(entry: HistoryEntry, includeTemp: boolean): { fil
         if (!isObject(item) || typeof item.filename !== 'string') continue;
         const type = typeof item.type === 'string' ? item.type : 'output';
         const subfolder = typeof item.subfolder === 'string' ? item.subfolder : '';
-        const key = `${type}\u0000${subfolder}\u0000${item.filename}`;
+        const key = outputKey({ type, subfolder, filename: item.filename });
         if (!wanted(type, includeTemp) || seen.has(key)) continue;
         seen.add(key);
         files.push({ nodeId, kind, filename: item.filename, subfolder, type });
