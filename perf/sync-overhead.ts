@@ -7,11 +7,13 @@
 // worker's client: POST /generate/sync over the same kind of agent, outputs inline (base64).
 //
 // Per output size (64x64 and 512x512 PNGs, each job a new colour so nothing is cached), the three
-// paths run interleaved in blocks, the order rotated per block. Printed: median and p99 per path,
-// the worker's added median and p99 over direct (targets: ≤ 1 ms with /view, ≤ 0 ms from disk), and
+// paths take turns job by job, each round in another of their orders. Printed: median and p99 per path, the
+// worker's added median (the median over rounds of its job's time minus the direct job's of the
+// same round, so a slow spell of a shared machine cancels out) and added p99 over direct (targets:
+// ≤ 1 ms with /view, ≤ 0 ms from disk), and
 // 16 jobs submitted at once (direct: 16 prompts queued at once, each collected as it ends) as the
 // ratio of the worker's wall time to the direct client's (target ≤ 1.05), median of several bursts.
-// Also printed: the worker's CPU time per job (from /proc, 10 ms resolution summed over blocks),
+// Also printed: the worker's CPU time per job (from /proc, 10 ms resolution, summed over its jobs),
 // which other load on the machine does not change as it changes latencies.
 //
 //   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR] [--queue-ahead N]
@@ -31,7 +33,6 @@ const argv = process.argv;
 const flag = (name: string): string | undefined => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const JOBS = Number(flag('--jobs') ?? 200);
 const BURSTS = Number(flag('--bursts') ?? 7);
-const BLOCK = 10;
 const CPU_PROF = flag('--cpu-prof');
 /** COMFY_QUEUE_AHEAD for both workers (the worker's default when not given). */
 const QUEUE_AHEAD = flag('--queue-ahead');
@@ -173,6 +174,12 @@ function cpuMs(pid: number | undefined): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
 }
 
+/** Every order of the items. */
+function permutations<T>(items: T[]): T[][] {
+  if (items.length <= 1) return [items];
+  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+}
+
 function row(label: string, values: Array<string | number>): void {
   console.log(`  ${label.padEnd(34)} ${values.map((v) => (typeof v === 'number' ? v.toFixed(2) : v).padStart(9)).join(' ')}`);
 }
@@ -204,16 +211,20 @@ async function main(): Promise<void> {
       // Warm-up: JIT, connections, the simulator's caches of node classes.
       for (const name of names) for (let i = 0; i < 20; i++) await paths[name]!(size);
       const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-      const cpu: Record<string, number> = { 'worker /view': 0, 'worker disk': 0 };
       const pids: Record<string, number | undefined> = {
         'worker /view': viewWorker.child.pid,
         'worker disk': diskWorker.child.pid,
       };
-      for (let block = 0; block < JOBS / BLOCK; block++) {
-        const order = names.map((_, k) => names[(k + block) % names.length]!);
-        for (const name of order) {
+      const cpu: Record<string, number> = { 'worker /view': 0, 'worker disk': 0 };
+      // One job per path per round, each round in the next of the paths' orders: a slow spell of
+      // the machine hits every path alike, each path follows every other equally often (a worker
+      // still logging its last job slows whatever runs next), and each worker job is compared with
+      // the direct job of its own round.
+      const orders = permutations(names);
+      for (let round = 0; round < JOBS; round++) {
+        for (const name of orders[round % orders.length]!) {
           const before = name in pids ? cpuMs(pids[name]) : 0;
-          for (let i = 0; i < BLOCK; i++) times[name]!.push(await timed(() => paths[name]!(size)));
+          times[name]!.push(await timed(() => paths[name]!(size)));
           if (name in pids) cpu[name]! += cpuMs(pids[name]) - before;
         }
       }
@@ -224,7 +235,7 @@ async function main(): Promise<void> {
         const added =
           name === 'direct'
             ? ['', '', '']
-            : [median(t) - median(base), percentile(t, 99) - percentile(base, 99), cpu[name]! / t.length];
+            : [median(t.map((ms, i) => ms - base[i]!)), percentile(t, 99) - percentile(base, 99), cpu[name]! / t.length];
         row(name, [median(t), percentile(t, 99), ...added]);
       }
       // 16 at once: the direct client queues all 16 prompts, then collects each as it ends.

@@ -73,6 +73,18 @@ describe("ComfyUI's path checks, and symbolic links", () => {
     expect(await openOutputFile(root, ref('sub'))).toBeUndefined(); // a folder, not a file
   });
 
+  test('a small file is read at once (its bytes at hand), a large one streamed, both whole', async () => {
+    const large = Buffer.alloc(300_000, 7);
+    fs.writeFileSync(path.join(root, 'large.png'), large);
+    const small = await openOutputFile(root, ref('a.png', 'sub'));
+    expect(small?.bytes?.toString()).toBe('inside');
+    const big = await openOutputFile(root, ref('large.png'));
+    expect(big?.bytes).toBeUndefined();
+    const chunks: Buffer[] = [];
+    for await (const chunk of big!.stream) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(large)).toBe(true);
+  });
+
   test.each([
     ['../secret.txt', ''],
     ['/etc/passwd', ''],

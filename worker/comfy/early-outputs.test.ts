@@ -53,16 +53,41 @@ const settled = async (count: number) => {
 const BIG = 1024 * 1024 + 1;
 
 test('a small file is read whole at once: delivered from memory even if the file is gone meanwhile', async () => {
+  // A reader that streams (as /view does), so the early read is the one that reads it whole.
+  const streamed: OutputReader = {
+    async view(r) {
+      const file = path.join(folder, r.filename);
+      if (!fs.existsSync(file)) return undefined;
+      const view = { stream: fs.createReadStream(file), contentType: undefined, contentLength: fs.statSync(file).size };
+      opened.push(r.filename);
+      streams.push(view);
+      return view;
+    },
+  };
   fs.writeFileSync(path.join(folder, 's.png'), 'small');
-  const early = new EarlyOutputs(disk, false);
+  const early = new EarlyOutputs(streamed, false);
   early.onEvent(executed('1', 's.png'));
   await settled(1);
   while (!streams[0]!.stream.destroyed) await new Promise((resolve) => setImmediate(resolve));
   fs.rmSync(path.join(folder, 's.png'));
   const view = await early.view(ref('s.png'));
   expect(view?.contentLength).toBe(5);
+  expect(view?.bytes?.toString()).toBe('small');
   expect(await read(view)).toBe('small');
   expect(opened).toEqual(['s.png']);
+  early.close();
+});
+
+test('a small file on disk is read while it is opened, and handed out as its bytes', async () => {
+  fs.writeFileSync(path.join(folder, 'd.png'), 'on disk');
+  const early = new EarlyOutputs(disk, false);
+  early.onEvent(executed('1', 'd.png'));
+  await settled(1);
+  fs.rmSync(path.join(folder, 'd.png'));
+  const view = await early.view(ref('d.png'));
+  expect(view?.bytes?.toString()).toBe('on disk');
+  expect(await read(view)).toBe('on disk');
+  expect(opened).toEqual(['d.png']);
   early.close();
 });
 

@@ -69,7 +69,7 @@ export class EarlyOutputs implements OutputReader {
             return undefined;
           }
           held.view = view;
-          if (view.contentLength === undefined || view.contentLength > READ_AHEAD_BYTES) return view;
+          if (view.bytes || view.contentLength === undefined || view.contentLength > READ_AHEAD_BYTES) return view;
           held.view = await readWhole(view);
           return held.view;
         },
@@ -110,7 +110,12 @@ async function readWhole(view: ViewStream): Promise<ViewStream | undefined> {
     return undefined;
   }
   const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  return { stream: Readable.from([bytes], { objectMode: false }), contentType: view.contentType, contentLength: bytes.length };
+  return {
+    stream: Readable.from([bytes], { objectMode: false }),
+    contentType: view.contentType,
+    contentLength: bytes.length,
+    bytes,
+  };
 }
 
 /** The opening's result, or the caller's abort reason first (an early open has no caller signal). */

@@ -30,6 +30,8 @@ export interface ViewStream {
   stream: Readable;
   contentType: string | undefined;
   contentLength: number | undefined;
+  /** The whole file, when it was read at once (`stream` then streams these same bytes). */
+  bytes?: Buffer;
 }
 
 interface Call {

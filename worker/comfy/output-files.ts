@@ -6,6 +6,7 @@
 // flushed) is read through /view instead; a name that tries to escape is refused outright.
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { WorkerError } from '../errors';
 import type { ComfyHttp, ViewStream } from './http';
 
@@ -49,31 +50,52 @@ export function outputPath(folder: string, ref: Ref): string {
   return path.join(dir, path.basename(name));
 }
 
+/**
+ * Files up to this size are read whole at once. The output folder is a local disk (ComfyUI's own,
+ * in the same container or pod), where a few blocking calls on a file ComfyUI has just written take
+ * tens of microseconds: less than the thread-pool turns of an asynchronous open, stat and read,
+ * whose callbacks would land between the frames and answers at the end of the prompt. Larger files
+ * stream.
+ */
+const READ_AT_ONCE_BYTES = 256 * 1024;
+
 /** Opens the file from disk; undefined when it is not there (or not a regular file). */
 export async function openOutputFile(folder: string, ref: Ref): Promise<ViewStream | undefined> {
   const file = outputPath(folder, ref);
-  let real: string;
-  let realRoot: string;
+  let fd: number;
   try {
-    [real, realRoot] = await Promise.all([fs.promises.realpath(file), fs.promises.realpath(folder)]);
+    const real = fs.realpathSync.native(file);
+    if (!inside(fs.realpathSync.native(folder), real)) throw refused(ref, 'a symbolic link leads out of the output folder');
+    fd = fs.openSync(real, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  if (!inside(realRoot, real)) throw refused(ref, 'a symbolic link leads out of the output folder');
-  let handle: fs.promises.FileHandle;
+  let streaming = false;
   try {
-    handle = await fs.promises.open(real, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) return undefined;
+    if (stat.size > READ_AT_ONCE_BYTES) {
+      streaming = true; // the stream closes the file
+      return { stream: fs.createReadStream('', { fd, autoClose: true }), contentType: undefined, contentLength: stat.size };
+    }
+    const bytes = readWhole(fd, stat.size);
+    return { stream: Readable.from([bytes], { objectMode: false }), contentType: undefined, contentLength: bytes.length, bytes };
+  } finally {
+    if (!streaming) fs.closeSync(fd);
   }
-  const stat = await handle.stat();
-  if (!stat.isFile()) {
-    await handle.close();
-    return undefined;
+}
+
+/** Up to `size` bytes from the start of the file (fewer if it shrank meanwhile). */
+function readWhole(fd: number, size: number): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  let read = 0;
+  while (read < size) {
+    const n = fs.readSync(fd, bytes, read, size - read, read);
+    if (n === 0) break;
+    read += n;
   }
-  return { stream: handle.createReadStream(), contentType: undefined, contentLength: stat.size };
+  return read === size ? bytes : bytes.subarray(0, read);
 }
 
 /** Reads outputs from ComfyUI's folders, falling back to /view for files not found there. */

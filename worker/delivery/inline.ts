@@ -89,6 +89,26 @@ async function keepSmall(
   signal: AbortSignal,
   tooBig: (size: number) => InlineFile,
 ): Promise<InlineFile> {
+  // Read whole already (an early open, a small file from disk): no stream to go through.
+  const bytes = view.bytes ?? (await readAll(view, maxBytes, signal));
+  if (bytes === undefined || bytes.length > maxBytes) {
+    view.stream.destroy();
+    return tooBig(view.contentLength ?? bytes?.length ?? maxBytes + 1);
+  }
+  const size = bytes.length;
+  try {
+    if (size <= SYNC_WRITE_BYTES) fs.writeFileSync(file, bytes, { mode: 0o600 });
+    else await fs.promises.writeFile(file, bytes, { mode: 0o600, signal });
+  } catch (err) {
+    await fs.promises.rm(file, { force: true });
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  }
+  return { ok: true, size, contentType: view.contentType, bytes };
+}
+
+/** The stream's bytes, or undefined as soon as they pass `maxBytes` (the stream is then destroyed). */
+async function readAll(view: ViewStream, maxBytes: number, signal: AbortSignal): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   const abort = () => view.stream.destroy(signal.reason as Error);
@@ -99,7 +119,7 @@ async function keepSmall(
       size += (chunk as Buffer).length;
       if (size > maxBytes) {
         view.stream.destroy();
-        return tooBig(view.contentLength ?? size);
+        return undefined;
       }
       chunks.push(chunk as Buffer);
     }
@@ -109,16 +129,7 @@ async function keepSmall(
   } finally {
     signal.removeEventListener('abort', abort);
   }
-  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-  try {
-    if (size <= SYNC_WRITE_BYTES) fs.writeFileSync(file, bytes, { mode: 0o600 });
-    else await fs.promises.writeFile(file, bytes, { mode: 0o600, signal });
-  } catch (err) {
-    await fs.promises.rm(file, { force: true });
-    if (signal.aborted) throw signal.reason;
-    throw err;
-  }
-  return { ok: true, size, contentType: view.contentType, bytes };
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
 export function describe(ref: OutputFileRef): string {
