@@ -1,5 +1,6 @@
-// Crashes with real processes: the built worker is SIGKILLed with one job running, the next one's
-// prompt waiting in ComfyUI's queue behind it and 49 pending, or ComfyUI (the simulator) dies
+// Crashes with real processes: the built worker is SIGKILLed with one job running, the next
+// prompts (one, or three as COMFY_QUEUE_AHEAD's default) waiting in ComfyUI's queue behind it and
+// the rest of 50 pending, or ComfyUI (the simulator) dies
 // mid-job, or both. Every accepted job must reach a terminal state, and no prompt may run twice
 // because of a restart (a prompt ComfyUI lost before it ran is submitted again, once).
 import fs from 'node:fs';
@@ -21,15 +22,15 @@ beforeEach(async () => {
 });
 afterEach(() => sim?.close());
 
-const workerEnv = () => ({
+const workerEnv = (ahead = 1) => ({
   COMFYUI_API_BASE: sim.url,
   SQLITE_DB_PATH: dbPath,
   HISTORY_POLL_INTERVAL_S: '0.5',
   WEBSOCKET_RECONNECT_ATTEMPTS: '5',
   WEBSOCKET_RECONNECT_DELAY_S: '0.2',
   COMFY_READY_TIMEOUT_S: '30',
-  // The scenario: exactly one prompt waits in ComfyUI's queue behind the running one.
-  COMFY_QUEUE_AHEAD: '1',
+  // The scenario: exactly `ahead` prompts wait in ComfyUI's queue behind the running one.
+  COMFY_QUEUE_AHEAD: String(ahead),
 });
 
 /** How many accepted prompts each job (known by its filename_prefix) has had. */
@@ -43,10 +44,10 @@ function promptsPerJob(): Map<string, number> {
 }
 
 /**
- * One slow job running in ComfyUI and `pending` quick ones behind it: the first of them handed to
- * ComfyUI already (its prompt waits in ComfyUI's queue), the others pending in the worker's.
+ * One slow job running in ComfyUI and `pending` quick ones behind it: the first `ahead` of them
+ * handed to ComfyUI already (their prompts wait in ComfyUI's queue), the others pending in the worker's.
  */
-async function loadWorker(worker: WorkerProcess, pending: number): Promise<{ running: string; waiting: string[] }> {
+async function loadWorker(worker: WorkerProcess, pending: number, ahead = 1): Promise<{ running: string; waiting: string[] }> {
   const running = (await postJson(`${worker.url}/run`, { workflow: slowWorkflow('slow') })).body.job_id as string;
   await waitForStatus(worker.url, running, ['running']);
   await until(() => promptsPerJob().get('slow') === 1, 5_000, 'slow prompt in ComfyUI');
@@ -54,11 +55,11 @@ async function loadWorker(worker: WorkerProcess, pending: number): Promise<{ run
   for (let i = 0; i < pending; i++) {
     waiting.push((await postJson(`${worker.url}/run`, { workflow: saveWorkflow(`quick${i}`) })).body.job_id);
   }
-  await until(() => promptsPerJob().get('quick0') === 1, 5_000, 'the next prompt queued in ComfyUI');
+  await until(() => promptsPerJob().get(`quick${ahead - 1}`) === 1, 5_000, 'the next prompts queued in ComfyUI');
   const stats = (await callJson('GET', `${worker.url}/stats`)).body;
-  expect([stats.running_jobs, stats.pending_jobs]).toEqual([2, pending - 1]);
+  expect([stats.running_jobs, stats.pending_jobs]).toEqual([1 + ahead, pending - ahead]);
   const queue = (await callJson('GET', `${sim.url}/queue`)).body;
-  expect([queue.queue_running.length, queue.queue_pending.length]).toEqual([1, 1]);
+  expect([queue.queue_running.length, queue.queue_pending.length]).toEqual([1, ahead]);
   return { running, waiting };
 }
 
@@ -75,42 +76,46 @@ async function allFinished(url: string, ids: string[], timeoutMs = 30_000): Prom
   return Promise.all(ids.map(async (id) => (await callJson('GET', `${url}/status/${id}`)).body));
 }
 
-describe('the worker is SIGKILLed with one job running, one queued in ComfyUI and 49 pending', () => {
-  test.each([
-    ['restarted while ComfyUI still runs the prompt: it is watched again', false],
-    ['restarted after ComfyUI finished the prompt: its outputs are read from /history', true],
-  ])('%s', async (_name, waitForComfy) => {
-    const first = await spawnWorker(workerEnv());
-    const { running, waiting } = await loadWorker(first, PENDING);
-    expect(await first.kill('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+// COMFY_QUEUE_AHEAD 1, and 3 (the HTTP door's default with one ComfyUI).
+describe.each([1, 3])(
+  'the worker is SIGKILLed with one job running, %i queued in ComfyUI and the rest of 50 pending',
+  (ahead) => {
+    test.each([
+      ['restarted while ComfyUI still runs the prompt: it is watched again', false],
+      ['restarted after ComfyUI finished the prompt: its outputs are read from /history', true],
+    ])('%s', async (_name, waitForComfy) => {
+      const first = await spawnWorker(workerEnv(ahead));
+      const { running, waiting } = await loadWorker(first, PENDING, ahead);
+      expect(await first.kill('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
 
-    const slowPrompt = sim.prompts.find((p) => JSON.stringify(p.body).includes('"slow_'))!.prompt_id;
-    const history = async () => (await callJson('GET', `${sim.url}/history/${slowPrompt}`)).body[slowPrompt];
-    if (waitForComfy) await until(async () => (await history()) !== undefined, 5_000, 'ComfyUI to finish');
-    else expect(await history()).toBeUndefined();
+      const slowPrompt = sim.prompts.find((p) => JSON.stringify(p.body).includes('"slow_'))!.prompt_id;
+      const history = async () => (await callJson('GET', `${sim.url}/history/${slowPrompt}`)).body[slowPrompt];
+      if (waitForComfy) await until(async () => (await history()) !== undefined, 5_000, 'ComfyUI to finish');
+      else expect(await history()).toBeUndefined();
 
-    const second = await spawnWorker(workerEnv());
-    try {
-      const finals = await allFinished(second.url, [running, ...waiting]);
-      expect(finals.map((f) => f.status)).toEqual(Array(PENDING + 1).fill('completed'));
-      const recovered = finals[0];
-      expect(recovered.result.images[0].filename).toMatch(/^slow_[0-9a-f]{8}_00001_\.png$/);
-      expect(Buffer.from(recovered.result.images[0].data, 'base64').subarray(0, 8)).toEqual(PNG_MAGIC);
-      // Each job reached ComfyUI exactly once, and no prompt id was used twice.
-      expect(sim.prompts).toHaveLength(PENDING + 1);
-      expect(new Set(sim.prompts.map((p) => p.prompt_id)).size).toBe(PENDING + 1);
-      expect([...promptsPerJob().values()].every((n) => n === 1)).toBe(true);
-      expect(promptsPerJob().size).toBe(PENDING + 1);
-      // ... in submission order.
-      expect(submittedPrefixes(sim.prompts).map((p) => p.replace(/_[0-9a-f]{8}$/, ''))).toEqual([
-        'slow',
-        ...waiting.map((_, i) => `quick${i}`),
-      ]);
-    } finally {
-      await second.kill('SIGTERM');
-    }
-  });
-});
+      const second = await spawnWorker(workerEnv(ahead));
+      try {
+        const finals = await allFinished(second.url, [running, ...waiting]);
+        expect(finals.map((f) => f.status)).toEqual(Array(PENDING + 1).fill('completed'));
+        const recovered = finals[0];
+        expect(recovered.result.images[0].filename).toMatch(/^slow_[0-9a-f]{8}_00001_\.png$/);
+        expect(Buffer.from(recovered.result.images[0].data, 'base64').subarray(0, 8)).toEqual(PNG_MAGIC);
+        // Each job reached ComfyUI exactly once, and no prompt id was used twice.
+        expect(sim.prompts).toHaveLength(PENDING + 1);
+        expect(new Set(sim.prompts.map((p) => p.prompt_id)).size).toBe(PENDING + 1);
+        expect([...promptsPerJob().values()].every((n) => n === 1)).toBe(true);
+        expect(promptsPerJob().size).toBe(PENDING + 1);
+        // ... in submission order.
+        expect(submittedPrefixes(sim.prompts).map((p) => p.replace(/_[0-9a-f]{8}$/, ''))).toEqual([
+          'slow',
+          ...waiting.map((_, i) => `quick${i}`),
+        ]);
+      } finally {
+        await second.kill('SIGTERM');
+      }
+    });
+  },
+);
 
 test('ComfyUI dies and restarts mid-job: the running job fails clearly, the 50 others complete, only the one ComfyUI lost before it ran is sent again', async () => {
   const worker = await spawnWorker(workerEnv());
