@@ -17,8 +17,13 @@
 // which other load on the machine does not change as it changes latencies.
 //
 //   npm run build && node dist/perf/sync-overhead.js [--jobs 200] [--bursts 7] [--cpu-prof DIR] [--queue-ahead N]
+//                                                    [--compare DIR [--mode view|disk]]
 //
 // --cpu-prof DIR starts the /view worker with `node --cpu-prof` (a .cpuprofile in DIR at exit).
+// --compare DIR runs another build (DIR is its dist folder, e.g. of a `git worktree` after `npm ci
+// && npm run build`) against this one instead of the two modes, both reading outputs from disk
+// (or through /view with --mode view): an A/B of a change, each build's job paired with the direct
+// job of its round. Two copies of one build differ by about 0.4 ms: the resolution of such a test.
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -34,6 +39,10 @@ const flag = (name: string): string | undefined => (argv.includes(name) ? argv[a
 const JOBS = Number(flag('--jobs') ?? 200);
 const BURSTS = Number(flag('--bursts') ?? 7);
 const CPU_PROF = flag('--cpu-prof');
+/** Another build's dist folder (in a checkout with its node_modules) to run against this one. */
+const COMPARE = flag('--compare');
+/** With --compare: both builds read outputs through /view, or from disk (the default). */
+const COMPARE_MODE = flag('--mode') ?? 'disk';
 /** COMFY_QUEUE_AHEAD for both workers (the worker's default when not given). */
 const QUEUE_AHEAD = flag('--queue-ahead');
 const DIST = path.join(__dirname, '..');
@@ -143,12 +152,13 @@ async function startWorker(
   name: string,
   env: Record<string, string>,
   prof?: string,
+  dist = DIST,
 ): Promise<{ child: ChildProcess; url: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `perf-sync-${name}-`));
   const flags = ['--enable-source-maps', '--optimize-for-size', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
   const worker = await startProcess(
     process.execPath,
-    [...flags, path.join(DIST, 'worker', 'main.js')],
+    [...flags, path.join(dist, 'worker', 'main.js')],
     {
       COMFYUI_API_BASE: sim,
       API_HOST: '127.0.0.1',
@@ -193,14 +203,25 @@ async function main(): Promise<void> {
     /listening on (\S+)/,
   );
   const simUrl = sim.match;
-  const viewWorker = await startWorker(simUrl, 'view', {}, CPU_PROF);
-  const diskWorker = await startWorker(simUrl, 'disk', { COMFYUI_OUTPUT_DIR: path.join(data, 'output') });
+  const disk = { COMFYUI_OUTPUT_DIR: path.join(data, 'output') };
+  // Two modes of this build, or (--compare) another build against this one in one mode.
+  const slots = COMPARE
+    ? [
+        { name: 'worker other build', dist: COMPARE, env: COMPARE_MODE === 'view' ? {} : disk },
+        { name: 'worker this build', dist: DIST, env: COMPARE_MODE === 'view' ? {} : disk },
+      ]
+    : [
+        { name: 'worker /view', dist: DIST, env: {} },
+        { name: 'worker disk', dist: DIST, env: disk },
+      ];
+  const workers = await Promise.all(
+    slots.map((slot, i) => startWorker(simUrl, `w${i}`, slot.env, i === 0 ? CPU_PROF : undefined, slot.dist)),
+  );
   const direct = new DirectClient(simUrl);
   await direct.connect();
   const paths: Record<string, (size: number) => Promise<unknown>> = {
     direct: (size) => direct.run(workflow(size)),
-    'worker /view': (size) => viaWorker(viewWorker.url, workflow(size)),
-    'worker disk': (size) => viaWorker(diskWorker.url, workflow(size)),
+    ...Object.fromEntries(slots.map((slot, i) => [slot.name, (size: number) => viaWorker(workers[i]!.url, workflow(size))])),
   };
   const names = Object.keys(paths);
   try {
@@ -211,11 +232,8 @@ async function main(): Promise<void> {
       // Warm-up: JIT, connections, the simulator's caches of node classes.
       for (const name of names) for (let i = 0; i < 20; i++) await paths[name]!(size);
       const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-      const pids: Record<string, number | undefined> = {
-        'worker /view': viewWorker.child.pid,
-        'worker disk': diskWorker.child.pid,
-      };
-      const cpu: Record<string, number> = { 'worker /view': 0, 'worker disk': 0 };
+      const pids = Object.fromEntries(slots.map((slot, i) => [slot.name, workers[i]!.child.pid]));
+      const cpu: Record<string, number> = Object.fromEntries(slots.map((slot) => [slot.name, 0]));
       // One job per path per round, each round in the next of the paths' orders: a slow spell of
       // the machine hits every path alike, each path follows every other equally often (a worker
       // still logging its last job slows whatever runs next), and each worker job is compared with
@@ -252,7 +270,7 @@ async function main(): Promise<void> {
   } finally {
     direct.close();
     agent.destroy();
-    await Promise.all([stopProcess(viewWorker.child), stopProcess(diskWorker.child)]);
+    await Promise.all(workers.map((worker) => stopProcess(worker.child)));
     await stopProcess(sim.child);
     fs.rmSync(data, { recursive: true, force: true });
   }
