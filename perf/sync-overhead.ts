@@ -204,11 +204,12 @@ async function main(): Promise<void> {
   );
   const simUrl = sim.match;
   const disk = { COMFYUI_OUTPUT_DIR: path.join(data, 'output') };
+  const compared = COMPARE_MODE === 'view' ? {} : disk;
   // Two modes of this build, or (--compare) another build against this one in one mode.
   const slots = COMPARE
     ? [
-        { name: 'worker other build', dist: COMPARE, env: COMPARE_MODE === 'view' ? {} : disk },
-        { name: 'worker this build', dist: DIST, env: COMPARE_MODE === 'view' ? {} : disk },
+        { name: 'worker other build', dist: COMPARE, env: compared },
+        { name: 'worker this build', dist: DIST, env: compared },
       ]
     : [
         { name: 'worker /view', dist: DIST, env: {} },

@@ -5,9 +5,8 @@
 // lists, each read once; an early open that /history does not confirm is dropped.
 // A small file is read whole at once (at most 1 MiB each, MAX_EARLY_FILES per run); a larger one
 // is held open, unread, its first bytes waiting in the socket's (or the file's) buffers.
-import { Readable } from 'node:stream';
 import { collectOutputs, outputKey } from './history';
-import type { ViewStream } from './http';
+import { viewOfBytes, type ViewStream } from './http';
 import type { OutputReader } from './output-files';
 import type { ComfyEvent } from './types';
 
@@ -110,12 +109,7 @@ async function readWhole(view: ViewStream): Promise<ViewStream | undefined> {
     return undefined;
   }
   const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  return {
-    stream: Readable.from([bytes], { objectMode: false }),
-    contentType: view.contentType,
-    contentLength: bytes.length,
-    bytes,
-  };
+  return viewOfBytes(bytes, view.contentType);
 }
 
 /** The opening's result, or the caller's abort reason first (an early open has no caller signal). */

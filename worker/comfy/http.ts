@@ -4,7 +4,7 @@
 // redirect to follow, and a general-purpose client's per-call work is most of a call's cost.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { WorkerError } from '../errors';
 import { isObject } from '../util/objects';
 import { describeValidationError } from './validation';
@@ -32,6 +32,11 @@ export interface ViewStream {
   contentLength: number | undefined;
   /** The whole file, when it was read at once (`stream` then streams these same bytes). */
   bytes?: Buffer;
+}
+
+/** A file read whole, as a ViewStream over its bytes. */
+export function viewOfBytes(bytes: Buffer, contentType: string | undefined): ViewStream {
+  return { stream: Readable.from([bytes], { objectMode: false }), contentType, contentLength: bytes.length, bytes };
 }
 
 interface Call {

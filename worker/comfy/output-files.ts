@@ -6,9 +6,8 @@
 // flushed) is read through /view instead; a name that tries to escape is refused outright.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { WorkerError } from '../errors';
-import type { ComfyHttp, ViewStream } from './http';
+import { viewOfBytes, type ComfyHttp, type ViewStream } from './http';
 
 export interface OutputFolders {
   /** ComfyUI's output folder (`--output-directory`), for `type: "output"` files. */
@@ -79,15 +78,14 @@ export async function openOutputFile(folder: string, ref: Ref): Promise<ViewStre
       streaming = true; // the stream closes the file
       return { stream: fs.createReadStream('', { fd, autoClose: true }), contentType: undefined, contentLength: stat.size };
     }
-    const bytes = readWhole(fd, stat.size);
-    return { stream: Readable.from([bytes], { objectMode: false }), contentType: undefined, contentLength: bytes.length, bytes };
+    return viewOfBytes(readStart(fd, stat.size), undefined);
   } finally {
     if (!streaming) fs.closeSync(fd);
   }
 }
 
 /** Up to `size` bytes from the start of the file (fewer if it shrank meanwhile). */
-function readWhole(fd: number, size: number): Buffer {
+function readStart(fd: number, size: number): Buffer {
   const bytes = Buffer.allocUnsafe(size);
   let read = 0;
   while (read < size) {
