@@ -179,11 +179,12 @@ test('SIGKILL of the worker on machine A after its prompt reached ComfyUI: B han
   const simA = await simulator(3_000);
   const simB = await simulator();
   const a = await worker(simA.url, { WORKER_NODE_ID: 'machine-a' });
-  const b = await worker(simB.url, { WORKER_NODE_ID: 'machine-b' });
   const body = { workflow: slowWorkflow('victim'), webhook: { url: `${receiver.url}?token=t` } };
   const id = (await postJson(`${a.url}/run`, body)).body.job_id as string;
   await waitForStatus(a.url, id, ['running']);
   await until(() => simA.prompts.length === 1, 5_000, 'the prompt in ComfyUI A');
+  // B joins once A has the job (the queue is shared: started earlier, B could take it first).
+  const b = await worker(simB.url, { WORKER_NODE_ID: 'machine-b' });
   await a.kill('SIGKILL');
   // B sees it left running (its lock runs out after 2 s) and hands it back for 60 s.
   await new Promise((r) => setTimeout(r, 5_000));
