@@ -5,17 +5,9 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-  type CompletedPart,
-} from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
+import type * as S3Presigner from '@aws-sdk/s3-request-presigner';
 import type { Readable } from 'node:stream';
 import { ConfigError, type Config } from '../config';
 import type { S3Credentials, S3Target } from './types';
@@ -28,6 +20,14 @@ import { guardedLookup } from '../net/address-guard';
  * perf/bytes.ts.) Every part but the last has this size (R2 requires equal parts).
  */
 const PART_SIZE = 5 * 1024 * 1024;
+
+/**
+ * The AWS SDK, loaded at the first S3 delivery rather than at startup: it is a tenth of the
+ * worker's memory at rest, and many workers never upload.
+ */
+function sdk(): typeof S3Sdk {
+  return require('@aws-sdk/client-s3') as typeof S3Sdk;
+}
 const MAX_CACHED_CLIENTS = 16;
 
 export type S3Env = Config['s3'];
@@ -193,7 +193,7 @@ export class S3Clients {
         oldest.destroy();
         this.clients.delete(oldestKey);
       }
-      client = new S3Client({
+      client = new (sdk().S3Client)({
         region: dest.region,
         endpoint: dest.endpoint,
         forcePathStyle: dest.forcePathStyle,
@@ -235,6 +235,13 @@ export async function uploadStream(
   contentType: string,
   signal: AbortSignal,
 ): Promise<void> {
+  const {
+    PutObjectCommand,
+    CreateMultipartUploadCommand,
+    UploadPartCommand,
+    CompleteMultipartUploadCommand,
+    AbortMultipartUploadCommand,
+  } = sdk();
   const reader = new PartReader(body);
   const target = { Bucket: dest.bucket, Key: key };
   const options = { abortSignal: signal };
@@ -309,7 +316,8 @@ class PartReader {
 }
 
 export function presign(client: S3Client, dest: S3Destination, key: string, expiresS: number): Promise<string> {
-  return getSignedUrl(client, new GetObjectCommand({ Bucket: dest.bucket, Key: key }), { expiresIn: expiresS });
+  const { getSignedUrl } = require('@aws-sdk/s3-request-presigner') as typeof S3Presigner;
+  return getSignedUrl(client, new (sdk().GetObjectCommand)({ Bucket: dest.bucket, Key: key }), { expiresIn: expiresS });
 }
 
 interface SdkError {

@@ -4,7 +4,7 @@
 import type { Logger } from '../observability/logger';
 import type { SecretBox } from '../secrets/secret-box';
 import { filesFolderOf } from './files';
-import { RedisJobStore } from './redis/store';
+import type * as RedisStoreModule from './redis/store';
 import { SqliteJobStore } from './sqlite/store';
 import type { JobStore } from './store';
 
@@ -32,6 +32,9 @@ export interface StoreSettings {
 export function openJobStore(settings: StoreSettings): JobStore {
   const { queue } = settings;
   if (queue) {
+    // Loaded only when asked for: ioredis and BullMQ would otherwise be a fifth of an SQLite
+    // worker's memory at rest.
+    const { RedisJobStore } = require('./redis/store') as typeof RedisStoreModule;
     return new RedisJobStore({
       url: queue.url,
       shownAs: queue.shownAs,
