@@ -9,7 +9,6 @@ import type { DeliveryState } from '../webhooks/outbox';
 import type { JobEvents } from './events';
 import type { RunnerPool } from './runner-pool';
 import type { InputSpool } from './files';
-import { keptBytesOf } from './kept-bytes';
 import type { JobStore, RecentJob, StatusCounts } from './store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
 
@@ -233,7 +232,7 @@ export class JobQueue {
     const found = new Map<number, Base64Source>();
     for (const output of job.result?.outputs ?? []) {
       if (output.blob === undefined || found.has(output.blob)) continue;
-      const held = keptBytesOf(job, output.blob);
+      const held = job.keptBytes?.[output.blob];
       if (held) {
         found.set(output.blob, { size: held.length, open: () => Readable.from([held]), read: () => held });
         continue;
@@ -269,7 +268,7 @@ export class JobQueue {
     const data = new Map<number, string>();
     for (const output of job.result?.outputs ?? []) {
       if (output.blob === undefined || data.has(output.blob)) continue;
-      const held = keptBytesOf(job, output.blob);
+      const held = job.keptBytes?.[output.blob];
       if (held) {
         data.set(output.blob, held.toString('base64'));
         continue;

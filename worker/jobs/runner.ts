@@ -17,7 +17,6 @@ import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
 import type { JobEvents } from './events';
 import type { JobExecutor } from './execute';
-import { attachKeptBytes } from './kept-bytes';
 import { MAX_ATTEMPTS, type Recovery } from './recovery';
 import { ProgressTracker } from './progress';
 import type { JobStore } from './store';
@@ -469,8 +468,16 @@ export class Runner {
       if (waitedMs > 0) result.timings.comfy_wait_ms = Math.round(waitedMs);
       const at = store.now();
       if (await store.finish(job.id, 'completed', { result, files, at })) {
-        final = { ...job, spec: { ...job.spec, images: [] }, status: 'completed', result, error: null, completedAt: at };
-        attachKeptBytes(final, files);
+        const keptBytes = files.some((file) => file.bytes) ? files.map((file) => file.bytes) : undefined;
+        final = {
+          ...job,
+          spec: { ...job.spec, images: [] },
+          status: 'completed',
+          result,
+          error: null,
+          completedAt: at,
+          keptBytes,
+        };
       }
       completed = { ms: result.timings.total_ms, outputs: result.outputs.length };
     } catch (err) {

@@ -116,6 +116,12 @@ export interface JobRecord {
    * takes it over from a worker that died ends it so rather than running or reconciling it.
    */
   cancelRequested?: ErrorBody;
+  /**
+   * The bytes of its small inline outputs (by `blob` index), on the final record the runner that
+   * finished it hands to waiting callers: their answer uses them instead of reading the files
+   * back. Never stored: a record read from a store has none, and its answer reads the files.
+   */
+  keptBytes?: ReadonlyArray<Buffer | undefined>;
 }
 
 /** A job as a store has just accepted it: built, not read back (admission is on the hot path). */
