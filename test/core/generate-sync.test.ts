@@ -122,6 +122,25 @@ describe('POST /generate/sync: success', () => {
   });
 });
 
+test('the caller is answered before the row is written, and nothing asked after the answer sees the job running', async () => {
+  const atAnswer: string[] = [];
+  const onCompleting = (job: { id: string }) => {
+    // The store's read happens now (the row as it is when waiting callers are answered).
+    void worker.store.get(job.id).then((row) => atAnswer.push(row?.status ?? 'missing'));
+  };
+  worker.events.on('completing', onCompleting);
+  try {
+    const res = await sync({ request_id: 'answer-first-1', workflow_json: saveWorkflow() });
+    expect(res.body).toMatchObject({ status: 'completed' });
+    expect(atAnswer).toEqual(['running']);
+    // Both the store and the routes have it completed by the time the answer is read.
+    expect((await worker.queue.get('answer-first-1'))?.status).toBe('completed');
+    expect((await getJson(`${worker.url}/result/answer-first-1`)).body).toMatchObject({ status: 'completed' });
+  } finally {
+    worker.events.off('completing', onCompleting);
+  }
+});
+
 describe('POST /generate/sync: ComfyUI validation errors pass through as 400 with node ids', () => {
   type Case = { request_json?: { prompt?: Record<string, unknown> }; status: number; body: Record<string, any> };
   const cases = Object.entries(trace<Record<string, Case>>('prompt_invalid_responses.json')).filter(

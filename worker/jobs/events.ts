@@ -12,6 +12,12 @@ export interface JobEventMap {
   progress: [JobRecord, JobProgress];
   /** Every websocket event of the job's prompt (the benchmark counts sampler steps with it). */
   comfyEvent: [JobRecord, ComfyEvent];
+  /**
+   * The job completed and its outputs are delivered; its row is written next, before the worker
+   * reads another request (see Runner). Only for the callers waiting on their connection, whom
+   * it answers a step sooner; everything else listens to `finished`.
+   */
+  completing: [JobRecord];
   /** The job reached completed, failed or cancelled; the record is its final state. */
   finished: [JobRecord];
 }

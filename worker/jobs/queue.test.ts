@@ -45,7 +45,7 @@ async function completedJob(): Promise<{ queue: JobQueue; job: JobRecord }> {
 }
 
 describe('inline outputs of a finished job', () => {
-  it('come from the bytes the runner kept when the record carries them, else from the file', async () => {
+  it('come from what the runner kept when the record carries it (bytes, or its file), else from the store', async () => {
     const { queue, job } = await completedJob();
     const output = job.result!.outputs[0]!;
     const fromFile = (await queue.inlineFiles(job))(output);
@@ -53,10 +53,17 @@ describe('inline outputs of a finished job', () => {
     expect((await queue.inlineData(job))(output)).toBe(Buffer.from('from the file').toString('base64'));
 
     // The runner's final record: its bytes are used as they are, the file is not read back.
-    const kept = { ...job, keptBytes: [Buffer.from('kept in memory')] };
+    const kept = { ...job, kept: [{ path: '/nonexistent', size: 14, bytes: Buffer.from('kept in memory') }] };
     const fromMemory = (await queue.inlineFiles(kept))(output);
     expect(fromMemory).toMatchObject({ size: 14 });
     expect(fromMemory?.read?.().toString()).toBe('kept in memory');
     expect((await queue.inlineData(kept))(output)).toBe(Buffer.from('kept in memory').toString('base64'));
+
+    // A large output (no bytes kept) is read from the file the runner names, not the store's row.
+    const other = path.join(dir, 'written-by-the-runner');
+    fs.writeFileSync(other, 'the runner file');
+    const large = { ...job, kept: [{ path: other, size: 15 }] };
+    expect((await queue.inlineFiles(large))(output)?.read?.().toString()).toBe('the runner file');
+    expect((await queue.inlineData(large))(output)).toBe(Buffer.from('the runner file').toString('base64'));
   });
 });

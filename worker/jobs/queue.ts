@@ -3,13 +3,14 @@
 // store and the same runner, so they share one order. Doors see this, never the store.
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
+import type { KeptFile } from '../delivery/types';
 import { WorkerError, notFound } from '../errors';
 import type { Base64Source } from '../util/streamed-json';
 import type { DeliveryState } from '../webhooks/outbox';
 import type { JobEvents } from './events';
 import type { RunnerPool } from './runner-pool';
 import type { InputSpool } from './files';
-import type { JobStore, RecentJob, StatusCounts } from './store';
+import type { JobStore, RecentJob, StatusCounts, StoredFile } from './store';
 import { TERMINAL_STATUSES, type JobOutput, type JobProgress, type JobRecord, type NewJob } from './types';
 
 export type { RecentJob, StatusCounts };
@@ -61,6 +62,7 @@ export class JobQueue {
     this.events.on('finished', everyWatcher);
     this.events.on('started', ownWatchers);
     this.events.on('progress', ownWatchers);
+    this.events.on('completing', (job) => this.resolveWaiters(job));
     this.events.on('finished', (job) => this.resolveWaiters(job));
     if (this.store.shared) this.followOtherWorkers();
   }
@@ -232,30 +234,8 @@ export class JobQueue {
     const found = new Map<number, Base64Source>();
     for (const output of job.result?.outputs ?? []) {
       if (output.blob === undefined || found.has(output.blob)) continue;
-      const held = job.keptBytes?.[output.blob];
-      if (held) {
-        found.set(output.blob, { size: held.length, open: () => Readable.from([held]), read: () => held });
-        continue;
-      }
-      const stored = await this.store.file(job.id, output.blob);
-      if (!stored) continue;
-      if ('bytes' in stored) {
-        const bytes = stored.bytes;
-        found.set(output.blob, { size: bytes.length, open: () => Readable.from([bytes]), read: () => bytes });
-        continue;
-      }
-      let size: number;
-      try {
-        size = fs.statSync(stored.path).size;
-      } catch {
-        continue; // deleted with its job since the record was read
-      }
-      const file = stored.path;
-      found.set(output.blob, {
-        size,
-        open: () => fs.createReadStream(file, { highWaterMark: READ_BYTES }),
-        read: () => fs.readFileSync(file),
-      });
+      const source = base64Source(await this.inlineFile(job, output.blob));
+      if (source) found.set(output.blob, source);
     }
     return (output) => (output.blob === undefined ? undefined : found.get(output.blob));
   }
@@ -268,23 +248,23 @@ export class JobQueue {
     const data = new Map<number, string>();
     for (const output of job.result?.outputs ?? []) {
       if (output.blob === undefined || data.has(output.blob)) continue;
-      const held = job.keptBytes?.[output.blob];
-      if (held) {
-        data.set(output.blob, held.toString('base64'));
-        continue;
-      }
-      const stored = await this.store.file(job.id, output.blob);
-      if (!stored) continue;
-      if ('bytes' in stored) data.set(output.blob, stored.bytes.toString('base64'));
-      else {
+      const file = await this.inlineFile(job, output.blob);
+      if (!file) continue;
+      if ('bytes' in file && file.bytes) data.set(output.blob, file.bytes.toString('base64'));
+      else if ('path' in file) {
         try {
-          data.set(output.blob, (await fs.promises.readFile(stored.path)).toString('base64'));
+          data.set(output.blob, (await fs.promises.readFile(file.path)).toString('base64'));
         } catch {
           // deleted with its job since the record was read
         }
       }
     }
     return (output) => (output.blob === undefined ? undefined : data.get(output.blob));
+  }
+
+  /** Where an inline output is: as the runner that finished the job kept it, or as stored. */
+  private async inlineFile(job: JobRecord, blob: number): Promise<KeptFile | StoredFile | undefined> {
+    return job.kept?.[blob] ?? (await this.store.file(job.id, blob));
   }
 
   counts(): Promise<StatusCounts> {
@@ -442,4 +422,20 @@ export class JobQueue {
     }
     return 'already_finished';
   }
+}
+
+/** An inline output's bytes to stream as base64: from memory, or from its file (gone: undefined). */
+function base64Source(file: KeptFile | StoredFile | undefined): Base64Source | undefined {
+  if (!file) return undefined;
+  const bytes = 'bytes' in file ? file.bytes : undefined;
+  if (bytes) return { size: bytes.length, open: () => Readable.from([bytes]), read: () => bytes };
+  if (!('path' in file)) return undefined;
+  let size: number;
+  try {
+    size = fs.statSync(file.path).size;
+  } catch {
+    return undefined; // deleted with its job since the record was read
+  }
+  const { path } = file;
+  return { size, open: () => fs.createReadStream(path, { highWaterMark: READ_BYTES }), read: () => fs.readFileSync(path) };
 }

@@ -467,18 +467,25 @@ export class Runner {
       const waitedMs = wait === undefined ? 0 : wait.to - Math.max(wait.from, job.createdAt * 1000);
       if (waitedMs > 0) result.timings.comfy_wait_ms = Math.round(waitedMs);
       const at = store.now();
-      if (await store.finish(job.id, 'completed', { result, files, at })) {
-        const keptBytes = files.some((file) => file.bytes) ? files.map((file) => file.bytes) : undefined;
-        final = {
-          ...job,
-          spec: { ...job.spec, images: [] },
-          status: 'completed',
-          result,
-          error: null,
-          completedAt: at,
-          keptBytes,
-        };
+      const done: JobRecord = {
+        ...job,
+        spec: { ...job.spec, images: [] },
+        status: 'completed',
+        result,
+        error: null,
+        completedAt: at,
+        kept: files,
+      };
+      if (!store.shared) {
+        // The waiting callers are answered from what the runner holds, then the row is written at
+        // the end of this turn of the event loop (the answer is written on an I/O callback; the
+        // next requests are read after this turn), so no request can see the job still running
+        // once its caller has the answer. A crash in between leaves it running: recovery finds
+        // its prompt in /history and completes it (it is not run again).
+        events.emit('completing', done);
+        await new Promise((resolve) => setImmediate(resolve));
       }
+      if (await store.finish(job.id, 'completed', { result, files, at })) final = done;
       completed = { ms: result.timings.total_ms, outputs: result.outputs.length };
     } catch (err) {
       const error = toWorkerError(err);

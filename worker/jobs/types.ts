@@ -2,7 +2,7 @@
 // outputs should leave. Doors build JobSpecs from their wire format and read JobRecords back.
 import type { InputImage } from '../comfy/inputs';
 import type { Workflow } from '../comfy/types';
-import type { JobOutput, S3Credentials, S3Target } from '../delivery/types';
+import type { JobOutput, KeptFile, S3Credentials, S3Target } from '../delivery/types';
 import type { ErrorBody } from '../errors';
 import type { WebhookTarget } from '../webhooks/types';
 import { z } from 'zod';
@@ -117,11 +117,12 @@ export interface JobRecord {
    */
   cancelRequested?: ErrorBody;
   /**
-   * The bytes of its small inline outputs (by `blob` index), on the final record the runner that
-   * finished it hands to waiting callers: their answer uses them instead of reading the files
-   * back. Never stored: a record read from a store has none, and its answer reads the files.
+   * Its inline outputs' files (by `blob` index) as the runner wrote them, small ones with their
+   * bytes, on the final record the runner hands to waiting callers: their answer is built from
+   * these, before and without the store (see Runner). Never stored: a record read from a store
+   * has none, and its answer looks the files up.
    */
-  keptBytes?: ReadonlyArray<Buffer | undefined>;
+  kept?: ReadonlyArray<KeptFile>;
 }
 
 /** A job as a store has just accepted it: built, not read back (admission is on the hot path). */

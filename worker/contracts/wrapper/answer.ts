@@ -56,7 +56,7 @@ export async function sendResult(queue: JobQueue, job: JobRecord, res: Response)
       const file = files(output);
       return file && body.base64(file);
     },
-    await queue.progress(job.id),
+    job.status === 'running' ? await queue.progress(job.id) : undefined,
   );
   const status = wrapperHttpStatus(job);
   // A 503 (ComfyUI unavailable, the worker stopping) is worth retrying shortly.
