@@ -35,17 +35,8 @@ export class ProgressNotifier {
     started: (job: WebhookJob) => {
       // Marked at once, so a 'finished' that comes before the target is read is not undone by it.
       this.running.set(job.id, undefined);
-      this.opts.outbox.target(job.id).then(
-        (target) => {
-          if (!this.running.has(job.id)) return;
-          if (target && !target.secretUnreadable) this.running.set(job.id, { target, lastSentMs: -Infinity });
-          else this.running.delete(job.id);
-        },
-        (err: unknown) => {
-          this.running.delete(job.id);
-          this.opts.logger.warn({ err, jobId: job.id }, 'webhook target unreadable; no progress webhooks for this job');
-        },
-      );
+      // Looked up after this turn: 'started' comes just before the job's /prompt is sent.
+      setImmediate(() => this.lookUpTarget(job));
     },
     progress: (job: WebhookJob, progress: unknown) => this.onProgress(job, progress),
     finished: (job: WebhookJob) => {
@@ -69,6 +60,21 @@ export class ProgressNotifier {
     this.opts.events.off('progress', this.listeners.progress);
     this.opts.events.off('finished', this.listeners.finished);
     this.running.clear();
+  }
+
+  private lookUpTarget(job: WebhookJob): void {
+    if (!this.running.has(job.id)) return;
+    this.opts.outbox.target(job.id).then(
+      (target) => {
+        if (!this.running.has(job.id)) return;
+        if (target && !target.secretUnreadable) this.running.set(job.id, { target, lastSentMs: -Infinity });
+        else this.running.delete(job.id);
+      },
+      (err: unknown) => {
+        this.running.delete(job.id);
+        this.opts.logger.warn({ err, jobId: job.id }, 'webhook target unreadable; no progress webhooks for this job');
+      },
+    );
   }
 
   private onProgress(job: WebhookJob, progress: unknown): void {
