@@ -8,7 +8,7 @@ import { redactUrl, type Config } from './config';
 import { contractOf } from './contracts';
 import type { ContractContext } from './contracts/context';
 import { ModifierRegistry } from './contracts/wrapper/modifiers';
-import { S3Clients, s3Defaults } from './delivery/s3';
+import { S3Clients, preloadS3Sdk, resolveS3Destination, s3Defaults } from './delivery/s3';
 import type { DoorContext } from './doors/door';
 import { backendStatus, queueOnlyStatus } from './jobs/backend';
 import { JobEvents } from './jobs/events';
@@ -104,6 +104,8 @@ export function buildCore(config: Config, opts: CoreOptions = {}): Core {
     webhookStates: () => store.webhooks.counts(),
   });
   const defaults3 = s3Defaults(config.s3);
+  // Uploads by default: the AWS SDK is loaded now rather than on the first job's path.
+  if (resolveS3Destination(defaults3, undefined, {})) preloadS3Sdk();
   const s3Clients = new S3Clients({
     connectTimeoutMs: config.s3.connectTimeoutS * 1000,
     attempts: config.s3.attempts,

@@ -55,3 +55,22 @@ test('a file missing on ComfyUI fails the job, naming it; with allow_partial_res
   expect(byNode['2'].data.length).toBeGreaterThan(0);
   expect(byNode['9']).toMatchObject({ filename: 'ghost.bin', error: expect.stringContaining('missing on ComfyUI') });
 });
+
+test('an output answered from its file (over 1 MiB) is recorded before the waiting caller is answered', async () => {
+  const big = await startTestWorker(sim.url);
+  const seen: string[] = [];
+  big.events.on('completing', () => seen.push('completing'));
+  big.events.on('finished', () => seen.push('finished'));
+  try {
+    const size = 1024 * 1024 + 1;
+    const res = await postJson(`${big.url}/generate/sync`, {
+      input: { workflow_json: { '1': { class_type: 'SaveBytes', inputs: { size } } } },
+    });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(res.body.output[0].data, 'base64')).toEqual(Buffer.alloc(size, 7));
+    // Streamed from a file the store could delete: no answer before the row.
+    expect(seen).toEqual(['finished']);
+  } finally {
+    await big.stop();
+  }
+});

@@ -7,7 +7,7 @@ import { QUEUE_NAME } from '../../worker/jobs/redis/store';
 import { submittedPrefixes, waitForStatus } from '../http-api/support';
 import { startRedis, type RedisServer } from '../support/redis';
 import { callJson, postJson, startTestWorker, until, type TestWorker } from '../support/worker';
-import { saveWorkflow, slowWorkflow } from '../support/workflows';
+import { fileSaverNode, saveWorkflow, slowWorkflow } from '../support/workflows';
 
 let redis: RedisServer;
 const sims: Simulator[] = [];
@@ -174,4 +174,17 @@ test('a submission interrupted between its two steps is failed within JOB_QUEUE_
   const failed = await waitForStatus(api.url, id, ['failed'], 5_000);
   expect(failed.error_code).toBe('store_unavailable');
   expect(failed.error).toMatch(/submission was interrupted/);
+});
+
+test('a waiting caller gets an inline output over 1 MiB whole (the store moved its file into Redis meanwhile)', async () => {
+  const sim = await startSimulator({ extraNodes: { SaveBytes: fileSaverNode('SaveBytes', 'big') } });
+  sims.push(sim);
+  const a = await worker(sim);
+  const size = 2 * 1024 * 1024 + 3;
+  const res = await postJson(`${a.url}/generate/sync`, {
+    input: { request_id: 'big-1', workflow_json: { '1': { class_type: 'SaveBytes', inputs: { size } } } },
+  });
+  expect(res.status).toBe(200);
+  const [output] = res.body.output as Array<{ data: string }>;
+  expect(Buffer.from(output!.data, 'base64')).toEqual(Buffer.alloc(size, 7));
 });

@@ -28,6 +28,11 @@ const PART_SIZE = 5 * 1024 * 1024;
 function sdk(): typeof S3Sdk {
   return require('@aws-sdk/client-s3') as typeof S3Sdk;
 }
+
+/** Loads the SDK now: for a worker that uploads by default, at startup rather than on a job's path. */
+export function preloadS3Sdk(): void {
+  sdk();
+}
 const MAX_CACHED_CLIENTS = 16;
 
 export type S3Env = Config['s3'];

@@ -12,6 +12,7 @@
 // first.
 import { randomUUID } from 'node:crypto';
 import type { ComfyClient } from '../comfy/client';
+import type { KeptFile } from '../delivery/types';
 import { WorkerError, toWorkerError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { sleep } from '../util/time';
@@ -20,7 +21,7 @@ import type { JobExecutor } from './execute';
 import { MAX_ATTEMPTS, type Recovery } from './recovery';
 import { ProgressTracker } from './progress';
 import type { JobStore } from './store';
-import type { JobProgress, JobRecord } from './types';
+import type { JobProgress, JobRecord, JobResult } from './types';
 
 /** After an unexpected failure of the loop itself (e.g. the disk is full), pause this long. */
 const LOOP_ERROR_PAUSE_MS = 1_000;
@@ -466,26 +467,7 @@ export class Runner {
       const wait = this.comfyWait;
       const waitedMs = wait === undefined ? 0 : wait.to - Math.max(wait.from, job.createdAt * 1000);
       if (waitedMs > 0) result.timings.comfy_wait_ms = Math.round(waitedMs);
-      const at = store.now();
-      const done: JobRecord = {
-        ...job,
-        spec: { ...job.spec, images: [] },
-        status: 'completed',
-        result,
-        error: null,
-        completedAt: at,
-        kept: files,
-      };
-      if (!store.shared) {
-        // The waiting callers are answered from what the runner holds, then the row is written at
-        // the end of this turn of the event loop (the answer is written on an I/O callback; the
-        // next requests are read after this turn), so no request can see the job still running
-        // once its caller has the answer. A crash in between leaves it running: recovery finds
-        // its prompt in /history and completes it (it is not run again).
-        events.emit('completing', done);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      if (await store.finish(job.id, 'completed', { result, files, at })) final = done;
+      final = await this.complete(job, result, files);
       completed = { ms: result.timings.total_ms, outputs: result.outputs.length };
     } catch (err) {
       const error = toWorkerError(err);
@@ -528,6 +510,48 @@ export class Runner {
     }
     this.wake();
     this.opts.siblings?.activity();
+  }
+
+  /**
+   * Records a completed job; its final record, or undefined if it ended otherwise meanwhile. With
+   * the local store, when every inline output is in memory, the waiting callers are answered
+   * first (`completing`) and the row is written at the end of the same turn of the event loop:
+   * the runner resumes here on an I/O callback (a run's last step is network or disk I/O), the
+   * answer is written in that callback's microtasks, the row in the check phase right after, and
+   * requests that came meanwhile are read only in the next poll phase, so none of them sees the
+   * job still running once its caller has the answer. Should the row not be written then, the job
+   * is left running (logged): the next start's recovery finds its prompt in /history and
+   * completes it (were ComfyUI restarted as well, its history gone, the job would be requeued,
+   * like any job caught by both crashes).
+   */
+  private async complete(job: JobRecord, result: JobResult, files: KeptFile[]): Promise<JobRecord | undefined> {
+    const { store, events, logger } = this.opts;
+    const at = store.now();
+    const done: JobRecord = {
+      ...job,
+      spec: { ...job.spec, images: [] },
+      status: 'completed',
+      result,
+      error: null,
+      completedAt: at,
+      // A shared store moves the files away as it records them: only bytes in memory are kept then.
+      kept: store.shared ? files.map((file) => (file.bytes ? file : undefined)) : files,
+    };
+    const record = async () => ((await store.finish(job.id, 'completed', { result, files, at })) ? done : undefined);
+    // An answer streaming a file must not race the store deleting it (a failed write, a job ended
+    // meanwhile): then the row comes first.
+    if (store.shared || files.some((file) => file.bytes === undefined)) return record();
+    events.emit('completing', done);
+    await new Promise((resolve) => setImmediate(resolve));
+    try {
+      return await record();
+    } catch (err) {
+      logger.error(
+        { err, jobId: job.id },
+        'a completed job whose caller has its answer could not be recorded; left running for recovery',
+      );
+      return undefined;
+    }
   }
 
   /** The prompt is confirmed gone from ComfyUI and never started executing. */

@@ -119,10 +119,11 @@ export interface JobRecord {
   /**
    * Its inline outputs' files (by `blob` index) as the runner wrote them, small ones with their
    * bytes, on the final record the runner hands to waiting callers: their answer is built from
-   * these, before and without the store (see Runner). Never stored: a record read from a store
-   * has none, and its answer looks the files up.
+   * these, without the store (see Runner.complete). A missing entry is looked up in the store (a
+   * shared store moves files away as it records them: only their bytes are kept). Never stored: a
+   * record read from a store has none.
    */
-  kept?: ReadonlyArray<KeptFile>;
+  kept?: ReadonlyArray<KeptFile | undefined>;
 }
 
 /** A job as a store has just accepted it: built, not read back (admission is on the hot path). */

@@ -17,11 +17,12 @@ describe('log redaction', () => {
         s3: { accessKeyId: 'AKIA-2', config: { headers: { Authorization: 'Bearer tok-3', accept: 'json' } } },
         list: [{ API_KEY_COMFY_ORG: 'comfy-4' }, { mtoken: 5 }],
         quoted: { signature: 'a"b\\c-6' },
+        headers: { 'X-Api-Key': 'hdr-10', Cookie: 'sid=cookie-11' },
       },
       'done',
     );
     const text = JSON.stringify(lines[0]);
-    for (const leaked of ['top-secret-1', 'AKIA-2', 'tok-3', 'comfy-4', '"mtoken":5', 'a\\"b', '-6'])
+    for (const leaked of ['top-secret-1', 'AKIA-2', 'tok-3', 'comfy-4', '"mtoken":5', 'a\\"b', '-6', 'hdr-10', 'cookie-11'])
       expect(text).not.toContain(leaked);
     expect(lines[0]).toMatchObject({
       jobId: 'j1',
@@ -44,6 +45,20 @@ describe('log redaction', () => {
       secretAccessKey: '[redacted]',
       err: { message: 'upload failed', config: { headers: { authorization: '[redacted]' } } },
     });
+  });
+
+  it('changes nothing but the secret values: repeated keys and large integers stay as written', () => {
+    const line = '{"jobId":"A","jobId":"B","n":12345678901234567890123,"secret":{"a":[1,"}]\\"",{"b":2}]},"after":true}\n';
+    expect(redactLine(line)).toBe('{"jobId":"A","jobId":"B","n":12345678901234567890123,"secret":"[redacted]","after":true}\n');
+    expect(redactLine('{"mtoken":-1.5e3,"x":[{"apiKey":null}]}\n')).toBe(
+      '{"mtoken":"[redacted]","x":[{"apiKey":"[redacted]"}]}\n',
+    );
+  });
+
+  it('censors a very long secret, and a line cut short, without throwing', () => {
+    const long = `{"secret":"${'x'.repeat(9_000_000)}","msg":"m"}\n`;
+    expect(redactLine(long)).toBe('{"secret":"[redacted]","msg":"m"}\n');
+    expect(redactLine('{"secret":"unterminated\n')).toBe('{"secret":"[redacted]"\n');
   });
 
   it('leaves a line without secrets as it is, and keys that merely contain a secret word', () => {

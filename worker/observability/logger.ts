@@ -18,37 +18,66 @@ const SECRET_KEYS = [
   'signature',
   'mtoken',
   'apiKey',
+  'x-api-key',
+  'password',
+  'cookie',
+  'set-cookie',
+  'sessionToken',
+  'session_token',
 ];
-const CENSOR = '[redacted]';
-const SECRET_KEY = `"(?:${SECRET_KEYS.join('|')})"`;
-/** A secret key and its value when that is a string, number, boolean or null. */
-const SECRET_SCALAR = new RegExp(`(${SECRET_KEY}:)(?:"(?:[^"\\\\]|\\\\.)*"|-?[\\d.eE+-]+|true|false|null)`, 'gi');
-/** A secret key whose value is an object or array (rare: the line is parsed to censor it whole). */
-const SECRET_NESTED = new RegExp(`${SECRET_KEY}:[[{]`, 'i');
-const SECRET_NAME = new RegExp(`^(?:${SECRET_KEYS.join('|')})$`, 'i');
+const CENSOR = '"[redacted]"';
+/** A secret key as pino writes it, its value right after the colon. */
+const SECRET_KEY = new RegExp(`"(?:${SECRET_KEYS.join('|')})":`, 'gi');
 
 /**
- * Censors secret values in a finished log line. Done on the line rather than with pino's `redact`
- * paths: it covers every depth, serialized errors and child bindings alike, and costs one regular
- * expression scan per line, where pino's wildcard paths copied each logged object (most of the
- * worker's allocation per job).
+ * Censors secret values in a finished log line: each secret key's value, whatever it is (string,
+ * number, object, array), becomes "[redacted]"; the rest of the line is left as written. Done on
+ * the line rather than with pino's `redact` paths: it covers every depth, serialized errors and
+ * child bindings alike, and costs one scan per line, where pino's wildcard paths copied each
+ * logged object (most of the worker's allocation per job). A key cannot match inside a string
+ * value: JSON escapes the quotes there.
  */
 export function redactLine(line: string): string {
-  if (SECRET_NESTED.test(line)) line = redactParsed(line);
-  return line.replace(SECRET_SCALAR, `$1"${CENSOR}"`);
+  const limit = line.endsWith('\n') ? line.length - 1 : line.length;
+  let out = '';
+  let from = 0;
+  for (const match of line.matchAll(SECRET_KEY)) {
+    const start = match.index + match[0].length;
+    if (start <= from) continue; // a key inside a value censored already
+    out += line.slice(from, start) + CENSOR;
+    from = valueEnd(line, start, limit);
+  }
+  return from === 0 ? line : out + line.slice(from);
 }
 
-function redactParsed(line: string): string {
-  const censor = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(censor);
-    if (value === null || typeof value !== 'object') return value;
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_NAME.test(k) ? CENSOR : censor(v)]));
-  };
-  try {
-    return `${JSON.stringify(censor(JSON.parse(line)))}\n`;
-  } catch {
-    return line; // not one JSON object: its scalar secrets are still censored
+/** The index just past the JSON value that starts at `i` (at most `limit`). */
+function valueEnd(text: string, i: number, limit: number): number {
+  const first = text[i];
+  if (first === '"') return stringEnd(text, i, limit);
+  if (first === '{' || first === '[') {
+    let depth = 0;
+    for (let j = i; j < limit; j++) {
+      const c = text[j];
+      if (c === '"') j = stringEnd(text, j, limit) - 1;
+      else if (c === '{' || c === '[') depth++;
+      else if ((c === '}' || c === ']') && --depth === 0) return j + 1;
+    }
+    return limit;
   }
+  let j = i;
+  while (j < limit && text[j] !== ',' && text[j] !== '}' && text[j] !== ']') j++;
+  return j;
+}
+
+/** The index just past the string whose opening quote is at `i`. */
+function stringEnd(text: string, i: number, limit: number): number {
+  for (let j = i + 1; j < limit; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0x5c)
+      j++; // a backslash escapes the next character
+    else if (c === 0x22) return j + 1;
+  }
+  return limit;
 }
 
 /**
