@@ -295,3 +295,33 @@ test('a leftover cancelled while ComfyUI is away ends at once and is not recover
   expect(submittedPrefixes(sim.prompts).some((p) => p.startsWith('cancel_me'))).toBe(false);
   expect((await callJson('GET', `${worker.url}/status/cancel-me`)).body.status).toBe('cancelled');
 });
+
+test('a completed job whose row cannot be written after its caller was answered stays running, and the next start completes it without running it again', async () => {
+  const dbPath = path.join(tempDir('recovery-'), 'jobs.db');
+  const env = { SQLITE_DB_PATH: dbPath, JOB_SECRETS_KEY: SECRETS_KEY };
+  worker = await startTestWorker(sim.url, env, true, { captureLogs: true });
+  const first = worker;
+  const store = first.store as SqliteJobStore;
+  const finish = store.finish.bind(store);
+  // The disk refuses the write that ends the job (once), after the caller's answer has gone.
+  first.events.once('completing', () => {
+    store.finish = async () => {
+      store.finish = finish;
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+  });
+  const answer = await postJson(`${first.url}/generate/sync`, {
+    input: { request_id: 'unwritten-1', workflow_json: saveWorkflow('unwritten') },
+  });
+  expect(answer.status).toBe(200);
+  expect(answer.body).toMatchObject({ status: 'completed' });
+  expect(Buffer.from(answer.body.output[0].data, 'base64').subarray(0, 8).equals(PNG_MAGIC)).toBe(true);
+  await until(() => first.logs.some((l) => String(l.msg).includes('could not be recorded')), 5_000, 'the failed write logged');
+  expect((await first.queue.get('unwritten-1'))?.status).toBe('running');
+  await first.stop();
+
+  worker = await startTestWorker(sim.url, env);
+  const done = await waitForStatus(worker.url, 'unwritten-1', ['completed'], 10_000);
+  expect(done.status).toBe('completed');
+  expect(submittedPrefixes(sim.prompts).filter((p) => p.startsWith('unwritten'))).toHaveLength(1);
+});
