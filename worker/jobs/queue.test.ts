@@ -65,5 +65,17 @@ describe('inline outputs of a finished job', () => {
     const large = { ...job, kept: [{ path: other, size: 15 }] };
     expect((await queue.inlineFiles(large))(output)?.read?.().toString()).toBe('the runner file');
     expect((await queue.inlineData(large))(output)).toBe(Buffer.from('the runner file').toString('base64'));
+
+    // A file of several pieces streams whole (each piece copied: the reader reuses its buffer).
+    const bytes = Buffer.from(Array.from({ length: 200_003 }, (_, i) => (i * 7) % 251));
+    fs.writeFileSync(other, bytes);
+    const pieces: Buffer[] = [];
+    for await (const piece of (await queue.inlineFiles({ ...job, kept: [{ path: other, size: bytes.length }] }))(
+      output,
+    )!.open()) {
+      pieces.push(Buffer.from(piece));
+    }
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(Buffer.concat(pieces)).toEqual(bytes);
   });
 });

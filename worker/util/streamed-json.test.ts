@@ -133,3 +133,39 @@ test('small answers (sources that can be read whole, 1 MiB in all) are the same 
   await expect(fetch(url).then((r) => r.text())).rejects.toThrow();
   expect(String(failure)).toContain('changed size');
 });
+
+test('pieces read into one reused buffer are sent right, and a client that goes away closes the source', async () => {
+  let closed = 0;
+  /** A reader that reuses one buffer for every piece, as the job files' reader does. */
+  const reusing = (bytes: Buffer, piece: number): Base64Source => ({
+    size: bytes.length,
+    open: async function* () {
+      const buffer = Buffer.alloc(piece);
+      try {
+        for (let i = 0; i < bytes.length; i += piece) yield buffer.subarray(0, bytes.copy(buffer, 0, i, i + piece));
+      } finally {
+        closed++;
+      }
+    },
+  });
+  const file = randomBytes(300_001);
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    await body.send(res, 200, { data: body.base64(reusing(file, 49_152)) });
+  };
+  expect(await fetch(url).then((r) => r.text())).toBe(JSON.stringify({ data: file.toString('base64') }));
+  expect(closed).toBe(1);
+
+  let finished!: Promise<unknown>;
+  handler = async (_req, res) => {
+    const body = new StreamedJson();
+    finished = body.send(res, 200, { data: body.base64(reusing(Buffer.alloc(50_000_000), 49_152)) });
+    await finished;
+  };
+  const controller = new AbortController();
+  const reader = (await fetch(url, { signal: controller.signal })).body!.getReader();
+  await reader.read();
+  controller.abort();
+  await finished;
+  expect(closed).toBe(2);
+});

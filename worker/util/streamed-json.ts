@@ -5,13 +5,13 @@
 // 4⌈n/3⌉ characters), so the answer has a Content-Length like any other.
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
 import { Base64Encoder, base64Length } from './base64';
 
-/** Bytes to send as base64: their size, and a stream of them. */
+/** Bytes to send as base64: their size, and their pieces in order. */
 export interface Base64Source {
   size: number;
-  open(): Readable;
+  /** Each piece may be overwritten once the next is asked for (a reader may reuse one buffer). */
+  open(): AsyncIterable<Buffer>;
   /** The bytes at once (small answers are written in one piece, see SMALL_ANSWER_BYTES). */
   read?(): Buffer;
 }
@@ -115,16 +115,12 @@ async function write(res: ServerResponse, chunk: string | Buffer): Promise<boole
 async function sendBase64(res: ServerResponse, source: Base64Source): Promise<boolean> {
   const encoder = new Base64Encoder();
   let sent = 0;
-  const stream = source.open();
-  try {
-    for await (const chunk of stream) {
-      sent += (chunk as Buffer).length;
-      // The length was promised: a file that grew cannot be sent whole.
-      if (sent > source.size) throw new Error(`a file grew while it was being sent (${source.size} bytes expected)`);
-      if (!(await write(res, encoder.push(chunk as Buffer)))) return false;
-    }
-  } finally {
-    stream.destroy();
+  // Leaving the loop early (the client gone, an error) closes the source.
+  for await (const chunk of source.open()) {
+    sent += chunk.length;
+    // The length was promised: a file that grew cannot be sent whole.
+    if (sent > source.size) throw new Error(`a file grew while it was being sent (${source.size} bytes expected)`);
+    if (!(await write(res, encoder.push(chunk)))) return false;
   }
   if (sent !== source.size) throw new Error(`a file shrank while it was being sent (${sent} of ${source.size} bytes)`);
   return write(res, encoder.end());
