@@ -4,7 +4,9 @@
 // simulator, warms the path up with one request, resets the worker's peak resident memory
 // (/proc/<pid>/clear_refs) and reads it back (VmHWM) once the measured requests are answered and
 // their jobs have ended. Printed: peak RSS growth over the RSS at the reset, in MB, beside the body
-// or output size.
+// or output size, and (for the output figures) the RSS at the reset and at the peak: a worker that
+// starts smaller has less heap left over to absorb a job's garbage, so its growth can be larger
+// while its peak is lower.
 //
 //   npm run build && node dist/perf/bytes.js [--skip-s3]
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -218,7 +220,8 @@ async function syncPhase(outputBytes: number, n: number): Promise<void> {
     if (bad) throw new Error(`/generate/sync answered ${bad.status} with ${bad.bytes} bytes: ${bad.head}`);
     console.log(
       `/generate/sync, ${n} at once, one ${mb(outputBytes)} MB output each inline (answers of ${mb(answers[0]!.bytes)} MB): ` +
-        `peak RSS growth ${mb(growth)} MB (${(growth / outputBytes / n).toFixed(2)}x the output per job in flight)`,
+        `peak RSS growth ${mb(growth)} MB (${(growth / outputBytes / n).toFixed(2)}x the output per job in flight; ` +
+        `${mb(base)} → ${mb(base + growth)} MB)`,
     );
   });
 }
@@ -250,7 +253,9 @@ async function s3Phase(outputBytes: number): Promise<void> {
       const growth = procStatus(pid, 'VmHWM') - base;
       if (res.status !== 200 || !res.head.includes('"url":'))
         throw new Error(`/generate/sync answered ${res.status}: ${res.head}`);
-      console.log(`S3 upload of one ${mb(outputBytes)} MB output (/generate/sync): peak RSS growth ${mb(growth)} MB`);
+      console.log(
+        `S3 upload of one ${mb(outputBytes)} MB output (/generate/sync): peak RSS growth ${mb(growth)} MB (${mb(base)} → ${mb(base + growth)} MB)`,
+      );
     });
   } finally {
     await s3.close();
