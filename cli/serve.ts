@@ -16,7 +16,7 @@ export function serve(args: string[]): Promise<number> {
   if (!fs.existsSync(WORKER_MAIN)) {
     throw new CliError(EXIT.internal, `the worker is not built (${WORKER_MAIN} is missing): run \`npm run build\` first`);
   }
-  const child = spawn(process.execPath, ['--enable-source-maps', '--optimize-for-size', WORKER_MAIN, ...args], {
+  const child = spawn(process.execPath, ['--enable-source-maps', '--optimize-for-size', '--expose-gc', WORKER_MAIN, ...args], {
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: true,
   });

@@ -40,7 +40,7 @@ COMFYUI_CMD=${COMFYUI_CMD:-python -u main.py}
 COMFYUI_ARGS=${COMFYUI_ARGS:-}
 COMFYUI_PORT=${COMFYUI_PORT:-8188}
 COMFYUI_RESTART_DELAY_S=${COMFYUI_RESTART_DELAY_S:-1}
-WORKER_CMD=${WORKER_CMD:-node --enable-source-maps --optimize-for-size $APP_DIR/dist/worker/main.js}
+WORKER_CMD=${WORKER_CMD:-node --enable-source-maps --optimize-for-size --expose-gc $APP_DIR/dist/worker/main.js}
 
 case "$COMFYUI_PORT" in '' | *[!0-9]*) fail "COMFYUI_PORT must be a port number, got '$COMFYUI_PORT'" ;; esac
 case "$COMFYUI_RESTART_DELAY_S" in

@@ -83,7 +83,7 @@ function startWorkerProcess(comfyUrl: string, env: Record<string, string> = {}):
   const dbPath = path.join(fs.mkdtempSync(path.join(tmp, 'worker-')), 'jobs.db');
   // The worker runs as `npm start` runs it.
   return spawnNode(
-    ['--optimize-for-size', WORKER_MAIN],
+    ['--optimize-for-size', '--expose-gc', WORKER_MAIN],
     { COMFYUI_API_BASE: comfyUrl, API_HOST: '127.0.0.1', API_PORT: '0', SQLITE_DB_PATH: dbPath, LOG_LEVEL: 'info', ...env },
     (line) => (line.includes('"worker started"') ? (JSON.parse(line) as { url: string }).url : undefined),
   );

@@ -65,7 +65,7 @@ function worker(env: Record<string, string>): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-queue-'));
   return started(
     process.execPath,
-    ['--optimize-for-size', path.join(DIST, 'worker', 'main.js')],
+    ['--optimize-for-size', '--expose-gc', path.join(DIST, 'worker', 'main.js')],
     {
       API_HOST: '127.0.0.1',
       API_PORT: '0',

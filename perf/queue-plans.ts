@@ -30,7 +30,7 @@ const SPEC = JSON.stringify({
 });
 
 function startWorker(db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--optimize-for-size', path.join(DIST, 'worker', 'main.js')], {
+  const child = spawn(process.execPath, ['--optimize-for-size', '--expose-gc', path.join(DIST, 'worker', 'main.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       COMFYUI_API_BASE: 'http://127.0.0.1:9',

@@ -155,7 +155,12 @@ async function startWorker(
   dist = DIST,
 ): Promise<{ child: ChildProcess; url: string }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `perf-sync-${name}-`));
-  const flags = ['--enable-source-maps', '--optimize-for-size', ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [])];
+  const flags = [
+    '--enable-source-maps',
+    '--optimize-for-size',
+    '--expose-gc',
+    ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+  ];
   const worker = await startProcess(
     process.execPath,
     [...flags, path.join(dist, 'worker', 'main.js')],

@@ -10,6 +10,7 @@ import type { OutputReader } from '../comfy/output-files';
 import type { OutputFileRef } from '../comfy/types';
 import { WorkerError } from '../errors';
 import { sleep } from '../util/time';
+import { TransferGc } from '../util/transfer-gc';
 
 /** ComfyUI may list a file a moment before /view can serve it: retry a 404 briefly. */
 const VIEW_404_RETRIES = 3;
@@ -62,9 +63,11 @@ export async function keepInline(
     return keepSmall(view, maxBytes, file, signal, tooBig);
   }
   let size = 0;
+  const collector = new TransferGc();
   const cap = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       size += chunk.length;
+      collector.count(chunk.length);
       done(size > maxBytes ? new OverCap() : null, chunk);
     },
   });

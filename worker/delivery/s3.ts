@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { ConfigError, type Config } from '../config';
 import type { S3Credentials, S3Target } from './types';
 import { guardedLookup } from '../net/address-guard';
+import { TransferGc } from '../util/transfer-gc';
 
 /**
  * 5 MiB is S3's smallest part. One buffer, reused: a part is read (from ComfyUI, on this machine:
@@ -285,6 +286,7 @@ export async function uploadStream(
 /** Reads a stream into a part buffer: filled whole unless the stream ends first. */
 class PartReader {
   private readonly chunks: AsyncIterator<Buffer>;
+  private readonly collector = new TransferGc();
   private carry: Buffer | undefined;
   private ended = false;
 
@@ -315,7 +317,10 @@ class PartReader {
     if (this.ended) return false;
     const { done, value } = await this.chunks.next();
     if (done) this.ended = true;
-    else this.carry = Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array);
+    else {
+      this.carry = Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array);
+      this.collector.count(this.carry.length);
+    }
     return !this.ended;
   }
 }
