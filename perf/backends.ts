@@ -27,7 +27,7 @@ async function timeJobs(backends: string[]): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perf-backends-'));
   const worker = await startProcess(
     process.execPath,
-    [path.join(DIST, 'worker', 'main.js')],
+    ['--optimize-for-size', '--expose-gc', path.join(DIST, 'worker', 'main.js')],
     {
       COMFYUI_API_BASE: backends.join(','),
       API_HOST: '127.0.0.1',

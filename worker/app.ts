@@ -11,6 +11,7 @@ import { cancelOrphanedSyncJobs } from './jobs/recovery';
 import type { RunnerPool } from './jobs/runner-pool';
 import type { JobStore } from './jobs/store';
 import type { Upkeep } from './jobs/upkeep';
+import { exposedMinorGc } from './util/transfer-gc';
 
 /** How long a stopping worker lets webhook attempts in flight record their outcome. */
 const WEBHOOK_FLUSH_MS = 5_000;
@@ -57,6 +58,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       role: config.jobs.role,
       comfyui: config.jobs.role === 'api' ? undefined : config.comfy.baseUrls.join(','),
       jobs: core.queue.storeInfo().path,
+      // Whether large transfers collect their dead buffers as they go (worker/util/transfer-gc.ts).
+      exposedGc: exposedMinorGc() !== undefined,
     },
     'worker started',
   );

@@ -21,6 +21,7 @@ for (const [name, args, signal] of [
     await until(() => output.includes('"ComfyUI is ready"'), 15_000, 'the worker ready on the simulator');
     const started = output.split('\n').find((l) => l.includes('"worker started"'))!;
     const url = (JSON.parse(started) as { url: string }).url;
+    expect(JSON.parse(started)).toMatchObject({ exposedGc: true }); // serve passes --expose-gc
     expect((await callJson('GET', `${url}/health`)).status).toBe(200);
     cli.child.kill(signal);
     const run = await cli.done;

@@ -83,7 +83,10 @@ test('ComfyUI killed mid-job: restarted, the running job failed clearly, the nex
   expect(out).toContain(`ComfyUI simulator listening on http://127.0.0.1:${port}`);
   expect(out).toContain('log level: INFO');
   const url = (JSON.parse(out.split('\n').find((l) => l.includes('"worker started"'))!) as { url: string }).url;
-  expect(JSON.parse(out.split('\n').find((l) => l.includes('"worker started"'))!).comfyui).toBe(`http://127.0.0.1:${port}`);
+  expect(JSON.parse(out.split('\n').find((l) => l.includes('"worker started"'))!)).toMatchObject({
+    comfyui: `http://127.0.0.1:${port}`,
+    exposedGc: true, // the default WORKER_CMD passes --expose-gc (worker/util/transfer-gc.ts)
+  });
   const [firstComfy] = comfyPids(out);
   const workerPid = Number(/worker started \(pid (\d+)\)/.exec(out)![1]);
 

@@ -28,7 +28,7 @@ afterAll(() => {
 });
 
 function start(env: Record<string, string>): { child: ChildProcess; exited: Promise<Exit>; output: () => string } {
-  const child = spawn(process.execPath, [WORKER_MAIN], {
+  const child = spawn(process.execPath, ['--expose-gc', WORKER_MAIN], {
     env: { PATH: process.env.PATH ?? '', API_HOST: '127.0.0.1', API_PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
